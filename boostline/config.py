@@ -1,0 +1,236 @@
+"""The one typed configuration read by the local runner and the CDK app.
+
+`config/boostline.yaml` holds the stages (where and how the system is
+deployed), the preprocessing split, the training hyperparameters and their
+tuning ranges, and the quality-gate thresholds. Any mistake is reported with
+the file, the key and the reason before anything runs or is synthesized.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config" / "boostline.yaml"
+
+HyperparameterValue = int | float | str
+
+
+class ConfigError(ValueError):
+    """A configuration file is wrong; the message names file, key and reason."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        lines = [f"{source}: {key}: {reason}" for key, reason in problems]
+        super().__init__("\n".join(lines))
+        self.source = source
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TuningRange(_Strict):
+    """One hyperparameter range, as a SageMaker tuning job declares it."""
+
+    type: Literal["continuous", "integer", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = None
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningRange:
+        if self.type == "categorical":
+            if not self.values:
+                raise ValueError("a categorical range needs 'values'")
+            return self
+        if self.min is None or self.max is None:
+            raise ValueError(f"a {self.type} range needs 'min' and 'max'")
+        if self.min >= self.max:
+            raise ValueError(f"min {self.min} must be below max {self.max}")
+        if self.type == "integer" and not (self.min.is_integer() and self.max.is_integer()):
+            raise ValueError("an integer range needs whole-number bounds")
+        if self.scaling == "Logarithmic" and self.min <= 0:
+            raise ValueError("Logarithmic scaling needs min > 0")
+        return self
+
+
+class TuningConfig(_Strict):
+    strategy: Literal["Bayesian", "Random"] = "Bayesian"
+    objective_metric: str = "validation:auc"
+    objective_type: Literal["Maximize", "Minimize"] = "Maximize"
+    max_jobs: int = Field(8, ge=1, le=500)
+    max_parallel_jobs: int = Field(2, ge=1, le=100)
+    ranges: dict[str, TuningRange] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningConfig:
+        if self.max_parallel_jobs > self.max_jobs:
+            raise ValueError("max_parallel_jobs must not exceed max_jobs")
+        return self
+
+
+class SpotConfig(_Strict):
+    enabled: bool = False
+    max_wait_seconds: int = Field(7200, ge=60)
+
+
+class TrainingConfig(_Strict):
+    framework_version: str = "3.0-5"
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(2, ge=1, le=100)
+    volume_size_gb: int = Field(30, ge=1)
+    max_runtime_seconds: int = Field(3600, ge=60)
+    spot: SpotConfig = SpotConfig()
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
+        if self.spot.enabled and self.spot.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError("spot.max_wait_seconds must be at least max_runtime_seconds")
+        return self
+
+
+class PreprocessConfig(_Strict):
+    instance_type: str = "ml.m5.xlarge"
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    train_shards: int = Field(4, ge=1, le=1000)
+    max_rejected_fraction: float = Field(0.05, ge=0, le=1)
+    seed: int = 42
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+
+class GateConfig(_Strict):
+    min_auc: float = Field(0.70, ge=0.5, le=1.0)
+    # A candidate may be at most this much worse than the approved model.
+    max_auc_drop: float = Field(0.01, ge=0.0, le=0.5)
+
+
+class StageConfig(_Strict):
+    account: str | None = None
+    region: str = "eu-west-1"
+    model_approval: Literal["auto", "manual"] = "manual"
+    retain_data: bool = True
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{12}", value):
+            raise ValueError("must be a 12-digit AWS account id")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", value):
+            raise ValueError(f"{value!r} is not an AWS region name")
+        return value
+
+
+class BoostlineConfig(_Strict):
+    project: str = Field("boostline", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    dataset_schema: Path
+    stages: dict[str, StageConfig]
+    preprocess: PreprocessConfig = PreprocessConfig()
+    training: TrainingConfig = TrainingConfig()
+    tuning: TuningConfig = TuningConfig()
+    gate: GateConfig = GateConfig()
+    source: Path = Field(DEFAULT_CONFIG, exclude=True)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, value: dict[str, StageConfig]) -> dict[str, StageConfig]:
+        if not value:
+            raise ValueError("at least one stage is needed")
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9]{1,15}", name):
+                raise ValueError(f"stage name {name!r} must be 2-16 lowercase letters/digits")
+        return value
+
+    def stage(self, name: str) -> StageConfig:
+        if name not in self.stages:
+            known = ", ".join(sorted(self.stages))
+            raise ConfigError(str(self.source), [("stages", f"no stage {name!r}; known: {known}")])
+        return self.stages[name]
+
+    def schema_path(self) -> Path:
+        """The dataset schema file; a relative path is relative to the config file."""
+        path = self.dataset_schema
+        return path if path.is_absolute() else (self.source.parent / path).resolve()
+
+
+def _check_instance_type(value: str) -> str:
+    if not re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", value):
+        raise ValueError(f"{value!r} is not a SageMaker instance type (like ml.m5.xlarge)")
+    return value
+
+
+def load_config(path: str | Path | None = None) -> BoostlineConfig:
+    """Read and check a config file; raise ConfigError naming file, key and reason."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(source, [("(file)", "file not found")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [("(file)", f"not valid YAML: {exc}")]) from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: Any, path: Path) -> BoostlineConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), [("(root)", "must be a mapping")])
+    try:
+        config = BoostlineConfig.model_validate({**raw, "source": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(str(path), _problems(exc)) from None
+    _check_hyperparameters(config)
+    return config
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        reason = error["msg"].removeprefix("Value error, ")
+        problems.append((key, reason))
+    return problems
+
+
+def _check_hyperparameters(config: BoostlineConfig) -> None:
+    """Fixed hyperparameters and tuning ranges must name what train.py accepts."""
+    from training_scripts.train import validate_hyperparameters
+
+    source = str(config.source)
+    problems: list[tuple[str, str]] = []
+    try:
+        validate_hyperparameters(dict(config.training.hyperparameters))
+    except ValueError as exc:
+        problems.append(("training.hyperparameters", str(exc)))
+    for name, spec in config.tuning.ranges.items():
+        probe = spec.values[0] if spec.values else spec.min
+        if spec.type == "integer" and probe is not None:
+            probe = int(probe)
+        try:
+            validate_hyperparameters({name: probe})
+        except ValueError as exc:
+            problems.append((f"tuning.ranges.{name}", str(exc)))
+    if problems:
+        raise ConfigError(source, problems)

@@ -1,0 +1,232 @@
+"""preprocess.py on small hand-made data: validation, PII, split, encoding, manifest."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training_scripts import preprocess as pp
+
+SCRIPT = Path(pp.__file__)
+
+SCHEMA = """
+name: tiny-loans
+target: {column: status, positive_value: bad, negative_value: good}
+id: {column: app_id}
+features:
+  numerical:
+    - {name: amount, min: 100, max: 50000, required: true}
+    - {name: income, min: 0}
+    - {name: term, min: 12, max: 60, integer: true, required: true}
+  categorical:
+    - {name: grade, values: [A, B, C, D], required: true}
+    - purpose
+pii:
+  - {column: email, action: drop}
+  - {column: ssn, action: hash}
+sensitive: [age_band]
+"""
+
+HEADER = [
+    "app_id",
+    "email",
+    "ssn",
+    "amount",
+    "income",
+    "term",
+    "grade",
+    "purpose",
+    "age_band",
+    "status",
+]
+
+
+def make_rows(n: int, seed: int = 0) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        grade = "ABCD"[rng.integers(4)]
+        risk = "ABCD".index(grade) * 0.8 + rng.normal()
+        income = "" if rng.random() < 0.1 else f"{rng.lognormal(10.5, 0.4):.2f}"
+        rows.append(
+            [
+                f"APP-{i:05d}",
+                f"person{i}@example.com",
+                f"123-45-{i:04d}",
+                f"{rng.integers(1000, 30000)}",
+                income,
+                str(rng.choice([36, 60])),
+                grade,
+                str(rng.choice(["car", "home", "debt", "other"])),
+                str(rng.choice(["18-25", "26-40"])),
+                "bad" if risk > 2.0 else "good",
+            ]
+        )
+    return rows
+
+
+def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def schema_file(tmp_path: Path) -> Path:
+    path = tmp_path / "schema.yaml"
+    path.write_text(SCHEMA)
+    return path
+
+
+def run(tmp_path: Path, schema_file: Path, rows: list[list[str]], **kw) -> dict:
+    write_csv(tmp_path / "raw" / "part-0.csv", rows)
+    return pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="s3cret", **kw)
+
+
+def test_writes_sagemaker_layout(tmp_path: Path, schema_file: Path) -> None:
+    report = run(tmp_path, schema_file, make_rows(400), train_shards=3)
+    out = tmp_path / "out"
+    shards = sorted((out / "train").iterdir())
+    assert [p.name for p in shards] == ["train-00000.csv", "train-00001.csv", "train-00002.csv"]
+    first = shards[0].read_text().splitlines()[0].split(",")
+    assert first[0] in ("0", "1")  # label first, no header
+    assert len(first) == 1 + 5
+    assert (
+        report["split_rows"]["train"]
+        + report["split_rows"]["validation"]
+        + report["split_rows"]["test"]
+        == 400
+    )
+    manifest = json.loads((out / "manifest" / "feature_manifest.json").read_text())
+    assert [c["name"] for c in manifest["columns"]] == [
+        "amount",
+        "income",
+        "term",
+        "grade",
+        "purpose",
+    ]
+    assert manifest["columns"][3]["categories"] == ["A", "B", "C", "D"]
+    assert manifest["target"]["positive_value"] == "bad"
+
+
+def test_split_is_stratified_and_deterministic(tmp_path: Path, schema_file: Path) -> None:
+    rows = make_rows(1000)
+    run(tmp_path, schema_file, rows)
+    out = tmp_path / "out"
+    rates = {}
+    for name in ("train", "validation", "test"):
+        labels = [
+            int(line.split(",")[0])
+            for p in sorted((out / name).glob(f"{name}*.csv"))
+            if "meta" not in p.name
+            for line in p.read_text().splitlines()
+        ]
+        rates[name] = np.mean(labels)
+    assert max(rates.values()) - min(rates.values()) < 0.02
+    first = (out / "test" / "test.csv").read_bytes()
+    pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "again", salt="s3cret")
+    assert (tmp_path / "again" / "test" / "test.csv").read_bytes() == first
+
+
+def test_pii_never_reaches_outputs(tmp_path: Path, schema_file: Path) -> None:
+    rows = make_rows(300)
+    run(tmp_path, schema_file, rows)
+    everything = "\n".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    for row in rows[:50]:
+        assert row[1] not in everything  # email dropped
+        assert row[2] not in everything  # ssn hashed
+    assert "s3cret" not in everything
+    data = "\n".join(p.read_text() for p in (tmp_path / "out").rglob("*.csv"))
+    assert "email" not in data and "ssn" not in data
+
+
+def test_hashing_needs_a_salt(tmp_path: Path, schema_file: Path) -> None:
+    write_csv(tmp_path / "raw" / "a.csv", make_rows(50))
+    with pytest.raises(pp.PreprocessError, match="BOOSTLINE_PII_SALT"):
+        pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt=None)
+
+
+def test_bad_rows_are_reported_with_reasons(tmp_path: Path, schema_file: Path) -> None:
+    rows = make_rows(200)
+    rows[3][3] = "lots"  # not a number
+    rows[4][3] = "5"  # below minimum
+    rows[5][5] = "36.5"  # not a whole number
+    rows[6][6] = "Z"  # unknown category
+    rows[7][9] = "maybe"  # unknown label
+    rows[8][4] = "inf"  # not finite
+    rows[9][3] = ""  # required missing
+    report = run(tmp_path, schema_file, rows, max_rejected_fraction=0.1)
+    assert report["rows_rejected"] == 7
+    text = (tmp_path / "out" / "report" / "rejected_rows.csv").read_text()
+    for reason in (
+        "amount: not a number",
+        "amount: below minimum 100",
+        "term: not a whole number",
+        "grade: unknown category",
+        "status: unknown label",
+        "income: not a finite number",
+        "amount: missing",
+    ):
+        assert reason in text
+    assert "part-0.csv:5" in text  # rows[3] is on line 5 (header is line 1)
+    assert "example.com" not in text
+
+
+def test_too_many_rejections_fail_with_clear_message(tmp_path: Path, schema_file: Path) -> None:
+    rows = make_rows(100)
+    for row in rows[:20]:
+        row[3] = "n/a"
+    with pytest.raises(pp.PreprocessError, match=r"20 of 100 rows \(20.0%\) were rejected"):
+        run(tmp_path, schema_file, rows, max_rejected_fraction=0.05)
+    report = json.loads((tmp_path / "out" / "report" / "preprocess_report.json").read_text())
+    assert report["status"] == "failed"
+    assert not (tmp_path / "out" / "train").exists()
+
+
+def test_unknown_columns_are_dropped(tmp_path: Path, schema_file: Path) -> None:
+    rows = [r + ["555-0100"] for r in make_rows(100)]
+    write_csv(tmp_path / "raw" / "a.csv", rows, HEADER + ["phone"])
+    report = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="x")
+    assert report["dropped_columns"] == ["phone"]
+    assert "555-0100" not in "".join(p.read_text() for p in (tmp_path / "out").rglob("*.csv"))
+
+
+def test_missing_schema_column_is_an_error(tmp_path: Path, schema_file: Path) -> None:
+    rows = [r[:-2] + [r[-1]] for r in make_rows(30)]
+    write_csv(tmp_path / "raw" / "a.csv", rows, [h for h in HEADER if h != "age_band"])
+    report = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="x")
+    assert report["status"] == "completed"  # sensitive columns are optional
+    rows = [r[:4] + r[5:] for r in make_rows(30)]
+    write_csv(tmp_path / "raw2" / "a.csv", rows, [h for h in HEADER if h != "income"])
+    with pytest.raises(pp.PreprocessError, match="income"):
+        pp.preprocess(tmp_path / "raw2", schema_file, tmp_path / "out2", salt="x")
+
+
+def test_script_exits_nonzero_with_message(tmp_path: Path, schema_file: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--input",
+            str(tmp_path / "nothing"),
+            "--schema",
+            str(schema_file),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"BOOSTLINE_OUTPUT_DIR": str(tmp_path / "o"), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1
+    assert "does not exist" in proc.stderr
+    assert "does not exist" in (tmp_path / "o" / "message").read_text()
