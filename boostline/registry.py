@@ -1,0 +1,254 @@
+"""The local model registry: a stand-in for a SageMaker Model Registry group.
+
+A model package group holds numbered versions; each keeps its artifact, its
+evaluation, its drift baselines and its approval status with who or what set
+it and when. Field names follow DescribeModelPackage so code and people can
+read one and the other alike.
+
+    <workdir>/registry/<group>/group.json
+    <workdir>/registry/<group>/<version>/package.json
+    <workdir>/registry/<group>/<version>/model.tar.gz, evaluation.json,
+                                      statistics.json, constraints.json, report/
+
+Writers take the group's file lock; every file is written to a temporary name
+and renamed, so a reader never sees half a record and a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock
+
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+STATUSES: tuple[str, ...] = ("PendingManualApproval", "Approved", "Rejected")
+DEFAULT_GROUP = "boostline-models"
+LOCAL_ARN = "arn:aws:sagemaker:local:000000000000:model-package/{group}/{version}"
+
+
+class RegistryError(ValueError):
+    """A registry request cannot be met; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """One version, as DescribeModelPackage would describe it."""
+
+    data: dict[str, Any]
+    path: Path
+
+    @property
+    def version(self) -> int:
+        return int(self.data["ModelPackageVersion"])
+
+    @property
+    def status(self) -> str:
+        return str(self.data["ModelApprovalStatus"])
+
+    @property
+    def arn(self) -> str:
+        return str(self.data["ModelPackageArn"])
+
+    @property
+    def auc(self) -> float | None:
+        value = self.data.get("CustomerMetadataProperties", {}).get("auc")
+        return float(value) if value is not None else None
+
+    @property
+    def threshold(self) -> float | None:
+        value = self.data.get("CustomerMetadataProperties", {}).get("decision_threshold")
+        return float(value) if value is not None else None
+
+    @property
+    def model_tar(self) -> Path:
+        return self.path / "model.tar.gz"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "evaluation.json"
+
+    @property
+    def baseline_statistics(self) -> Path:
+        return self.path / "statistics.json"
+
+    @property
+    def baseline_constraints(self) -> Path:
+        return self.path / "constraints.json"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Registry:
+    def __init__(self, root: Path, group: str = DEFAULT_GROUP) -> None:
+        self.group = group
+        self.dir = root / "registry" / group
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.dir / ".lock"), timeout=60)
+
+    # ------------------------------------------------------------ reading
+
+    def versions(self) -> list[ModelPackage]:
+        found = []
+        for child in self.dir.iterdir():
+            record = child / "package.json"
+            if child.is_dir() and child.name.isdigit() and record.exists():
+                found.append(ModelPackage(json.loads(record.read_text()), child))
+        return sorted(found, key=lambda p: p.version)
+
+    def describe(self, version: int | str) -> ModelPackage:
+        if str(version) in ("latest-approved", "live"):
+            package = self.latest_approved()
+            if package is None:
+                raise RegistryError(f"no approved model in group {self.group!r}")
+            return package
+        try:
+            number = int(version)
+        except ValueError:
+            raise RegistryError(f"{version!r} is not a version number") from None
+        record = self.dir / str(number) / "package.json"
+        if not record.exists():
+            raise RegistryError(f"group {self.group!r} has no version {number}")
+        return ModelPackage(json.loads(record.read_text()), record.parent)
+
+    def latest_approved(self) -> ModelPackage | None:
+        approved = [p for p in self.versions() if p.status == "Approved"]
+        return approved[-1] if approved else None
+
+    # ------------------------------------------------------------ writing
+
+    def register(
+        self,
+        *,
+        model_tar: Path,
+        evaluation: Path,
+        baseline_dir: Path | None,
+        report_dir: Path | None,
+        status: ApprovalStatus,
+        approved_by: str,
+        metadata: dict[str, Any],
+    ) -> ModelPackage:
+        """Add a version; artifacts are copied in first, the record written last."""
+        _check_status(status)
+        for path in (model_tar, evaluation):
+            if not path.is_file():
+                raise RegistryError(f"cannot register: {path} does not exist")
+        metrics = json.loads(evaluation.read_text())
+        with self._lock:
+            version = max((p.version for p in self.versions()), default=0) + 1
+            staging = Path(tempfile.mkdtemp(dir=self.dir, prefix=f".{version}-"))
+            shutil.copy2(model_tar, staging / "model.tar.gz")
+            shutil.copy2(evaluation, staging / "evaluation.json")
+            if baseline_dir is not None:
+                for name in ("statistics.json", "constraints.json"):
+                    if (baseline_dir / name).exists():
+                        shutil.copy2(baseline_dir / name, staging / name)
+            if report_dir is not None and report_dir.is_dir():
+                shutil.copytree(report_dir, staging / "report")
+            final = self.dir / str(version)
+            record = self._record(version, final, status, approved_by, metrics, metadata)
+            _write_json(staging / "package.json", record)
+            os.replace(staging, final)  # the version appears whole or not at all
+        return ModelPackage(record, final)
+
+    def set_status(
+        self, version: int | str, status: ApprovalStatus, *, by: str, reason: str = ""
+    ) -> ModelPackage:
+        _check_status(status)
+        with self._lock:
+            package = self.describe(version)
+            data = dict(package.data)
+            if data["ModelApprovalStatus"] == status:
+                return package
+            data["ModelApprovalStatus"] = status
+            data["LastModifiedTime"] = now()
+            data["ApprovalDescription"] = reason
+            data["ApprovalHistory"] = [
+                *data.get("ApprovalHistory", []),
+                {"ModelApprovalStatus": status, "By": by, "Time": now(), "Reason": reason},
+            ]
+            _write_json(package.path / "package.json", data)
+        return ModelPackage(data, package.path)
+
+    def _record(
+        self,
+        version: int,
+        final: Path,
+        status: str,
+        approved_by: str,
+        metrics: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
+        created = now()
+        bcm = metrics.get("binary_classification_metrics", {})
+        summary = {
+            name: bcm[name]["value"]
+            for name in ("auc", "precision", "recall", "f1", "accuracy")
+            if isinstance(bcm.get(name), dict) and "value" in bcm[name]
+        }
+        properties = {
+            **{k: v for k, v in metadata.items() if v is not None},
+            **summary,
+            "decision_threshold": metrics.get("decision_threshold"),
+        }
+        baselines = {
+            "ModelDataQuality": {
+                "Statistics": {"ContentType": "application/json",
+                               "S3Uri": (final / "statistics.json").as_uri()},
+                "Constraints": {"ContentType": "application/json",
+                                "S3Uri": (final / "constraints.json").as_uri()},
+            },
+        }
+        return {
+            "ModelPackageGroupName": self.group,
+            "ModelPackageVersion": version,
+            "ModelPackageArn": LOCAL_ARN.format(group=self.group, version=version),
+            "ModelPackageStatus": "Completed",
+            "CreationTime": created,
+            "ModelApprovalStatus": status,
+            "ApprovalHistory": [
+                {"ModelApprovalStatus": status, "By": approved_by, "Time": created,
+                 "Reason": "registered"}
+            ],
+            "InferenceSpecification": {
+                "Containers": [{"ModelDataUrl": (final / "model.tar.gz").as_uri()}],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+            },
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {"ContentType": "application/json",
+                                   "S3Uri": (final / "evaluation.json").as_uri()}
+                },
+                **baselines,
+            },
+            "CustomerMetadataProperties": {k: _text(v) for k, v in properties.items()},
+        }
+
+
+def _text(value: Any) -> str:
+    """SageMaker keeps customer metadata as strings; so do we."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise RegistryError(f"approval status must be one of {STATUSES}, got {status!r}")
