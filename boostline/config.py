@@ -122,6 +122,18 @@ class GateConfig(_Strict):
     max_auc_drop: float = Field(0.01, ge=0.0, le=0.5)
 
 
+class EvaluationConfig(_Strict):
+    """How evaluate.py picks the decision threshold on the test set."""
+
+    # max_f1: the threshold with the best F1. min_cost: the one with the lowest
+    # expected cost, a missed default costing cost_false_negative and a
+    # rejected good loan cost_false_positive.
+    threshold_rule: Literal["max_f1", "min_cost"] = "min_cost"
+    cost_false_negative: float = Field(5.0, gt=0)
+    cost_false_positive: float = Field(1.0, gt=0)
+    shap_sample_rows: int = Field(2000, ge=10, le=100_000)
+
+
 class StageConfig(_Strict):
     account: str | None = None
     region: str = "eu-west-1"
@@ -151,6 +163,7 @@ class BoostlineConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     tuning: TuningConfig = TuningConfig()
     gate: GateConfig = GateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     source: Path = Field(DEFAULT_CONFIG, exclude=True)
 
     @field_validator("stages")

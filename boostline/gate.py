@@ -28,8 +28,10 @@ class GateDecision:
             else "no approved model yet"
         )
         verdict = "passed" if self.passed else "failed"
-        return (f"quality gate {verdict}: AUC {self.auc:.4f} vs threshold {self.min_auc:.4f}; "
-                f"{champion}")
+        return (
+            f"quality gate {verdict}: AUC {self.auc:.4f} vs threshold {self.min_auc:.4f}; "
+            f"{champion}"
+        )
 
 
 def decide(evaluation: dict[str, Any], min_auc: float) -> GateDecision:

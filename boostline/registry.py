@@ -211,10 +211,14 @@ class Registry:
         }
         baselines = {
             "ModelDataQuality": {
-                "Statistics": {"ContentType": "application/json",
-                               "S3Uri": (final / "statistics.json").as_uri()},
-                "Constraints": {"ContentType": "application/json",
-                                "S3Uri": (final / "constraints.json").as_uri()},
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": (final / "statistics.json").as_uri(),
+                },
+                "Constraints": {
+                    "ContentType": "application/json",
+                    "S3Uri": (final / "constraints.json").as_uri(),
+                },
             },
         }
         return {
@@ -225,8 +229,12 @@ class Registry:
             "CreationTime": created,
             "ModelApprovalStatus": status,
             "ApprovalHistory": [
-                {"ModelApprovalStatus": status, "By": approved_by, "Time": created,
-                 "Reason": "registered"}
+                {
+                    "ModelApprovalStatus": status,
+                    "By": approved_by,
+                    "Time": created,
+                    "Reason": "registered",
+                }
             ],
             "InferenceSpecification": {
                 "Containers": [{"ModelDataUrl": (final / "model.tar.gz").as_uri()}],
@@ -235,8 +243,10 @@ class Registry:
             },
             "ModelMetrics": {
                 "ModelQuality": {
-                    "Statistics": {"ContentType": "application/json",
-                                   "S3Uri": (final / "evaluation.json").as_uri()}
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": (final / "evaluation.json").as_uri(),
+                    }
                 },
                 **baselines,
             },

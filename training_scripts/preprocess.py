@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - exercised when imported as a package
 PROCESSING = Path("/opt/ml/processing")
 MANIFEST_VERSION = 1
 SALT_ENV = "BOOSTLINE_PII_SALT"
+SALT_SECRET_ENV = "BOOSTLINE_PII_SALT_SECRET_ARN"  # on AWS: a Secrets Manager secret
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
 
@@ -530,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             train_shards=args.train_shards,
             max_rejected_fraction=args.max_rejected_fraction,
             seed=args.seed,
-            salt=os.environ.get(SALT_ENV),
+            salt=read_salt(),
         )
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"preprocessing failed: {exc}"
@@ -538,6 +539,18 @@ def main(argv: list[str] | None = None) -> int:
         _write_failure(message)
         return 1
     return 0
+
+
+def read_salt() -> str | None:
+    """The PII salt from the environment, or from Secrets Manager on AWS."""
+    if os.environ.get(SALT_ENV):
+        return os.environ[SALT_ENV]
+    arn = os.environ.get(SALT_SECRET_ENV)
+    if not arn:
+        return None
+    import boto3  # in the SageMaker image; only needed on AWS
+
+    return boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
 
 
 def _write_failure(message: str) -> None:

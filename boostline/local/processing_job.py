@@ -44,8 +44,10 @@ def run_processing_job(
     started = time.monotonic()
     if job_dir.exists():
         shutil.rmtree(job_dir)
-    local_in = {name: _stage_input(job_dir / "processing" / "input" / name, src)
-                for name, src in inputs.items()}
+    local_in = {
+        name: _stage_input(job_dir / "processing" / "input" / name, src)
+        for name, src in inputs.items()
+    }
     local_out = {name: job_dir / "processing" / "output" / name for name in outputs}
     for path in local_out.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -66,8 +68,9 @@ def run_processing_job(
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(local_out[name], dest)
-    return ProcessingJobResult(job_dir.name, "Completed", None, dict(outputs), result.output,
-                               seconds)
+    return ProcessingJobResult(
+        job_dir.name, "Completed", None, dict(outputs), result.output, seconds
+    )
 
 
 def _stage_input(target: Path, source: Path) -> Path:

@@ -89,8 +89,9 @@ def tune(
     def objective(ot: optuna.Trial) -> float:
         hps = {name: suggest(ot, name, spec) for name, spec in sorted(config.ranges.items())}
         value, detail = run_trial(ot.number, hps)
-        record = Trial(ot.number, hps, value, "Completed" if value is not None else "Failed",
-                       detail)
+        record = Trial(
+            ot.number, hps, value, "Completed" if value is not None else "Failed", detail
+        )
         with lock:
             trials.append(record)
         if on_trial:

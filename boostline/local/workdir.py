@@ -1,11 +1,11 @@
 """The work directory: local stand-ins for the buckets, registry and jobs.
 
-    <workdir>/buckets/raw/            raw data (the raw-data bucket)
-    <workdir>/buckets/processed/<run>/ preprocessing outputs
-    <workdir>/buckets/artifacts/<run>/ model artifacts, evaluation, reports
-    <workdir>/jobs/<job-name>/         each job's SageMaker-style directories
-    <workdir>/runs/<run>.json          pipeline execution records
-    <workdir>/secrets/pii-salt         the salt for hashed PII (created once)
+<workdir>/buckets/raw/            raw data (the raw-data bucket)
+<workdir>/buckets/processed/<run>/ preprocessing outputs
+<workdir>/buckets/artifacts/<run>/ model artifacts, evaluation, reports
+<workdir>/jobs/<job-name>/         each job's SageMaker-style directories
+<workdir>/runs/<run>.json          pipeline execution records
+<workdir>/secrets/pii-salt         the salt for hashed PII (created once)
 """
 
 from __future__ import annotations

@@ -16,10 +16,16 @@ def _artifacts(tmp: Path, auc: float) -> tuple[Path, Path]:
     model = tmp / "model.tar.gz"
     model.write_bytes(b"model-bytes")
     evaluation = tmp / "evaluation.json"
-    evaluation.write_text(json.dumps({
-        "binary_classification_metrics": {"auc": {"value": auc, "standard_deviation": 0.01}},
-        "decision_threshold": 0.3,
-    }))
+    evaluation.write_text(
+        json.dumps(
+            {
+                "binary_classification_metrics": {
+                    "auc": {"value": auc, "standard_deviation": 0.01}
+                },
+                "decision_threshold": 0.3,
+            }
+        )
+    )
     return model, evaluation
 
 
@@ -29,8 +35,13 @@ def _register(root: Path, n: int, tag: str) -> list[int]:
     for i in range(n):
         model, evaluation = _artifacts(root / "src" / f"{tag}-{i}", 0.7 + i / 1000)
         package = registry.register(
-            model_tar=model, evaluation=evaluation, baseline_dir=None, report_dir=None,
-            status="PendingManualApproval", approved_by=tag, metadata={"writer": tag},
+            model_tar=model,
+            evaluation=evaluation,
+            baseline_dir=None,
+            report_dir=None,
+            status="PendingManualApproval",
+            approved_by=tag,
+            metadata={"writer": tag},
         )
         out.append(package.version)
     return out
@@ -39,9 +50,15 @@ def _register(root: Path, n: int, tag: str) -> list[int]:
 def test_register_describe_approve(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     model, evaluation = _artifacts(tmp_path / "a", 0.81)
-    package = registry.register(model_tar=model, evaluation=evaluation, baseline_dir=None,
-                                report_dir=None, status="PendingManualApproval",
-                                approved_by="pipeline", metadata={"run_id": "r1"})
+    package = registry.register(
+        model_tar=model,
+        evaluation=evaluation,
+        baseline_dir=None,
+        report_dir=None,
+        status="PendingManualApproval",
+        approved_by="pipeline",
+        metadata={"run_id": "r1"},
+    )
     assert package.version == 1
     assert package.auc == pytest.approx(0.81)
     assert package.threshold == pytest.approx(0.3)
@@ -63,9 +80,15 @@ def test_bad_requests_are_clear(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="approval status"):
         registry.set_status(1, "Maybe", by="x")  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match="does not exist"):
-        registry.register(model_tar=tmp_path / "nope", evaluation=tmp_path / "nope",
-                          baseline_dir=None, report_dir=None, status="Approved",
-                          approved_by="x", metadata={})
+        registry.register(
+            model_tar=tmp_path / "nope",
+            evaluation=tmp_path / "nope",
+            baseline_dir=None,
+            report_dir=None,
+            status="Approved",
+            approved_by="x",
+            metadata={},
+        )
 
 
 def test_two_concurrent_writers_never_collide(tmp_path: Path) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from boostline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,258 @@
+"""The `boostline` command line (also `python -m boostline`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from boostline.config import DEFAULT_CONFIG, ConfigError, load_config
+from boostline.local.workdir import DEFAULT_WORKDIR, Workdir
+from boostline.progress import Progress
+from training_scripts.dataset_schema import SchemaError, load_schema
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help="where the local buckets, registry and endpoints live (default: %(default)s)",
+    )
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="the Boostline configuration file (default: config/boostline.yaml)",
+    )
+    common.add_argument("--quiet", action="store_true", help="print only the result")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="boostline",
+        description="Train, register, serve and monitor an XGBoost classifier, locally or on "
+        "SageMaker.",
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    data = groups.add_parser("data", help="generate datasets")
+    data_cmds = data.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    gen = data_cmds.add_parser(
+        "generate",
+        parents=[common],
+        help="write a synthetic loan book as CSV",
+        description="Write a synthetic consumer-loan book (with PII columns, missing values "
+        "and a 10-20%% default rate) as CSV files, with its schema beside the generator.",
+    )
+    gen.add_argument("--rows", type=int, required=True, help="number of applications")
+    gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument(
+        "--drift", type=float, default=0.0, help="economic drift, 0 (none) to 1 (strong)"
+    )
+    gen.add_argument("--shards", type=int, default=1, help="number of CSV files")
+    gen.set_defaults(handler=cmd_data_generate)
+
+    pipeline = groups.add_parser("pipeline", help="run the training pipeline")
+    pipe_cmds = pipeline.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    run = pipe_cmds.add_parser(
+        "run",
+        parents=[common],
+        help="preprocess, tune and train on a CSV file or folder",
+        description="Run the training pipeline locally, each step the same script and "
+        "contract as on SageMaker.",
+    )
+    run.add_argument("--data", type=Path, required=True, help="CSV file or folder of CSV files")
+    run.add_argument("--schema", type=Path, help="dataset schema (default: from the config)")
+    run.add_argument("--instance-count", type=int, help="local training workers (hosts)")
+    run.add_argument("--max-trials", type=int, help="tuning budget (default: from the config)")
+    run.add_argument("--stage", default="dev", help="stage whose approval rule applies")
+    run.set_defaults(handler=cmd_pipeline_run)
+
+    models = groups.add_parser("models", help="the model registry")
+    model_cmds = models.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    listing = model_cmds.add_parser("list", parents=[common], help="list model versions")
+    listing.set_defaults(handler=cmd_models_list)
+    describe = model_cmds.add_parser(
+        "describe", parents=[common], help="show one version (or latest-approved)"
+    )
+    describe.add_argument("version", help="version number or 'latest-approved'")
+    describe.set_defaults(handler=cmd_models_describe)
+    for verb, status in (("approve", "Approved"), ("reject", "Rejected")):
+        cmd = model_cmds.add_parser(verb, parents=[common], help=f"mark a version {status}")
+        cmd.add_argument("version", help="version number")
+        cmd.add_argument("--reason", default="", help="why (kept in the approval history)")
+        cmd.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decides")
+        cmd.set_defaults(handler=cmd_models_set_status, status=status)
+
+    config = groups.add_parser("config", help="check the configuration")
+    cfg_cmds = config.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    check = cfg_cmds.add_parser(
+        "check", parents=[common], help="validate the config and the dataset schema"
+    )
+    check.set_defaults(handler=cmd_config_check)
+
+    demo = groups.add_parser(
+        "demo",
+        parents=[common],
+        help="run the whole system on generated data",
+        description="Generate a loan book and run the lifecycle on this machine.",
+    )
+    demo.add_argument("--rows", type=int, default=20_000, help="rows to generate")
+    demo.add_argument("--instance-count", type=int, default=2, help="local training workers")
+    demo.add_argument("--max-trials", type=int, default=4, help="tuning trials")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def cmd_data_generate(args: argparse.Namespace) -> int:
+    from boostline.data.generator import SCHEMA_PATH, generate_to_dir
+
+    progress = Progress(quiet=args.quiet)
+    with progress.step(f"generate {args.rows} rows"):
+        files = generate_to_dir(
+            args.rows, args.out, seed=args.seed, drift=args.drift, shards=args.shards
+        )
+    print(f"wrote {len(files)} file(s) to {args.out}; schema: {SCHEMA_PATH}")
+    return 0
+
+
+def cmd_pipeline_run(args: argparse.Namespace) -> int:
+    from boostline.local.pipeline import run_pipeline
+
+    config = load_config(args.config)
+    schema = args.schema or config.schema_path()
+    load_schema(schema)  # report a bad schema before anything runs
+    workdir = Workdir.at(args.workdir)
+    run = run_pipeline(
+        args.data,
+        schema,
+        workdir,
+        config,
+        instance_count=args.instance_count,
+        max_trials=args.max_trials,
+        stage=args.stage,
+        progress=Progress(quiet=args.quiet),
+    )
+    print(
+        f"run {run.run_id} {run.status.lower()}: model version "
+        f"{run.model_package_version} ({run.model_approval_status})"
+    )
+    print(f"report: {run.report}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from boostline.registry import Registry
+
+    packages = Registry(Workdir.at(args.workdir).root).versions()
+    if not packages:
+        print("no model versions registered yet")
+        return 0
+    print(f"{'version':>7}  {'status':<22} {'auc':>6}  {'threshold':>9}  {'created':<20} trigger")
+    for p in packages:
+        meta = p.data.get("CustomerMetadataProperties", {})
+        auc = f"{p.auc:.4f}" if p.auc is not None else "-"
+        thr = f"{p.threshold:.3f}" if p.threshold is not None else "-"
+        print(
+            f"{p.version:>7}  {p.status:<22} {auc:>6}  {thr:>9}  "
+            f"{p.data['CreationTime'][:19]:<20} {meta.get('trigger', '-')}"
+        )
+    return 0
+
+
+def cmd_models_describe(args: argparse.Namespace) -> int:
+    import json
+
+    from boostline.registry import Registry
+
+    package = Registry(Workdir.at(args.workdir).root).describe(args.version)
+    print(json.dumps(package.data, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_models_set_status(args: argparse.Namespace) -> int:
+    from boostline.registry import Registry
+
+    registry = Registry(Workdir.at(args.workdir).root)
+    package = registry.set_status(args.version, args.status, by=args.by, reason=args.reason)
+    print(f"model version {package.version} is now {package.status}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    schema = load_schema(config.schema_path())
+    print(f"{args.config}: ok ({len(config.stages)} stage(s): {', '.join(config.stages)})")
+    print(
+        f"{schema.source}: ok ({len(schema.feature_names)} features, target "
+        f"{schema.target_column!r})"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from boostline.data.generator import generate_to_dir
+    from boostline.local.pipeline import run_pipeline
+
+    config = load_config(args.config)
+    schema = config.schema_path()
+    load_schema(schema)
+    workdir = Workdir.at(args.workdir)
+    progress = Progress(quiet=args.quiet)
+    raw = workdir.bucket("raw") / "loans"
+    with progress.step(f"generate a loan book of {args.rows} applications"):
+        generate_to_dir(args.rows, raw, seed=0, shards=2)
+    run = run_pipeline(
+        raw,
+        schema,
+        workdir,
+        config,
+        instance_count=args.instance_count,
+        max_trials=args.max_trials,
+        progress=progress,
+        trigger="demo",
+    )
+    print(f"\nrun {run.run_id} {run.status.lower()}")
+    print(f"  best hyperparameters: {run.best_hyperparameters}")
+    print(f"  model artifact:       {run.model_tar}")
+    print(f"  run record:           {workdir.runs / (run.run_id + '.json')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, SchemaError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; every process this command started has been stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback, for users
+        from boostline.local.pipeline import PipelineFailed
+        from boostline.registry import RegistryError
+
+        if isinstance(exc, RegistryError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, PipelineFailed | ValueError | OSError) and not os.environ.get(
+            "BOOSTLINE_DEBUG"
+        ):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
