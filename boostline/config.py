@@ -229,13 +229,18 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
 
 def _check_hyperparameters(config: BoostlineConfig) -> None:
     """Fixed hyperparameters and tuning ranges must name what train.py accepts."""
-    from training_scripts.train import validate_hyperparameters
+    import json
+
+    from training_scripts.train import TrainingError, parse_hyperparameters
+
+    def validate_hyperparameters(values: dict[str, HyperparameterValue]) -> None:
+        parse_hyperparameters([], json.dumps(values))
 
     source = str(config.source)
     problems: list[tuple[str, str]] = []
     try:
         validate_hyperparameters(dict(config.training.hyperparameters))
-    except ValueError as exc:
+    except (ValueError, TrainingError) as exc:
         problems.append(("training.hyperparameters", str(exc)))
     for name, spec in config.tuning.ranges.items():
         probe = spec.values[0] if spec.values else spec.min
@@ -243,7 +248,7 @@ def _check_hyperparameters(config: BoostlineConfig) -> None:
             probe = int(probe)
         try:
             validate_hyperparameters({name: probe})
-        except ValueError as exc:
+        except (ValueError, TrainingError) as exc:
             problems.append((f"tuning.ranges.{name}", str(exc)))
     if problems:
         raise ConfigError(source, problems)

@@ -10,8 +10,10 @@ run is recorded in `<workdir>/runs/<run-id>.json`.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,7 +257,7 @@ def _train(
             channels=_channels(run.processed_dir),
             instance_count=count,
             checkpoint_dir=workdir.bucket("checkpoints") / run.run_id,
-            echo=progress.detail,
+            echo=_quiet_rounds(progress.detail),
         )
     _record(run, "train", job.status, job.wall_seconds)
     if job.status != "Completed":
@@ -265,6 +267,20 @@ def _train(
     run.model_tar = artifacts / "model.tar.gz"
     run.model_tar.write_bytes(job.model_tar.read_bytes())
     run.model_dir = job.model_dir
+
+
+def _quiet_rounds(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """Pass a job's log on, but only the rounds that also report the training metric."""
+
+    def filtered(line: str) -> None:
+        if _ROUND_LINE.search(line) and "train-" not in line:
+            return
+        echo(line)
+
+    return filtered
+
+
+_ROUND_LINE = re.compile(r"\] round \d+ ")
 
 
 def _fmt(value: HyperparameterValue) -> str:
@@ -357,5 +373,7 @@ def _gate_and_register(
     run.model_package_version = package.version
     run.model_approval_status = package.status
     run.report = package.path / "report" / "index.html"
-    _record(run, "register", "Completed", 0.0, version=package.version, status=package.status)
+    _record(
+        run, "register", "Completed", 0.0, version=package.version, approval=package.status
+    )
     progress.say(f"registered model version {package.version} as {package.status}")
