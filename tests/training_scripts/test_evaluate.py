@@ -1,0 +1,373 @@
+"""evaluate.py on a real (small) loan book: metrics, threshold, champion, SHAP, report, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from scipy.stats import ks_2samp
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from boostline.data.generator import SCHEMA_PATH, generate_to_dir
+from training_scripts import evaluate as ev
+from training_scripts import preprocess as pp
+
+SCRIPT = Path(ev.__file__)
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    frame = pd.read_csv(path, header=None)
+    return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype=np.float64)
+
+
+def _package(directory: Path, booster: xgb.Booster, manifest: dict) -> Path:
+    """model.tar.gz laid out as train.py leaves the model dir."""
+    staging = directory / "staging"
+    (staging / "boostline").mkdir(parents=True)
+    booster.save_model(str(staging / "xgboost-model.json"))
+    (staging / "xgboost-model.json").rename(staging / "xgboost-model")
+    (staging / "boostline" / "feature_manifest.json").write_text(json.dumps(manifest))
+    with tarfile.open(directory / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(staging)))
+    shutil.rmtree(staging)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("evaluate")
+    generate_to_dir(8000, root / "raw", seed=5)
+    pp.preprocess(root / "raw", SCHEMA_PATH, root / "pre", salt="x")
+    pre = root / "pre"
+    manifest = json.loads((pre / "manifest" / "feature_manifest.json").read_text())
+    names = [c["name"] for c in manifest["columns"]]
+    parts = [_read(f) for f in sorted((pre / "train").glob("train-*.csv"))]
+    y = np.concatenate([p[0] for p in parts])
+    x = np.concatenate([p[1] for p in parts])
+    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "nthread": 1}
+    good = xgb.train(params, xgb.DMatrix(x, label=y, missing=np.nan, feature_names=names), 50)
+    shuffled = np.random.default_rng(0).permutation(y)
+    weak = xgb.train(params, xgb.DMatrix(x, label=shuffled, missing=np.nan), 2)  # f0.. names
+    good_dir = _package(root / "good", good, manifest)
+    weak_dir = _package(root / "weak", weak, manifest)
+    test_y, test_x = _read(pre / "test" / "test.csv")
+    return {
+        "root": root,
+        "pre": pre,
+        "manifest": manifest,
+        "names": names,
+        "good": good_dir,
+        "weak": weak_dir,
+        "test_y": test_y,
+        "test_x": test_x,
+        "train_rows": len(y),
+    }
+
+
+def _args(book: dict, out: Path, model: Path, champion: Path | None, *extra: str) -> list[str]:
+    return [
+        "--model-dir", str(model),
+        "--test-dir", str(book["pre"] / "test"),
+        "--train-dir", str(book["pre"] / "train"),
+        "--champion-model-dir", str(champion) if champion else "",
+        "--output-dir", str(out),
+        "--nthread", "1",
+        "--bootstrap-samples", "50",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def good_run(book: dict) -> dict:
+    out = book["root"] / "out-good"
+    assert ev.main(_args(book, out, book["good"], book["good"], "--threshold-rule", "max_f1")) == 0
+    return {"out": out, "evaluation": json.loads((out / "evaluation/evaluation.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def weak_run(book: dict) -> dict:
+    out = book["root"] / "out-weak"
+    assert ev.main(_args(book, out, book["weak"], book["good"])) == 0
+    return json.loads((out / "evaluation/evaluation.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def scores(book: dict) -> np.ndarray:
+    with_model = ev.load_model(book["good"], book["root"] / "scratch")
+    return ev.predict(with_model, book["test_x"], nthread=1)
+
+
+def test_evaluation_json_has_the_sagemaker_structure(good_run: dict, book: dict) -> None:
+    e = good_run["evaluation"]
+    m = e["binary_classification_metrics"]
+    for key in ("auc", "precision", "recall", "f1", "accuracy", "pr_auc", "ks", "brier"):
+        assert set(m[key]) == {"value", "standard_deviation"}, key
+        assert 0 <= m[key]["value"] <= 1
+        assert m[key]["standard_deviation"] > 0
+    assert 0.7 < m["auc"]["value"] < 0.9
+    cm = m["confusion_matrix"]
+    assert set(cm) == {"0", "1"} and all(set(cm[k]) == {"0", "1"} for k in cm)
+    assert sum(cm[a][p] for a in cm for p in cm[a]) == len(book["test_y"])
+    roc = m["receiver_operating_characteristic_curve"]
+    pr = m["precision_recall_curve"]
+    assert 2 < len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) <= 200
+    assert 2 < len(pr["precisions"]) == len(pr["recalls"]) <= 200
+    assert roc["false_positive_rates"][0] == 0 and roc["true_positive_rates"][-1] == 1
+    assert e["threshold_rule"] == "max_f1"
+    assert 0 < e["decision_threshold"] < 1
+    assert e["expected_cost_per_application"] > 0
+    assert e["dataset"]["training_rows"] == book["train_rows"]
+    assert e["calibration"]["bins"] and e["calibration"]["expected_calibration_error"] < 0.1
+
+
+def test_metrics_agree_with_scikit_learn(good_run: dict, book: dict, scores: np.ndarray) -> None:
+    e = good_run["evaluation"]
+    m = e["binary_classification_metrics"]
+    y = book["test_y"]
+    assert m["auc"]["value"] == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+    assert m["pr_auc"]["value"] == pytest.approx(average_precision_score(y, scores), abs=1e-12)
+    assert m["brier"]["value"] == pytest.approx(brier_score_loss(y, scores), abs=1e-12)
+    ks = ks_2samp(scores[y == 1], scores[y == 0]).statistic
+    assert m["ks"]["value"] == pytest.approx(ks, abs=1e-12)
+    flagged = (scores >= e["decision_threshold"]).astype(int)
+    (tn, fp), (fn, tp) = confusion_matrix(y, flagged)
+    assert m["confusion_matrix"] == {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}}
+    assert m["precision"]["value"] == pytest.approx(precision_score(y, flagged))
+    assert m["recall"]["value"] == pytest.approx(recall_score(y, flagged))
+    assert m["f1"]["value"] == pytest.approx(f1_score(y, flagged))
+    assert m["accuracy"]["value"] == pytest.approx(accuracy_score(y, flagged))
+
+
+def test_threshold_rules(book: dict, scores: np.ndarray) -> None:
+    y = book["test_y"]
+    max_f1 = ev.choose_threshold(y, scores, "max_f1")
+    cheap = ev.choose_threshold(
+        y, scores, "min_cost", cost_false_negative=10, cost_false_positive=1
+    )
+    assert cheap < max_f1  # a missed default costs much more: flag more applications
+
+    # brute force over every distinct score: nothing beats the chosen thresholds
+    candidates = np.r_[np.unique(scores), 2.0]
+    flagged = scores[None, :] >= candidates[:, None]  # one row per candidate threshold
+    tp = (flagged & (y == 1)).sum(axis=1)
+    fp = (flagged & (y == 0)).sum(axis=1)
+    fn = (~flagged & (y == 1)).sum(axis=1)
+    f1s = 2 * tp / (2 * tp + fp + fn)
+    costs = 10 * fn + fp
+    assert f1_score(y, scores >= max_f1) == pytest.approx(f1s.max())
+    chosen = 10 * np.sum((scores < cheap) & (y == 1)) + np.sum((scores >= cheap) & (y == 0))
+    assert chosen == costs.min()
+
+
+def test_threshold_on_tiny_hand_made_scores() -> None:
+    y = np.array([0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])
+    # flagging from 0.3 up: TP 3, FP 1, FN 0, F1 6/7 (0.8 and up only: F1 4/5)
+    assert 0.2 < ev.choose_threshold(y, p, "max_f1") < 0.3
+    # a missed default costs 100 rejections: catch every default, i.e. flag from 0.3 up
+    assert 0.2 < ev.choose_threshold(y, p, "min_cost", 100, 1) <= 0.3
+    # equal costs: flagging 0.8 and up makes one mistake, the fewest possible
+    assert 0.4 < ev.choose_threshold(y, p, "min_cost", 1, 1) < 0.8
+    # a rejected good loan costs 100: flag only where no good loan is hit (0.8 and up)
+    assert 0.4 < ev.choose_threshold(y, p, "min_cost", 1, 100) < 0.8
+    # ... and where the top score is a good loan, approve everyone
+    top_good = ev.choose_threshold(
+        np.array([1, 0, 0]), np.array([0.1, 0.5, 0.9]), "min_cost", 1, 100
+    )
+    assert top_good > 0.9
+
+
+def test_champion_against_itself(good_run: dict) -> None:
+    e = good_run["evaluation"]
+    auc = e["binary_classification_metrics"]["auc"]["value"]
+    assert e["champion"]["auc"] == pytest.approx(auc, abs=1e-12)
+    assert e["champion"]["min_auc_required"] == pytest.approx(auc - 0.01, abs=1e-12)
+
+
+def test_a_weak_candidate_falls_below_the_champion(weak_run: dict, good_run: dict) -> None:
+    weak_auc = weak_run["binary_classification_metrics"]["auc"]["value"]
+    good_auc = good_run["evaluation"]["binary_classification_metrics"]["auc"]["value"]
+    assert weak_auc < good_auc - 0.15
+    assert weak_run["champion"]["auc"] == pytest.approx(good_auc, abs=1e-12)
+    assert weak_auc < weak_run["champion"]["min_auc_required"]
+    # the weak booster has no feature names: importance is still by manifest name
+    gains = weak_run["explanations"]["feature_importance"]["gain"]
+    assert set(gains) == {c["name"] for c in weak_run["dataset"]["features"]}
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_no_champion(book: dict, tmp_path: Path, kind: str) -> None:
+    champion = tmp_path / "champion"
+    if kind == "empty":
+        champion.mkdir()
+    section = ev.champion_section(
+        champion, tmp_path, book["manifest"], book["names"], book["test_y"], book["test_x"], 0.01, 1
+    )
+    assert section["auc"] is None
+    assert section["min_auc_required"] == 0.0
+
+
+def test_an_incomparable_champion_fails_loudly(
+    book: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    manifest = json.loads(json.dumps(book["manifest"]))
+    grade = next(c for c in manifest["columns"] if c["name"] == "grade")
+    grade["categories"] = grade["categories"][::-1]  # same columns, other codes
+    booster = ev.load_model(book["good"], tmp_path / "scratch").booster
+    champion = _package(tmp_path / "champion", booster, manifest)
+    monkeypatch.setenv("BOOSTLINE_OUTPUT_DIR", str(tmp_path / "ml-output"))
+    assert ev.main(_args(book, tmp_path / "out", book["good"], champion)) == 1
+    message = (tmp_path / "ml-output" / "message").read_text()
+    assert "incomparable" in message and "grade" in message
+    assert "incomparable" in capsys.readouterr().err
+
+
+def test_shap_contributions_add_up_to_the_margin(book: dict, good_run: dict) -> None:
+    model = ev.load_model(book["good"], book["root"] / "scratch-shap")
+    rows, contributions, margin = ev.shap_values(model, book["test_x"], 300, nthread=1)
+    assert len(rows) == 300 and contributions.shape == (300, len(book["names"]) + 1)
+    np.testing.assert_allclose(contributions.sum(axis=1), margin, atol=1e-4)
+    direct = model.booster.predict(
+        xgb.DMatrix(book["test_x"][rows], missing=np.nan, feature_names=book["names"]),
+        output_margin=True,
+    )
+    np.testing.assert_allclose(contributions.sum(axis=1), direct, atol=1e-4)
+    shap = good_run["evaluation"]["explanations"]["shap"]
+    assert shap["max_additivity_error"] < 1e-4
+    assert set(shap["mean_abs_shap"]) == set(book["names"])
+
+
+def test_top_drivers_have_the_expected_direction(good_run: dict) -> None:
+    drivers = {d["feature"]: d for d in good_run["evaluation"]["explanations"]["top_drivers"]}
+    assert drivers["fico_score"]["direction"] == "higher values lower risk"
+    assert drivers["interest_rate"]["direction"] == "higher values raise risk"
+    grade = drivers["grade"]["mean_shap_by_category"]
+    assert grade["A"] < 0 < grade["E"]
+    top = good_run["evaluation"]["explanations"]["top_drivers"][0]["feature"]
+    assert top in {"fico_score", "interest_rate", "grade", "annual_income", "dti"}
+
+
+def test_report_is_written(good_run: dict) -> None:
+    report = good_run["out"] / "report"
+    for name in (
+        "roc.png",
+        "precision_recall.png",
+        "confusion_matrix.png",
+        "calibration.png",
+        "shap_summary.png",
+        "importance.png",
+        "fairness_age_band.png",
+        "report.md",
+    ):
+        assert (report / name).stat().st_size > 0, name  # fmt: skip
+    text = (report / "index.html").read_text()
+    for driver in good_run["evaluation"]["explanations"]["top_drivers"][:3]:
+        assert driver["feature"] in text
+    for phrase in ("threshold", "F1", "Calibration", "Fairness", "age_band", "four-fifths"):
+        assert phrase in text
+    for src in ("roc.png", "shap_summary.png"):
+        assert f'src="{src}"' in text
+
+
+def test_fairness_per_age_band(good_run: dict, book: dict, scores: np.ndarray) -> None:
+    fairness = good_run["evaluation"]["fairness"]["attributes"]["age_band"]
+    meta = pd.read_csv(book["pre"] / "test" / "test_meta.csv", dtype=str)
+    groups = {g["group"]: g for g in fairness["groups"]}
+    assert set(groups) == set(meta["age_band"])
+    threshold = good_run["evaluation"]["decision_threshold"]
+    mask = (meta["age_band"] == "26-35").to_numpy()
+    approved = scores[mask] < threshold
+    y = book["test_y"][mask]
+    g = groups["26-35"]
+    assert g["count"] == mask.sum()
+    assert g["approval_rate"] == pytest.approx(approved.mean())
+    assert g["default_rate"] == pytest.approx(y.mean())
+    assert g["false_positive_rate"] == pytest.approx(np.mean(~approved[y == 0]))
+    assert g["false_negative_rate"] == pytest.approx(np.mean(approved[y == 1]))
+    best = max(groups.values(), key=lambda g: g["approval_rate"] if not g["small_group"] else -1)
+    assert fairness["reference_group"] == best["group"]
+    assert fairness["min_adverse_impact_ratio"] <= 1
+    assert isinstance(fairness["passes_four_fifths_rule"], bool)
+
+
+def test_drift_baseline_of_the_training_features(good_run: dict, book: dict) -> None:
+    statistics = json.loads((good_run["out"] / "baseline" / "statistics.json").read_text())
+    constraints = json.loads((good_run["out"] / "baseline" / "constraints.json").read_text())
+    assert statistics["dataset"]["item_count"] == book["train_rows"]
+    assert [f["name"] for f in statistics["features"]] == book["names"]
+    assert [f["name"] for f in constraints["features"]] == book["names"]
+    assert constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"]
+
+
+def _bad_test_csv(book: dict, tmp_path: Path) -> Path:
+    test = tmp_path / "test"
+    test.mkdir()
+    lines = (book["pre"] / "test" / "test.csv").read_text().splitlines()
+    (test / "test.csv").write_text("".join(line + ",1\n" for line in lines))
+    shutil.copy(book["pre"] / "test" / "test_meta.csv", test / "test_meta.csv")
+    return test
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing test file", "does not exist"),
+        ("model dir without a model", "no xgboost-model found"),
+        ("column count mismatch", "has 24 columns but the feature manifest lists 22 features"),
+    ],
+)
+def test_bad_input_fails_with_a_clear_message(
+    book: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    case: str,
+    expected: str,
+) -> None:
+    args = _args(book, tmp_path / "out", book["good"], None)
+    if case == "missing test file":
+        (tmp_path / "test").mkdir()
+        args[args.index("--test-dir") + 1] = str(tmp_path / "test")
+    elif case == "model dir without a model":
+        (tmp_path / "model").mkdir()
+        (tmp_path / "model" / "notes.txt").write_text("no model here")
+        args[args.index("--model-dir") + 1] = str(tmp_path / "model")
+    else:
+        args[args.index("--test-dir") + 1] = str(_bad_test_csv(book, tmp_path))
+    monkeypatch.setenv("BOOSTLINE_OUTPUT_DIR", str(tmp_path / "ml-output"))
+    assert ev.main(args) == 1
+    message = (tmp_path / "ml-output" / "message").read_text()
+    assert message.startswith("evaluation failed:") and expected in message
+    assert expected in capsys.readouterr().err
+
+
+def test_runs_as_a_script(book: dict, tmp_path: Path) -> None:
+    """As SageMaker runs it: `python evaluate.py`, sibling modules imported by name."""
+    args = _args(book, tmp_path / "out", book["good"], None)
+    args[args.index("--test-dir") + 1] = str(tmp_path / "nowhere")
+    env = {"BOOSTLINE_OUTPUT_DIR": str(tmp_path / "ml-output"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 1
+    assert "test data" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,1048 @@
+"""Model evaluation, run as a SageMaker Processing job (or locally, the same way).
+
+Scores the candidate model (and the approved "champion", if any) on the
+held-out test set and writes what the pipeline's quality gate, the model
+registry, the risk officer and drift monitoring need.
+
+Inputs (defaults under /opt/ml/processing/input/<name>):
+  --model-dir            model.tar.gz, or an extracted model (xgboost-model,
+                         boostline/feature_manifest.json)
+  --test-dir             test.csv (label first, no header), test_meta.csv
+  --train-dir            train-*.csv shards (label first, no header)
+  --manifest-dir         feature_manifest.json; default: the one in the model
+  --champion-model-dir   the approved model's model.tar.gz; empty/missing = none
+
+Outputs under --output-dir (default /opt/ml/processing/output):
+  evaluation/evaluation.json   SageMaker model-quality format
+                               ("binary_classification_metrics"), plus
+                               decision_threshold, threshold_rule,
+                               expected_cost_per_application, champion
+                               {auc, min_auc_required}, calibration, fairness,
+                               explanations
+  report/index.html, report/report.md, report/*.png
+  baseline/statistics.json, baseline/constraints.json
+                               Model Monitor data-quality baseline of the
+                               training features (see data_quality.py)
+
+Conventions: the positive class (label 1) is a default (bad loan). An
+application is predicted to default, and so rejected, when P(default) >=
+decision_threshold; "approved" means P(default) < decision_threshold. The
+confusion matrix is keyed actual label -> predicted label. Standard deviations
+come from a seeded bootstrap of the test set (the threshold held fixed).
+
+Runs in the SageMaker XGBoost image: stdlib, numpy, pandas, pyarrow, scipy,
+matplotlib, xgboost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+try:  # run as a script from the source dir (SageMaker) or imported as a package
+    import data_quality as dq
+except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts import data_quality as dq
+
+PROCESSING = Path("/opt/ml/processing")
+MODEL_FILE = "xgboost-model"
+MANIFEST_IN_MODEL = Path("boostline") / "feature_manifest.json"
+MAX_CURVE_POINTS = 200
+CALIBRATION_BINS = 10
+MIN_GROUP_SIZE = 30  # smaller fairness groups are reported but not used as the reference
+FOUR_FIFTHS = 0.8
+
+
+class EvaluationError(RuntimeError):
+    """Evaluation cannot go on; the message says why and what to do."""
+
+
+def log(message: str) -> None:
+    print(f"evaluate: {message}", flush=True)
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass
+class Model:
+    booster: Any  # xgboost.Booster
+    manifest: dict[str, Any] | None
+    source: Path
+    objective: str
+
+
+def load_model(model_dir: Path, scratch: Path, role: str = "model") -> Model:
+    """A booster from a model.tar.gz or an extracted model directory."""
+    import xgboost as xgb
+
+    model_dir = Path(model_dir)
+    if not model_dir.exists():
+        raise EvaluationError(f"{role} directory {model_dir} does not exist")
+    root = model_dir
+    archive = _find_archive(model_dir)
+    if archive is not None:
+        root = scratch / role
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(archive) as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(root, filter="data")
+                else:  # pragma: no cover - Pythons without extraction filters
+                    tar.extractall(root)  # noqa: S202 - our own pipeline's artefact
+        except (tarfile.TarError, OSError) as exc:
+            raise EvaluationError(f"{role}: cannot extract {archive}: {exc}") from None
+    booster_path = root / MODEL_FILE
+    if not booster_path.is_file():
+        listing = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+        raise EvaluationError(
+            f"{role}: no {MODEL_FILE} found in {model_dir}"
+            + (f" (archive {archive.name})" if archive else "")
+            + f"; expected model.tar.gz or an extracted model holding {MODEL_FILE}; "
+            f"found: {listing or 'nothing'}"
+        )
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(booster_path))
+    except xgb.core.XGBoostError as exc:
+        raise EvaluationError(f"{role}: {booster_path} is not an XGBoost model: {exc}") from None
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    if objective not in ("binary:logistic", "reg:logistic", "binary:logitraw"):
+        raise EvaluationError(
+            f"{role}: objective {objective!r} is not a binary classifier (expected binary:logistic)"
+        )
+    manifest = None
+    manifest_path = root / MANIFEST_IN_MODEL
+    if manifest_path.is_file():
+        manifest = _read_json(manifest_path, f"{role} manifest")
+    return Model(
+        booster=booster, manifest=manifest, source=archive or booster_path, objective=objective
+    )
+
+
+def _find_archive(model_dir: Path) -> Path | None:
+    if model_dir.is_file():
+        return model_dir if model_dir.name.endswith((".tar.gz", ".tgz", ".tar")) else None
+    if (model_dir / "model.tar.gz").is_file():
+        return model_dir / "model.tar.gz"
+    if (model_dir / MODEL_FILE).is_file():
+        return None
+    archives = sorted(p for p in model_dir.glob("*.tar.gz") if not p.name.startswith("."))
+    return archives[0] if len(archives) == 1 else None
+
+
+def predict(model: Model, features: np.ndarray, nthread: int = 0) -> np.ndarray:
+    """P(default) per row, as the endpoint computes it (float32 from XGBoost, as float64)."""
+    dm = _dmatrix(model, features, nthread)
+    if model.objective == "binary:logitraw":
+        margin = model.booster.predict(dm).astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-margin))
+    return model.booster.predict(dm).astype(np.float64)
+
+
+def _dmatrix(model: Model, features: np.ndarray, nthread: int = 0) -> Any:
+    import xgboost as xgb
+
+    booster = model.booster
+    types = booster.feature_types
+    return xgb.DMatrix(
+        features,
+        missing=np.nan,
+        feature_names=booster.feature_names,
+        feature_types=types,
+        enable_categorical=bool(types and "c" in types),
+        nthread=nthread or None,
+    )
+
+
+def check_model_matches(model: Model, names: list[str], role: str = "model") -> None:
+    booster = model.booster
+    if booster.num_features() != len(names):
+        raise EvaluationError(
+            f"{role} was trained on {booster.num_features()} features but the feature "
+            f"manifest lists {len(names)}: {names}"
+        )
+    trained = booster.feature_names
+    if trained and list(trained) != names and not all(n == f"f{i}" for i, n in enumerate(trained)):
+        raise EvaluationError(
+            f"{role} was trained on features {list(trained)} but the feature manifest lists {names}"
+        )
+
+
+def manifest_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Why two manifests do not encode the same model input (empty when they do)."""
+
+    def spec(manifest: dict[str, Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+        return [
+            (c["name"], c["kind"], tuple(c.get("categories", ()) or ()))
+            for c in manifest.get("columns", [])
+        ]
+
+    a, b = spec(ours), spec(theirs)
+    out = []
+    if [x[0] for x in a] != [x[0] for x in b]:
+        out.append(f"columns differ: candidate {[x[0] for x in a]} vs champion {[x[0] for x in b]}")
+        return out
+    for (name, kind_a, cats_a), (_, kind_b, cats_b) in zip(a, b, strict=True):
+        if kind_a != kind_b:
+            out.append(f"{name}: kind {kind_a} vs {kind_b}")
+        elif cats_a != cats_b:
+            out.append(f"{name}: category codes differ ({list(cats_a)} vs {list(cats_b)})")
+    return out
+
+
+# ---------------------------------------------------------------- data
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EvaluationError(f"cannot read {what} {path}: {exc}") from None
+
+
+def load_manifest(path: Path | None, model: Model) -> dict[str, Any]:
+    if path is None:
+        if model.manifest is None:
+            raise EvaluationError(
+                f"the model holds no {MANIFEST_IN_MODEL}; pass --manifest-dir "
+                "(the preprocessing job's manifest output)"
+            )
+        return model.manifest
+    file = path / "feature_manifest.json" if path.is_dir() else path
+    if not file.is_file():
+        raise EvaluationError(f"no feature_manifest.json at {path}")
+    return _read_json(file, "feature manifest")
+
+
+def read_labelled_csv(path: Path, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels as int8, features as float64 with NaN = missing) from a header-less CSV."""
+    if not path.is_file():
+        raise EvaluationError(f"{what}: {path} does not exist")
+    try:
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=True))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise EvaluationError(f"{what}: {path} cannot be read as CSV: {exc}") from None
+    if table.num_columns != n_features + 1:
+        raise EvaluationError(
+            f"{what}: {path} has {table.num_columns} columns but the feature manifest lists "
+            f"{n_features} features (expected label + {n_features} = {n_features + 1} columns); "
+            "was it made by the same preprocessing run as the manifest?"
+        )
+    if table.num_rows == 0:
+        raise EvaluationError(f"{what}: {path} has no rows")
+    columns = []
+    for j, column in enumerate(table.columns):
+        try:
+            columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise EvaluationError(
+                f"{what}: {path} column {j + 1} holds values that are not numbers"
+            ) from None
+    labels = columns[0]
+    if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
+        raise EvaluationError(f"{what}: {path} first column must be the label, 0 or 1")
+    return labels.astype(np.int8), np.column_stack(columns[1:]).astype(np.float64)
+
+
+def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
+    if not train_dir.is_dir():
+        raise EvaluationError(f"training data directory {train_dir} does not exist")
+    files = sorted(p for p in train_dir.glob("train-*.csv") if not p.name.startswith("."))
+    if not files:
+        files = sorted(p for p in train_dir.glob("*.csv") if not p.name.startswith("."))
+    if not files:
+        raise EvaluationError(f"no train-*.csv shards in {train_dir}")
+    parts = [read_labelled_csv(f, n_features, "training data")[1] for f in files]
+    return np.concatenate(parts)
+
+
+def read_meta(path: Path, rows: int) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        table = pacsv.read_csv(path)
+        table = table.cast(pa.schema([(n, pa.string()) for n in table.column_names]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise EvaluationError(f"{path} cannot be read as CSV: {exc}") from None
+    if table.num_rows != rows:
+        raise EvaluationError(
+            f"{path} has {table.num_rows} rows but test.csv has {rows}; "
+            "they must come from the same preprocessing run"
+        )
+    return {
+        name: np.array(
+            ["(missing)" if v is None or v == "" else v for v in table[name].to_pylist()],
+            dtype=object,
+        )
+        for name in table.column_names
+    }
+
+
+# ---------------------------------------------------------------- ranking metrics
+
+
+@dataclass
+class Ranking:
+    """Test rows sorted once by score; counts at each distinct score (the thresholds)."""
+
+    order: np.ndarray  # row indices, highest score first
+    ends: np.ndarray  # index (in sorted order) of the last row of each tie group
+    thresholds: np.ndarray  # distinct scores, descending
+    labels_sorted: np.ndarray  # float64 0/1 in sorted order
+
+    @classmethod
+    def of(cls, labels: np.ndarray, scores: np.ndarray) -> Ranking:
+        order = np.argsort(-scores, kind="mergesort")
+        sorted_scores = scores[order]
+        ends = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
+        return cls(order, ends, sorted_scores[ends], labels[order].astype(np.float64))
+
+    def counts(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(true positives, false positives) when rows scoring >= each threshold are flagged."""
+        y = self.labels_sorted
+        if weights is None:
+            tp = np.cumsum(y)[self.ends]
+            return tp, (self.ends + 1) - tp
+        w = weights[self.order]
+        tp = np.cumsum(w * y)[self.ends]
+        return tp, np.cumsum(w)[self.ends] - tp
+
+
+def roc_auc(tp: np.ndarray, fp: np.ndarray) -> float:
+    tpr = np.r_[0.0, tp / tp[-1]]
+    fpr = np.r_[0.0, fp / fp[-1]]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def average_precision(tp: np.ndarray, fp: np.ndarray) -> float:
+    """Area under the PR curve as a step sum (scikit-learn's average_precision_score)."""
+    precision = tp / np.maximum(tp + fp, 1e-300)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def ks_statistic(tp: np.ndarray, fp: np.ndarray) -> float:
+    return float(np.max(np.r_[0.0, tp / tp[-1] - fp / fp[-1]]))
+
+
+def pick_threshold_index(
+    tp: np.ndarray,
+    fp: np.ndarray,
+    rule: str,
+    cost_false_negative: float,
+    cost_false_positive: float,
+) -> int:
+    """Index of the chosen threshold; -1 means flag nothing (approve everyone)."""
+    positives = tp[-1]
+    if rule == "max_f1":
+        f1 = 2 * tp / (2 * tp + fp + (positives - tp))
+        return int(np.argmax(f1))
+    if rule == "min_cost":
+        cost = np.r_[
+            cost_false_negative * positives,
+            cost_false_negative * (positives - tp) + cost_false_positive * fp,
+        ]
+        return int(np.argmin(cost)) - 1  # ties: the highest threshold (fewest rejections)
+    raise EvaluationError(f"unknown threshold rule {rule!r}; use max_f1 or min_cost")
+
+
+def threshold_value(thresholds: np.ndarray, index: int) -> float:
+    """A cut strictly between the chosen score and the next lower one (p >= cut flags)."""
+    if index < 0:
+        return float(np.nextafter(thresholds[0], np.inf))
+    if index + 1 < len(thresholds):
+        return float((thresholds[index] + thresholds[index + 1]) / 2)
+    return float(thresholds[index])
+
+
+def choose_threshold(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    rule: str,
+    cost_false_negative: float = 1.0,
+    cost_false_positive: float = 1.0,
+) -> float:
+    """The decision threshold the rule picks on (labels, scores)."""
+    ranking = Ranking.of(np.asarray(labels), np.asarray(scores, dtype=np.float64))
+    tp, fp = ranking.counts()
+    index = pick_threshold_index(tp, fp, rule, cost_false_negative, cost_false_positive)
+    return threshold_value(ranking.thresholds, index)
+
+
+def _at(tp: np.ndarray, fp: np.ndarray, index: int) -> tuple[float, float]:
+    return (0.0, 0.0) if index < 0 else (float(tp[index]), float(fp[index]))
+
+
+def _point_metrics(tp: float, fp: float, positives: float, negatives: float) -> dict[str, float]:
+    fn, tn = positives - tp, negatives - fp
+    total = positives + negatives
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / positives if positives else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "accuracy": (tp + tn) / total if total else 0.0,
+        "true_positive_rate": recall,
+        "false_positive_rate": fp / negatives if negatives else 0.0,
+        "true_negative_rate": tn / negatives if negatives else 0.0,
+        "false_negative_rate": fn / positives if positives else 0.0,
+    }
+
+
+def _downsample(n: int, limit: int = MAX_CURVE_POINTS) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(np.int64))
+
+
+def binary_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    rule: str,
+    cost_false_negative: float,
+    cost_false_positive: float,
+    bootstrap_samples: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every test-set metric, the threshold and its cost; see the module docstring."""
+    labels = np.asarray(labels).astype(np.int8)
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(labels)
+    positives = float(labels.sum())
+    negatives = float(n - positives)
+    if positives == 0 or negatives == 0:
+        raise EvaluationError(
+            f"the test set needs both classes; it has {int(positives)} defaults and "
+            f"{int(negatives)} good loans"
+        )
+    ranking = Ranking.of(labels, scores)
+    tp, fp = ranking.counts()
+    index = pick_threshold_index(tp, fp, rule, cost_false_negative, cost_false_positive)
+    threshold = threshold_value(ranking.thresholds, index)
+    tp_at, fp_at = _at(tp, fp, index)
+
+    def cost_per_application(tp_: float, fp_: float, pos: float, total: float) -> float:
+        return (cost_false_negative * (pos - tp_) + cost_false_positive * fp_) / total
+
+    values = {
+        "auc": roc_auc(tp, fp),
+        "pr_auc": average_precision(tp, fp),
+        "ks": ks_statistic(tp, fp),
+        "brier": float(np.mean((scores - labels) ** 2)),
+        **_point_metrics(tp_at, fp_at, positives, negatives),
+        "expected_cost_per_application": cost_per_application(tp_at, fp_at, positives, n),
+    }
+
+    # bootstrap: resample rows (multinomial weights), keep the threshold fixed
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {k: [] for k in values}
+    for _ in range(max(0, bootstrap_samples)):
+        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+        btp, bfp = ranking.counts(w)
+        bpos, bneg = btp[-1], bfp[-1]
+        if bpos == 0 or bneg == 0:
+            continue
+        t_at, f_at = _at(btp, bfp, index)
+        point = _point_metrics(t_at, f_at, bpos, bneg)
+        replicate = {
+            "auc": roc_auc(btp, bfp),
+            "pr_auc": average_precision(btp, bfp),
+            "ks": ks_statistic(btp, bfp),
+            "brier": float(np.sum(w * (scores - labels) ** 2) / n),
+            **point,
+            "expected_cost_per_application": cost_per_application(t_at, f_at, bpos, n),
+        }
+        for key, value in replicate.items():
+            samples[key].append(value)
+    std = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in samples.items()}
+
+    tpr = np.r_[0.0, tp / positives]
+    fpr = np.r_[0.0, fp / negatives]
+    roc_keep = _downsample(len(tpr))
+    precisions = tp / (tp + fp)
+    recalls = tp / positives
+    pr_keep = _downsample(len(precisions))
+    tn_at, fn_at = negatives - fp_at, positives - tp_at
+
+    metrics: dict[str, Any] = {
+        key: {"value": values[key], "standard_deviation": std[key]}
+        for key in (
+            "auc",
+            "precision",
+            "recall",
+            "f1",
+            "accuracy",
+            "true_positive_rate",
+            "false_positive_rate",
+            "true_negative_rate",
+            "false_negative_rate",
+            "pr_auc",
+            "ks",
+            "brier",
+        )
+    }
+    metrics["confusion_matrix"] = {
+        "0": {"0": int(tn_at), "1": int(fp_at)},
+        "1": {"0": int(fn_at), "1": int(tp_at)},
+    }
+    metrics["receiver_operating_characteristic_curve"] = {
+        "false_positive_rates": _rounded(fpr[roc_keep]),
+        "true_positive_rates": _rounded(tpr[roc_keep]),
+    }
+    metrics["precision_recall_curve"] = {
+        "precisions": _rounded(precisions[pr_keep]),
+        "recalls": _rounded(recalls[pr_keep]),
+    }
+
+    alternatives = {}
+    for alt in ("max_f1", "min_cost"):
+        j = pick_threshold_index(tp, fp, alt, cost_false_negative, cost_false_positive)
+        a_tp, a_fp = _at(tp, fp, j)
+        point = _point_metrics(a_tp, a_fp, positives, negatives)
+        alternatives[alt] = {
+            "threshold": threshold_value(ranking.thresholds, j),
+            "precision": point["precision"],
+            "recall": point["recall"],
+            "f1": point["f1"],
+            "approval_rate": (n - a_tp - a_fp) / n,
+            "expected_cost_per_application": cost_per_application(a_tp, a_fp, positives, n),
+        }
+    return {
+        "binary_classification_metrics": metrics,
+        "decision_threshold": threshold,
+        "threshold_rule": rule,
+        "expected_cost_per_application": values["expected_cost_per_application"],
+        "expected_cost_per_application_standard_deviation": std["expected_cost_per_application"],
+        "threshold": {
+            "rule": rule,
+            "value": threshold,
+            "comparison": "an application is predicted to default (rejected) when "
+            "P(default) >= value",
+            "cost_false_negative": cost_false_negative,
+            "cost_false_positive": cost_false_positive,
+            "approval_rate": (n - tp_at - fp_at) / n,
+            "alternatives": alternatives,
+        },
+        "bootstrap": {"samples": int(bootstrap_samples), "seed": int(seed)},
+    }
+
+
+def _rounded(values: np.ndarray, digits: int = 6) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+def calibration(
+    labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS, min_count: int = 30
+) -> dict[str, Any]:
+    """Reliability bins of equal width on [0, 1], with expected and maximum calibration error.
+
+    The maximum is taken over bins of at least `min_count` rows, where it means something.
+    """
+    index = np.clip((scores * bins).astype(np.int64), 0, bins - 1)
+    counts = np.bincount(index, minlength=bins).astype(np.float64)
+    predicted = np.bincount(index, weights=scores, minlength=bins)
+    observed = np.bincount(index, weights=labels.astype(np.float64), minlength=bins)
+    out_bins, ece, mce = [], 0.0, 0.0
+    for b in range(bins):
+        if not counts[b]:
+            continue
+        mean_p, rate = predicted[b] / counts[b], observed[b] / counts[b]
+        gap = abs(mean_p - rate)
+        ece += counts[b] / len(scores) * gap
+        if counts[b] >= min_count:
+            mce = max(mce, gap)
+        out_bins.append(
+            {
+                "lower": b / bins,
+                "upper": (b + 1) / bins,
+                "count": int(counts[b]),
+                "mean_predicted": float(mean_p),
+                "observed_rate": float(rate),
+            }
+        )
+    return {
+        "bins": out_bins,
+        "expected_calibration_error": float(ece),
+        "max_calibration_error": float(mce),
+        "max_calibration_error_min_count": min_count,
+        "mean_predicted": float(scores.mean()),
+        "observed_rate": float(labels.mean()),
+    }
+
+
+# ---------------------------------------------------------------- fairness
+
+
+def fairness(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    meta: dict[str, np.ndarray] | None,
+    sensitive: list[str],
+    min_group_size: int = MIN_GROUP_SIZE,
+) -> dict[str, Any]:
+    """Per group of each sensitive attribute: approvals, defaults, error rates, and gaps."""
+    out: dict[str, Any] = {
+        "threshold": threshold,
+        "favourable_outcome": "approved: P(default) < threshold",
+        "min_group_size": min_group_size,
+        "attributes": {},
+    }
+    if not sensitive:
+        out["status"] = "the feature manifest names no sensitive attributes"
+        return out
+    if meta is None:
+        out["status"] = "skipped: test_meta.csv not found"
+        return out
+    predicted_default = scores >= threshold
+    for attribute in sensitive:
+        if attribute not in meta:
+            out["attributes"][attribute] = {"status": "not in test_meta.csv"}
+            continue
+        values = meta[attribute]
+        groups = []
+        for group in sorted(set(values.tolist())):
+            mask = values == group
+            y, flagged = labels[mask], predicted_default[mask]
+            n, pos = int(mask.sum()), int(y.sum())
+            neg = n - pos
+            groups.append(
+                {
+                    "group": str(group),
+                    "count": n,
+                    "approval_rate": float(1 - flagged.mean()),
+                    "default_rate": float(pos / n),
+                    # a good applicant rejected / a defaulter approved
+                    "false_positive_rate": float((flagged & (y == 0)).sum() / neg) if neg else None,
+                    "false_negative_rate": float((~flagged & (y == 1)).sum() / pos)
+                    if pos
+                    else None,
+                    "small_group": n < min_group_size,
+                }
+            )
+        out["attributes"][attribute] = _gaps(groups)
+    return out
+
+
+def _gaps(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    judged = [g for g in groups if not g["small_group"]] or groups
+    best_approval = max(judged, key=lambda g: g["approval_rate"])
+    fprs = [g["false_positive_rate"] for g in judged if g["false_positive_rate"] is not None]
+    fnrs = [g["false_negative_rate"] for g in judged if g["false_negative_rate"] is not None]
+    best_fpr, best_fnr = min(fprs, default=None), min(fnrs, default=None)
+    for g in groups:
+        ref = best_approval["approval_rate"]
+        g["approval_rate_gap"] = ref - g["approval_rate"]
+        g["adverse_impact_ratio"] = g["approval_rate"] / ref if ref else None
+        g["false_positive_rate_gap"] = (
+            g["false_positive_rate"] - best_fpr
+            if g["false_positive_rate"] is not None and best_fpr is not None
+            else None
+        )
+        g["false_negative_rate_gap"] = (
+            g["false_negative_rate"] - best_fnr
+            if g["false_negative_rate"] is not None and best_fnr is not None
+            else None
+        )
+    judged_names = {g["group"] for g in judged}
+    considered = [g for g in groups if g["group"] in judged_names]
+    ratios = [
+        g["adverse_impact_ratio"] for g in considered if g["adverse_impact_ratio"] is not None
+    ]
+    min_ratio = min(ratios, default=None)
+    return {
+        "reference_group": best_approval["group"],
+        "groups": groups,
+        "max_approval_rate_gap": max(g["approval_rate_gap"] for g in considered),
+        "min_adverse_impact_ratio": min_ratio,
+        "passes_four_fifths_rule": bool(min_ratio is None or min_ratio >= FOUR_FIFTHS),
+        "max_false_positive_rate_gap": max(
+            (
+                g["false_positive_rate_gap"]
+                for g in considered
+                if g["false_positive_rate_gap"] is not None
+            ),
+            default=None,
+        ),
+        "max_false_negative_rate_gap": max(
+            (
+                g["false_negative_rate_gap"]
+                for g in considered
+                if g["false_negative_rate_gap"] is not None
+            ),
+            default=None,
+        ),
+        "groups_too_small_to_judge": [g["group"] for g in groups if g["group"] not in judged_names],
+    }
+
+
+# ---------------------------------------------------------------- explanations
+
+
+def shap_values(
+    model: Model, features: np.ndarray, rows: int, seed: int = 0, nthread: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sampled row indices, SHAP contributions incl. bias column, margin) from XGBoost."""
+    n = len(features)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(n, rows), replace=False)) if rows < n else np.arange(n)
+    dm = _dmatrix(model, features[sample], nthread)
+    contributions = model.booster.predict(dm, pred_contribs=True).astype(np.float64)
+    margin = model.booster.predict(dm, output_margin=True).astype(np.float64)
+    return sample, contributions, margin
+
+
+def importance(model: Model, names: list[str]) -> dict[str, dict[str, float]]:
+    """Gain (average per split) and total gain per feature, by manifest name."""
+    out = {}
+    for kind in ("gain", "total_gain"):
+        scores = model.booster.get_score(importance_type=kind)
+        values = dict.fromkeys(names, 0.0)
+        for key, value in scores.items():
+            name = names[int(key[1:])] if key not in values and key[1:].isdigit() else key
+            values[name] = float(value)
+        out[kind] = dict(sorted(values.items(), key=lambda kv: -kv[1]))
+    return out
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def explain(
+    model: Model,
+    features: np.ndarray,
+    names: list[str],
+    kinds: list[str],
+    categories: dict[str, list[str]],
+    rows: int,
+    nthread: int = 0,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Explanations for evaluation.json, and the raw SHAP sample for the plots."""
+    sample, contributions, margin = shap_values(model, features, rows, nthread=nthread)
+    phi = contributions[:, :-1]
+    mean_abs = np.abs(phi).mean(axis=0)
+    values = features[sample]
+    drivers = []
+    for j in np.argsort(-mean_abs):
+        name = names[j]
+        x, s = values[:, j], phi[:, j]
+        present = ~np.isnan(x)
+        entry: dict[str, Any] = {
+            "feature": name,
+            "kind": kinds[j],
+            "mean_abs_shap": float(mean_abs[j]),
+        }
+        if kinds[j] == "categorical":
+            cats = categories.get(name, [])
+            per = {}
+            for code in np.unique(x[present]):
+                label = (
+                    cats[int(code)] if 0 <= code < len(cats) and code == int(code) else str(code)
+                )
+                per[label] = float(s[present & (x == code)].mean())
+            if (~present).any():
+                per["(missing)"] = float(s[~present].mean())
+            ranked = sorted(per.items(), key=lambda kv: -kv[1])
+            entry["mean_shap_by_category"] = dict(ranked)
+            up = [k for k, v in ranked if v > 0][:3]
+            down = [k for k, v in reversed(ranked) if v < 0][:3]
+            entry["direction"] = (
+                f"raises risk: {', '.join(up) or 'none'}; lowers risk: {', '.join(down) or 'none'}"
+            )
+        else:
+            corr = 0.0
+            if present.sum() > 2 and np.ptp(x[present]) > 0 and np.ptp(s[present]) > 0:
+                corr = float(np.corrcoef(_rank(x[present]), _rank(s[present]))[0, 1])
+            entry["shap_value_rank_correlation"] = corr
+            if corr > 0.3:
+                entry["direction"] = "higher values raise risk"
+            elif corr < -0.3:
+                entry["direction"] = "higher values lower risk"
+            else:
+                entry["direction"] = "mixed (no simple direction)"
+            if (~present).any():
+                entry["mean_shap_when_missing"] = float(s[~present].mean())
+        drivers.append(entry)
+    additivity = float(np.max(np.abs(contributions.sum(axis=1) - margin))) if len(margin) else 0.0
+    gains = importance(model, names)
+    result = {
+        "feature_importance": {"importance_type": "gain", **gains},
+        "shap": {
+            "method": "xgboost pred_contribs (TreeSHAP), in log-odds of default",
+            "rows": int(len(sample)),
+            "base_value": float(contributions[0, -1]) if len(contributions) else 0.0,
+            "mean_abs_shap": {d["feature"]: d["mean_abs_shap"] for d in drivers},
+            "max_additivity_error": additivity,
+        },
+        "top_drivers": drivers,
+    }
+    raw = {"sample": sample, "contributions": phi, "values": values}
+    return result, raw
+
+
+# ---------------------------------------------------------------- champion
+
+
+def champion_section(
+    champion_dir: Path | None,
+    scratch: Path,
+    manifest: dict[str, Any],
+    names: list[str],
+    labels: np.ndarray,
+    features: np.ndarray,
+    margin: float,
+    nthread: int,
+) -> dict[str, Any]:
+    none = {"auc": None, "min_auc_required": 0.0, "auc_margin": margin, "present": False}
+    if champion_dir is None or not champion_dir.exists():
+        log("no champion model: the gate compares with the absolute minimum only")
+        return none
+    if champion_dir.is_dir() and not any(
+        not p.name.startswith(".") for p in champion_dir.iterdir()
+    ):
+        log(f"champion directory {champion_dir} is empty: no champion")
+        return none
+    champion = load_model(champion_dir, scratch, role="champion model")
+    if champion.manifest is None:
+        raise EvaluationError(
+            f"the champion model in {champion_dir} holds no {MANIFEST_IN_MODEL}, so it cannot "
+            "be shown to read the same columns; the models are incomparable"
+        )
+    differences = manifest_differences(manifest, champion.manifest)
+    if differences:
+        raise EvaluationError(
+            "the champion model reads different input columns than the candidate, so it "
+            "cannot be scored on this test set and the models are incomparable: "
+            + "; ".join(differences)
+            + ". Approve or reject the candidate by hand, or retrain the champion's "
+            "features first."
+        )
+    check_model_matches(champion, names, "champion model")
+    scores = predict(champion, features, nthread)
+    tp, fp = Ranking.of(labels, scores).counts()
+    auc = roc_auc(tp, fp)
+    log(f"champion AUC {auc:.4f} on the same test set")
+    return {
+        "auc": auc,
+        "min_auc_required": auc - margin,
+        "auc_margin": margin,
+        "present": True,
+        "pr_auc": average_precision(tp, fp),
+        "brier": float(np.mean((scores - labels) ** 2)),
+        "source": str(champion.source),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    last = [started]
+
+    def lap(name: str) -> None:
+        now = time.monotonic()
+        timings[name] = round(now - last[0], 3)
+        last[0] = now
+
+    if args.auc_margin < 0:
+        raise EvaluationError("--auc-margin must not be negative")
+    if args.cost_false_negative <= 0 or args.cost_false_positive <= 0:
+        raise EvaluationError("costs must be positive")
+    if args.shap_sample_rows < 1:
+        raise EvaluationError("--shap-sample-rows must be at least 1")
+    out = args.output_dir
+    with tempfile.TemporaryDirectory(prefix="boostline-evaluate-") as tmp:
+        scratch = Path(tmp)
+        model = load_model(args.model_dir, scratch)
+        manifest = load_manifest(args.manifest_dir, model)
+        names, kinds, categories = dq.feature_spec(manifest)
+        check_model_matches(model, names)
+        labels, features = read_labelled_csv(args.test_dir / "test.csv", len(names), "test data")
+        meta = read_meta(args.test_dir / "test_meta.csv", len(labels))
+        lap("load")
+
+        scores = predict(model, features, args.nthread)
+        lap("predict")
+        result = binary_metrics(
+            labels,
+            scores,
+            rule=args.threshold_rule,
+            cost_false_negative=args.cost_false_negative,
+            cost_false_positive=args.cost_false_positive,
+            bootstrap_samples=args.bootstrap_samples,
+            seed=args.seed,
+        )
+        threshold = result["decision_threshold"]
+        lap("metrics")
+        champion = champion_section(
+            args.champion_model_dir,
+            scratch,
+            manifest,
+            names,
+            labels,
+            features,
+            args.auc_margin,
+            args.nthread,
+        )
+        lap("champion")
+        explanations, shap_raw = explain(
+            model, features, names, kinds, categories, args.shap_sample_rows, args.nthread
+        )
+        lap("explanations")
+
+        train = read_training_features(args.train_dir, len(names))
+        statistics = dq.compute_statistics(train, names, kinds, categories=categories)
+        constraints = dq.suggest_constraints(statistics, domains=categories)
+        _write_json(out / "baseline" / "statistics.json", statistics)
+        _write_json(out / "baseline" / "constraints.json", constraints)
+        lap("baseline")
+
+    target = manifest.get("target", {})
+    evaluation: dict[str, Any] = {
+        "binary_classification_metrics": result["binary_classification_metrics"],
+        "decision_threshold": threshold,
+        "threshold_rule": result["threshold_rule"],
+        "expected_cost_per_application": result["expected_cost_per_application"],
+        "champion": champion,
+        "threshold": result["threshold"],
+        "calibration": calibration(labels, scores),
+        "fairness": fairness(labels, scores, threshold, meta, list(manifest.get("sensitive", []))),
+        "explanations": explanations,
+        "dataset": {
+            "test_rows": int(len(labels)),
+            "test_defaults": int(labels.sum()),
+            "test_default_rate": float(labels.mean()),
+            "training_rows": int(len(train)),
+            "target": target,
+            "features": [{"name": n, "kind": k} for n, k in zip(names, kinds, strict=True)],
+            "schema_name": manifest.get("schema_name"),
+        },
+        "model": {
+            "objective": model.objective,
+            "boosted_rounds": int(model.booster.num_boosted_rounds()),
+            "num_features": int(model.booster.num_features()),
+        },
+        "bootstrap": result["bootstrap"],
+        "baseline": {
+            "statistics": "baseline/statistics.json",
+            "constraints": "baseline/constraints.json",
+            "feature_naming": "manifest names; column_index gives the _c<i> position",
+        },
+    }
+    lap("fairness")
+    _write_json(out / "evaluation" / "evaluation.json", evaluation)
+
+    try:
+        import report
+    except ImportError:  # pragma: no cover - imported as a package
+        from training_scripts import report
+    report.write_report(
+        out / "report",
+        evaluation,
+        labels=labels,
+        scores=scores,
+        shap=shap_raw,
+        names=names,
+        kinds=kinds,
+    )
+    lap("report")
+    evaluation["timing_seconds"] = {**timings, "total": round(time.monotonic() - started, 3)}
+    _write_json(out / "evaluation" / "evaluation.json", evaluation)
+    metrics = evaluation["binary_classification_metrics"]
+    log(
+        f"AUC {metrics['auc']['value']:.4f} (+/- {metrics['auc']['standard_deviation']:.4f}), "
+        f"threshold {threshold:.4f} ({args.threshold_rule}), champion AUC {champion['auc']}, "
+        f"min AUC required {champion['min_auc_required']:.4f}; "
+        f"{evaluation['timing_seconds']['total']} s"
+    )
+    return evaluation
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(data), indent=2) + "\n", encoding="utf-8")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    inputs = PROCESSING / "input"
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", type=Path, default=inputs / "model")
+    p.add_argument("--test-dir", type=Path, default=inputs / "test")
+    p.add_argument("--train-dir", type=Path, default=inputs / "train")
+    p.add_argument("--manifest-dir", type=_optional_path, default=None)
+    p.add_argument("--champion-model-dir", type=_optional_path, default=inputs / "champion")
+    p.add_argument("--output-dir", type=Path, default=PROCESSING / "output")
+    p.add_argument("--threshold-rule", choices=("max_f1", "min_cost"), default="min_cost")
+    p.add_argument("--cost-false-negative", type=float, default=5.0)
+    p.add_argument("--cost-false-positive", type=float, default=1.0)
+    p.add_argument("--auc-margin", type=float, default=0.01)
+    p.add_argument("--shap-sample-rows", type=int, default=2000)
+    p.add_argument("--bootstrap-samples", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nthread", type=int, default=0, help="XGBoost threads; 0 = all cores")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        evaluate(args)
+    except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
+        message = f"evaluation failed: {exc}"
+        print(message, file=sys.stderr, flush=True)
+        _write_failure(message)
+        return 1
+    return 0
+
+
+def _write_failure(message: str) -> None:
+    """SageMaker shows /opt/ml/output/message as the processing job's failure reason."""
+    out = Path(os.environ.get("BOOSTLINE_OUTPUT_DIR", "/opt/ml/output"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "message").write_text(message + "\n", encoding="utf-8")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
