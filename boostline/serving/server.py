@@ -1,0 +1,596 @@
+"""The local endpoint: the SageMaker inference container's HTTP contract, on gunicorn.
+
+    GET  /ping                  200 once the model is loaded (each worker loads it at boot)
+    POST /invocations           training_scripts/inference.py's transform_fn
+    GET  /execution-parameters  what a batch transform job asks the container
+
+It serves the same inference.py as the endpoint, through the same hook and the
+same status convention (a context object like the model server's), so a local
+answer is the endpoint's answer. Gunicorn runs `workers` processes (default:
+SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU) of `threads` threads each, a
+request timeout of SAGEMAKER_MODEL_SERVER_TIMEOUT (default 60 s), and on
+SIGTERM stops accepting and finishes the requests in flight (SIGINT: at once).
+
+Requests
+  - a body over 6 MB gets 413 before it is read when Content-Length says so
+    (and once 6 MB have been read otherwise);
+  - `X-Amzn-SageMaker-Custom-Attributes` reaches the hook (explain=true;top_k=3);
+  - `X-Amzn-SageMaker-Inference-Id` (1-64 printable characters, optional) is
+    recorded in data capture as eventMetadata.inferenceId and echoed back;
+  - every answer carries `X-Boostline-Event-Id`, the capture record's eventId;
+  - a missing or */* Accept is replaced, as the model server does, by
+    SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (default application/json).
+
+Data capture (capture_dir set): successful (2xx) invocations only, sampled at
+`sampling_percentage`, in SageMaker's layout and format (boostline.serving.capture).
+
+Run it:  python -m boostline.serving.server --model-dir DIR [--port 8080] [--workers N]
+         [--capture-dir DIR --endpoint-name NAME --variant-name AllTraffic
+         --sampling-percentage 100] [--threshold 0.5] [--host 127.0.0.1]
+From Python: serve(...) blocks; start_background(...) starts the same command in
+a subprocess and returns once /ping answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from http import HTTPStatus
+from pathlib import Path
+
+from boostline.serving.capture import CaptureWriter, capture_record
+from training_scripts import inference
+
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_TIMEOUT = 60
+DEFAULT_ENDPOINT = "boostline-local"
+DEFAULT_VARIANT = "AllTraffic"
+MAX_REQUEST_BYTES = inference.MAX_PAYLOAD_BYTES
+EVENT_ID_HEADER = "X-Boostline-Event-Id"
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+
+log = logging.getLogger("boostline.serving")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_dir: Path
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    workers: int | None = None  # None: SAGEMAKER_MODEL_SERVER_WORKERS, else the CPU count
+    threads: int = 1
+    timeout: int | None = None  # None: SAGEMAKER_MODEL_SERVER_TIMEOUT, else 60 s
+    capture_dir: Path | None = None
+    endpoint_name: str = DEFAULT_ENDPOINT
+    variant_name: str = DEFAULT_VARIANT
+    sampling_percentage: int = 100
+    threshold: float | None = None  # None: BOOSTLINE_DECISION_THRESHOLD, else 0.5
+    access_log: bool = False
+
+    def resolved(self) -> ServerConfig:
+        """Defaults filled from the environment, values checked."""
+        workers = self.workers or _env_int("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1
+        timeout = self.timeout or _env_int("SAGEMAKER_MODEL_SERVER_TIMEOUT") or DEFAULT_TIMEOUT
+        if workers < 1 or self.threads < 1 or timeout < 1:
+            raise ValueError("workers, threads and timeout must be at least 1")
+        if not 0 < self.port <= 65535:
+            raise ValueError(f"port {self.port} is not a TCP port")
+        if not 0 <= self.sampling_percentage <= 100:
+            raise ValueError(
+                f"sampling percentage must be 0 to 100, got {self.sampling_percentage}"
+            )
+        if self.threshold is not None:
+            inference.check_threshold(self.threshold, "threshold")
+        return replace(
+            self,
+            model_dir=Path(self.model_dir),
+            workers=workers,
+            timeout=timeout,
+            capture_dir=Path(self.capture_dir) if self.capture_dir else None,
+        )
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r} must be a positive whole number")
+    return int(raw)
+
+
+# --------------------------------------------------------------------------- the WSGI app
+
+
+class _RequestProcessor:
+    """What the model server's context exposes per request (mms.context.RequestProcessor)."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+        self.status = 200
+        self.phrase = ""
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self._headers
+
+    def report_status(self, code: int, reason_phrase: str = "") -> None:
+        self.status, self.phrase = code, reason_phrase
+
+
+class _Context:
+    """The subset of the model server's request context that transform_fn uses."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.request_processor = [_RequestProcessor(headers)]
+
+    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
+        self.request_processor[idx].report_status(code, phrase)
+
+
+class EndpointApp:
+    """The WSGI application; build one per worker process (it loads the model)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        threads = max(1, (os.cpu_count() or 1) // (config.workers or 1))
+        self.model = inference.load_model(
+            config.model_dir, threshold=config.threshold, threads=threads
+        )
+        self.capture = (
+            CaptureWriter(
+                config.capture_dir,
+                config.endpoint_name,
+                config.variant_name,
+                config.sampling_percentage,
+            )
+            if config.capture_dir
+            else None
+        )
+        self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or (
+            inference.JSON
+        )
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/invocations":
+            if method != "POST":
+                return _error(start_response, 405, "use POST /invocations", [("Allow", "POST")])
+            return self.invocations(environ, start_response)
+        if path == "/ping":
+            if method not in ("GET", "HEAD"):
+                return _error(start_response, 405, "use GET /ping", [("Allow", "GET")])
+            return _reply(start_response, 200, b"", "text/plain")
+        if path == "/execution-parameters" and method == "GET":
+            parameters = {
+                "MaxConcurrentTransforms": self.config.workers,
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": MAX_REQUEST_BYTES // (1024 * 1024),
+            }
+            return _reply(start_response, 200, json.dumps(parameters).encode(), inference.JSON)
+        return _error(start_response, 404, f"no route {method} {path}; use POST /invocations")
+
+    def invocations(self, environ, start_response):
+        event_id = str(uuid.uuid4())
+        headers = [(EVENT_ID_HEADER, event_id)]
+        inference_id = environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID")
+        if inference_id is not None:
+            if not (
+                0 < len(inference_id) <= 64
+                and inference_id.isprintable()
+                and not inference_id[0].isspace()
+            ):
+                return _error(
+                    start_response,
+                    400,
+                    f"{INFERENCE_ID_HEADER} must be 1 to 64 printable characters",
+                    headers,
+                )
+            headers.append((INFERENCE_ID_HEADER, inference_id))
+
+        body = _read_body(environ)
+        if body is None:
+            return _error(
+                start_response,
+                413,
+                f"request body exceeds the {MAX_REQUEST_BYTES}-byte limit",
+                headers,
+            )
+        content_type = environ.get("CONTENT_TYPE") or inference.CSV
+        accept = environ.get("HTTP_ACCEPT", "").strip()
+        if not accept or accept in ("*/*", "*"):
+            accept = self.default_accept
+        request_headers = {"Content-Type": content_type, "Accept": accept}
+        attributes = environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES")
+        if attributes is not None:
+            request_headers[inference.CUSTOM_ATTRIBUTES_HEADER] = attributes
+
+        context = _Context(request_headers)
+        received = datetime.now(timezone.utc)
+        try:
+            payload, response_type = inference.transform_fn(
+                self.model, body, content_type, accept, context
+            )
+        except Exception:  # a defect, not bad input: say so, log it, keep serving
+            log.error("invocation failed:\n%s", traceback.format_exc())
+            return _error(start_response, 500, "internal error while predicting", headers)
+        status = context.request_processor[0].status
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        if self.capture is not None and 200 <= status < 300 and self.capture.sampled():
+            record = capture_record(
+                body, content_type, payload, response_type, event_id, received, inference_id
+            )
+            try:
+                self.capture.write(record, received)
+            except OSError:
+                log.error("data capture failed:\n%s", traceback.format_exc())
+        return _reply(start_response, status, payload, response_type, headers)
+
+
+def _read_body(environ) -> bytes | None:
+    """The request body, or None when it is over the limit (not read in full then)."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH", "").strip()
+    if length.isdigit():
+        size = int(length)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        return stream.read(size) if size else b""
+    body = stream.read(MAX_REQUEST_BYTES + 1)  # chunked: read at most one byte too many
+    return None if len(body) > MAX_REQUEST_BYTES else body
+
+
+def _reply(start_response, status: int, body: bytes, content_type: str, headers=()):
+    start_response(
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
+
+
+def _error(start_response, status: int, message: str, headers=()):
+    body = inference.InferenceError(status, message).to_json()
+    return _reply(start_response, status, body, inference.JSON, headers)
+
+
+# --------------------------------------------------------------------------- gunicorn
+
+
+def gunicorn_settings(config: ServerConfig) -> dict:
+    settings = {
+        "bind": [f"{config.host}:{config.port}"],
+        "workers": config.workers,
+        "worker_class": "gthread",
+        "threads": config.threads,
+        "timeout": config.timeout,
+        "graceful_timeout": config.timeout,
+        "keepalive": 60,
+        "preload_app": False,  # each worker loads the model itself (no OpenMP state across fork)
+        "proc_name": f"boostline-serve-{config.endpoint_name}",
+        "accesslog": "-" if config.access_log else None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "post_worker_init": _worker_ready,
+    }
+    return settings
+
+
+def _worker_ready(worker) -> None:
+    worker.log.info("worker %s: model loaded, serving", worker.pid)
+
+
+def _application(config: ServerConfig):
+    from gunicorn.app.base import BaseApplication
+
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in gunicorn_settings(config).items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+            return EndpointApp(config)
+
+    return Application()
+
+
+def check_model_dir(model_dir: Path, threshold: float | None = None) -> None:
+    """Fail fast, before forking workers, on what would stop every worker booting."""
+    if not (Path(model_dir) / inference.MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{Path(model_dir) / inference.MODEL_FILE} not found")
+    manifest = Path(model_dir) / inference.MANIFEST_FILE
+    if manifest.is_file():
+        json.loads(manifest.read_text(encoding="utf-8"))
+    if threshold is None:
+        inference.threshold_from_env()  # the environment's threshold, if set, must be valid
+
+
+def serve(
+    model_dir: Path,
+    port: int = DEFAULT_PORT,
+    workers: int | None = None,
+    capture_dir: Path | None = None,
+    endpoint_name: str = DEFAULT_ENDPOINT,
+    variant_name: str = DEFAULT_VARIANT,
+    threshold: float | None = None,
+    sampling_percentage: int = 100,
+    ready: Callable[[str], None] | None = None,
+    host: str = DEFAULT_HOST,
+    threads: int = 1,
+    timeout: int | None = None,
+    access_log: bool = False,
+) -> None:
+    """Serve until SIGTERM (graceful) or SIGINT; `ready(url)` is called once /ping answers.
+
+    Raises RuntimeError if the server could not start (port taken, a worker
+    failed to load the model: the log above says why).
+    """
+    config = ServerConfig(
+        model_dir=Path(model_dir),
+        port=port,
+        host=host,
+        workers=workers,
+        threads=threads,
+        timeout=timeout,
+        capture_dir=capture_dir,
+        endpoint_name=endpoint_name,
+        variant_name=variant_name,
+        sampling_percentage=sampling_percentage,
+        threshold=threshold,
+        access_log=access_log,
+    ).resolved()
+    check_model_dir(config.model_dir, config.threshold)
+    if config.capture_dir is not None:  # name check before any worker starts
+        CaptureWriter(config.capture_dir, endpoint_name, variant_name, sampling_percentage)
+    stop = threading.Event()
+    if ready is not None:
+        url = f"http://{_client_host(config.host)}:{config.port}"
+        threading.Thread(target=_call_when_ready, args=(url, ready, stop), daemon=True).start()
+    master = os.getpid()
+    try:
+        _application(config).run()
+    except SystemExit as exc:  # gunicorn's arbiter always leaves through sys.exit
+        if os.getpid() != master:
+            raise  # a worker process leaving: it must not return into the caller's code
+        if exc.code not in (0, None):
+            raise RuntimeError(
+                f"the local endpoint stopped with status {exc.code} "
+                "(port in use, or a worker could not load the model: see the log above)"
+            ) from None
+    finally:
+        stop.set()
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def _call_when_ready(url: str, ready: Callable[[str], None], stop: threading.Event) -> None:
+    while not stop.is_set():
+        if ping(url):
+            ready(url)
+            return
+        stop.wait(0.05)
+
+
+def ping(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+# --------------------------------------------------------------------------- in the background
+
+
+class LocalEndpoint:
+    """A local endpoint running in a subprocess; stop() (or `with`) ends it gracefully."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+
+    @property
+    def invocations_url(self) -> str:
+        return f"{self.url}/invocations"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (in-flight requests finish), then SIGKILL after `timeout` seconds."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> LocalEndpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_background(
+    model_dir: Path,
+    port: int | None = None,
+    workers: int = 2,
+    capture_dir: Path | None = None,
+    endpoint_name: str = DEFAULT_ENDPOINT,
+    variant_name: str = DEFAULT_VARIANT,
+    threshold: float | None = None,
+    sampling_percentage: int = 100,
+    host: str = DEFAULT_HOST,
+    threads: int = 1,
+    timeout: int | None = None,
+    log_path: Path | None = None,
+    startup_timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+) -> LocalEndpoint:
+    """Start `python -m boostline.serving.server ...`; return once /ping answers.
+
+    port None picks a free port. The server's output goes to log_path (default: a
+    temporary file). Raises RuntimeError with the log if it does not come up.
+    """
+    port = free_port(host) if port is None else port
+    args = [
+        sys.executable,
+        "-m",
+        "boostline.serving.server",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--host",
+        host,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--endpoint-name",
+        endpoint_name,
+        "--variant-name",
+        variant_name,
+        "--sampling-percentage",
+        str(sampling_percentage),
+    ]
+    if capture_dir is not None:
+        args += ["--capture-dir", str(capture_dir)]
+    if threshold is not None:
+        args += ["--threshold", repr(float(threshold))]
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    if log_path is None:
+        handle, name = tempfile.mkstemp(prefix="boostline-serve-", suffix=".log")
+        os.close(handle)
+        log_path = Path(name)
+    root = Path(__file__).resolve().parents[2]
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(root), child_env.get("PYTHONPATH", "")) if p
+    )
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            args,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            start_new_session=True,  # a Ctrl-C in the caller's terminal does not reach it
+        )
+    endpoint = LocalEndpoint(process, f"http://{_client_host(host)}:{port}", Path(log_path))
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the local endpoint exited with status {process.returncode}:\n{endpoint.log()}"
+            )
+        if ping(endpoint.url, timeout=0.5):
+            return endpoint
+        time.sleep(0.05)
+    endpoint.stop(5)
+    raise RuntimeError(
+        f"the local endpoint did not answer /ping in {startup_timeout:g} s:\n{endpoint.log()}"
+    )
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((_client_host(host), 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m boostline.serving.server",
+        description="Serve a model directory over SageMaker's container HTTP contract.",
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        required=True,
+        help="holds xgboost-model (and boostline/feature_manifest.json)",
+    )
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
+    p.add_argument("--host", default=DEFAULT_HOST, help="default %(default)s; 0.0.0.0 for all")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="request timeout in s (default: SAGEMAKER_MODEL_SERVER_TIMEOUT, else 60)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold (default: BOOSTLINE_DECISION_THRESHOLD, else 0.5)",
+    )
+    p.add_argument("--capture-dir", type=Path, default=None, help="enable data capture here")
+    p.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT)
+    p.add_argument("--variant-name", default=DEFAULT_VARIANT)
+    p.add_argument("--sampling-percentage", type=int, default=100)
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        serve(
+            args.model_dir,
+            port=args.port,
+            workers=args.workers,
+            capture_dir=args.capture_dir,
+            endpoint_name=args.endpoint_name,
+            variant_name=args.variant_name,
+            threshold=args.threshold,
+            sampling_percentage=args.sampling_percentage,
+            host=args.host,
+            threads=args.threads,
+            timeout=args.timeout,
+            access_log=args.access_log,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"boostline serve: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

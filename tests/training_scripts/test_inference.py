@@ -1,0 +1,649 @@
+"""inference.py hooks on a real model trained on a synthetic loan book.
+
+Every content type, every kind of bad input (status, row, field), encoding
+parity between raw JSON applications and preprocess.py's encoded CSV, the
+explain option, the container adapters, and a model without a manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from boostline.data.generator import SCHEMA_PATH, generate_to_dir
+from training_scripts import inference as inf
+from training_scripts import preprocess
+
+CSV, JSON, JSONL = "text/csv", "application/json", "application/jsonlines"
+CUSTOM = inf.CUSTOM_ATTRIBUTES_HEADER
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> dict:
+    """generate -> preprocess -> quick train, laid out as train.py lays out a model dir."""
+    root = tmp_path_factory.mktemp("inference")
+    generate_to_dir(3000, root / "raw", seed=3)
+    preprocess.preprocess(root / "raw", SCHEMA_PATH, root / "prep", salt="x")
+    train = np.vstack(
+        [
+            np.genfromtxt(p, delimiter=",", filling_values=np.nan)
+            for p in sorted((root / "prep" / "train").glob("*.csv"))
+        ]
+    )
+    manifest = json.loads((root / "prep" / "manifest" / "feature_manifest.json").read_text())
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1},
+        xgb.DMatrix(train[:, 1:], label=train[:, 0], nthread=1),
+        num_boost_round=30,
+    )
+    booster.feature_names = [c["name"] for c in manifest["columns"]]  # as train.py does
+    model_dir = root / "model"
+    (model_dir / "boostline").mkdir(parents=True)
+    (model_dir / "xgboost-model").write_bytes(booster.save_raw("ubj"))
+    shutil.copy(
+        root / "prep" / "manifest" / "feature_manifest.json",
+        model_dir / "boostline" / "feature_manifest.json",
+    )
+    bare_dir = root / "bare"
+    bare_dir.mkdir()
+    shutil.copy(model_dir / "xgboost-model", bare_dir / "xgboost-model")
+
+    with open(next((root / "raw").glob("*.csv")), newline="") as f:
+        raw = {row["application_id"]: row for row in csv.DictReader(f)}
+    with open(root / "prep" / "test" / "test_meta.csv", newline="") as f:
+        ids = [row["application_id"] for row in csv.DictReader(f)]
+    test_lines = (root / "prep" / "test" / "test.csv").read_text().splitlines()
+    return {
+        "model_dir": model_dir,
+        "bare_dir": bare_dir,
+        "manifest": manifest,
+        "test_raw": [raw[i] for i in ids],  # raw applications of the test split, in order
+        "test_features": [line.split(",", 1)[1] for line in test_lines],  # label dropped
+    }
+
+
+@pytest.fixture(scope="module")
+def model(book) -> inf.Model:
+    return inf.load_model(book["model_dir"], threads=1)
+
+
+@pytest.fixture()
+def row(book) -> str:
+    return book["test_features"][0]
+
+
+def names(book) -> list[str]:
+    return [c["name"] for c in book["manifest"]["columns"]]
+
+
+def ok(response: inf.Response) -> bytes:
+    assert response.status == 200, response.body
+    return response.body
+
+
+def error(response: inf.Response, status: int) -> dict:
+    assert response.status == status, response.body
+    assert response.content_type == JSON
+    body = json.loads(response.body)
+    assert set(body) == {"error", "row", "field"}
+    return body
+
+
+def probabilities(body: bytes, content_type: str) -> list[float]:
+    if content_type == CSV:
+        return [float(line.split(",")[0]) for line in body.decode().splitlines()]
+    if content_type == JSONL:
+        return [json.loads(line)["probability"] for line in body.decode().splitlines()]
+    return [p["probability"] for p in json.loads(body)["predictions"]]
+
+
+def reference(model: inf.Model, lines: list[str]) -> np.ndarray:
+    """What XGBoost itself predicts for encoded lines (DMatrix path, no inference.py)."""
+    X = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in lines])
+    return model.booster.predict(xgb.DMatrix(X, missing=np.nan), validate_features=False)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def test_hooks_are_one_style_only() -> None:
+    assert callable(inf.model_fn) and callable(inf.transform_fn)
+    for name in ("input_fn", "predict_fn", "output_fn"):
+        assert not hasattr(inf, name), "the container refuses transform_fn mixed with these"
+
+
+def test_csv_predictions_match_xgboost(book, model) -> None:
+    lines = book["test_features"][:50]
+    body = ok(inf.handle(model, "\n".join(lines).encode(), CSV, CSV)).decode()
+    expected = reference(model, lines)
+    out = body.split("\n")
+    assert len(out) == 50 and not body.endswith("\n")
+    for line, p in zip(out, expected, strict=True):
+        probability, decision = line.split(",")
+        assert float(probability) == pytest.approx(float(p), abs=5e-7)
+        assert decision == ("reject" if p >= 0.5 else "approve")
+
+
+def test_json_of_raw_applications_matches_preprocessed_csv(book, model) -> None:
+    """No training/serving skew: raw rows through JSON == preprocess's encoding through CSV."""
+    raw, encoded = book["test_raw"], book["test_features"]
+    from_json = ok(inf.handle(model, json.dumps(raw).encode(), JSON, JSON))
+    from_csv = ok(inf.handle(model, "\n".join(encoded).encode(), CSV, JSON))
+    assert from_json == from_csv
+    X = inf.parse_json(model, json.dumps(raw).encode())[0]
+    Y = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in encoded])
+    np.testing.assert_array_equal(X, Y)
+    assert np.isnan(X).any()  # the book has missing values, and they survive as missing
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda rows: rows[0],
+        lambda rows: rows,
+        lambda rows: {"instances": rows},
+    ],
+    ids=["object", "list", "instances"],
+)
+def test_json_shapes(book, model, wrap) -> None:
+    rows = book["test_raw"][:1]
+    body = ok(inf.handle(model, json.dumps(wrap(rows)).encode(), JSON, JSON))
+    (prediction,) = json.loads(body)["predictions"]
+    assert set(prediction) == {"probability", "score", "default", "decision"}
+    assert prediction["score"] == prediction["probability"]
+    assert prediction["default"] is (prediction["probability"] >= 0.5)
+    assert prediction["decision"] == ("reject" if prediction["default"] else "approve")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "accept", "answer"),
+    [
+        (CSV, None, CSV),
+        (CSV, "*/*", CSV),
+        (JSON, None, JSON),
+        (CSV, JSON, JSON),
+        (JSON, CSV, CSV),
+        (JSON, JSONL, JSONL),
+        (CSV, "application/json; charset=utf-8", JSON),
+        (CSV, "image/png, text/csv;q=0.5", CSV),
+        ("text/csv; charset=UTF-8", CSV, CSV),
+        (JSONL, JSONL, JSONL),
+    ],
+)
+def test_content_types_and_accepts(book, model, content_type, accept, answer) -> None:
+    if content_type.startswith(CSV):
+        body = "\n".join(book["test_features"][:3]).encode()
+    elif content_type == JSONL:
+        body = "\n".join(json.dumps(r) for r in book["test_raw"][:3]).encode()
+    else:
+        body = json.dumps(book["test_raw"][:3]).encode()
+    response = inf.handle(model, body, content_type, accept)
+    assert response.content_type == answer
+    expected = reference(model, book["test_features"][:3])
+    assert probabilities(ok(response), answer) == pytest.approx(expected.tolist(), abs=5e-7)
+
+
+def test_many_rows_use_the_same_formatting(book, model) -> None:
+    """Above a few dozen rows the output is assembled as bytes; it must read the same."""
+    lines = (book["test_features"] * 2)[:300]
+    body = "\n".join(lines).encode()
+    p = inf.predict(model, inf.parse_csv(model, body))
+    for out in (CSV, JSON, JSONL):
+        fast = ok(inf.handle(model, body, CSV, out))
+        per_row = b"".join(
+            ok(inf.handle(model, line.encode(), CSV, out)) + b"\n" for line in lines
+        ).decode()
+        if out == JSON:
+            rows = [json.loads(x)["predictions"][0] for x in per_row.splitlines()]
+            assert json.loads(fast)["predictions"] == rows
+        else:
+            assert fast.decode() + "\n" == per_row
+        assert probabilities(fast, out) == pytest.approx(p.tolist(), abs=5e-7)
+
+
+def test_fast_and_strict_csv_parsers_agree(book, model) -> None:
+    lines = book["test_features"] * 3  # ~60 KB: the pyarrow path
+    data = "\n".join(lines).encode()
+    arrow = inf._parse_arrow(data, model)
+    small = inf._parse_small(data)
+    strict = inf._parse_strict(data, model)
+    np.testing.assert_array_equal(arrow, strict)
+    np.testing.assert_array_equal(small, strict)
+    quoted = "\n".join(",".join(f'"{v}"' for v in line.split(",")) for line in lines[:5])
+    np.testing.assert_array_equal(inf.parse_csv(model, quoted.encode()), strict[:5])
+    crlf = "\r\n".join(lines[:5]) + "\r\n"
+    np.testing.assert_array_equal(inf.parse_csv(model, crlf.encode()), strict[:5])
+    spaced = "\n".join(" , ".join(line.split(",")) for line in lines[:5])
+    np.testing.assert_array_equal(inf.parse_csv(model, spaced.encode()), strict[:5])
+
+
+def test_text_body_as_the_model_server_hands_it(book, model, row) -> None:
+    as_bytes = ok(inf.handle(model, row.encode(), CSV, CSV))
+    assert ok(inf.handle(model, row, CSV, CSV)) == as_bytes
+    document = {"instances": book["test_raw"][:1]}  # the server may have parsed the JSON
+    assert ok(inf.handle(model, document, JSON, JSON)) == ok(
+        inf.handle(model, json.dumps(document), JSON, JSON)
+    )
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def test_explain_reasons_sum_to_the_margin(book, model) -> None:
+    body = {"instances": book["test_raw"][:4], "explain": True, "top_k": 100}
+    predictions = json.loads(ok(inf.handle(model, json.dumps(body).encode(), JSON, JSON)))
+    for prediction in predictions["predictions"]:
+        reasons = prediction["reasons"]
+        assert len(reasons) == model.n_features  # top_k is capped at the feature count
+        magnitudes = [abs(r["contribution"]) for r in reasons]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+        total = sum(r["contribution"] for r in reasons) + prediction["bias"]
+        assert total == pytest.approx(prediction["margin"], abs=1e-4)
+        p = prediction["probability"]
+        assert prediction["margin"] == pytest.approx(math.log(p / (1 - p)), abs=1e-3)
+
+
+def test_explain_top_k_from_custom_attributes(book, model, row) -> None:
+    plain = ok(inf.handle(model, row.encode(), CSV, CSV)).decode()
+    explained = ok(inf.handle(model, row.encode(), CSV, CSV, "explain=true; top_k=3")).decode()
+    fields = explained.split(",")
+    assert ",".join(fields[:2]) == plain
+    assert len(fields) == 2 + 2 * 3
+    assert set(fields[2::2]) <= set(names(book))
+    contributions = [abs(float(c)) for c in fields[3::2]]
+    assert contributions == sorted(contributions, reverse=True)
+    as_json = json.loads(
+        ok(inf.handle(model, row.encode(), CSV, JSON, "trace=abc,explain=1,top_k=3"))
+    )
+    reasons = as_json["predictions"][0]["reasons"]
+    assert [r["feature"] for r in reasons] == fields[2::2]
+    assert (
+        "reasons"
+        not in json.loads(ok(inf.handle(model, row.encode(), CSV, JSON, "x=y")))["predictions"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("attributes", "body_options", "message"),
+    [
+        ("explain=maybe", None, "'explain' must be true or false"),
+        ("explain=true;top_k=0", None, "'top_k' must be at least 1"),
+        ("explain=true;top_k=two", None, "'top_k' must be a whole number"),
+        (None, {"explain": "perhaps"}, "'explain' must be true or false"),
+        (None, {"explain": True, "top_k": 1.5}, "'top_k' must be a whole number"),
+    ],
+)
+def test_bad_explain_options(book, model, attributes, body_options, message) -> None:
+    if body_options is None:
+        body, content_type = book["test_features"][0].encode(), CSV
+    else:
+        body = json.dumps({"instances": book["test_raw"][:1], **body_options}).encode()
+        content_type = JSON
+    assert message in error(inf.handle(model, body, content_type, JSON, attributes), 400)["error"]
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+def test_threshold_from_environment(book, monkeypatch) -> None:
+    lines = book["test_features"][:200]
+    body = "\n".join(lines).encode()
+    monkeypatch.setenv(inf.THRESHOLD_ENV, "0.2")
+    model = inf.model_fn(str(book["model_dir"]))
+    assert model.threshold == 0.2
+    for line in ok(inf.handle(model, body, CSV, CSV)).decode().splitlines():
+        p, decision = line.split(",")
+        assert decision == ("reject" if float(p) >= 0.2 else "approve")
+    monkeypatch.delenv(inf.THRESHOLD_ENV)
+    assert inf.model_fn(str(book["model_dir"])).threshold == 0.5
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1", "nan", "abc"])
+def test_invalid_threshold_stops_loading(book, monkeypatch, value) -> None:
+    monkeypatch.setenv(inf.THRESHOLD_ENV, value)
+    with pytest.raises(ValueError, match=inf.THRESHOLD_ENV):
+        inf.model_fn(str(book["model_dir"]))
+
+
+# --------------------------------------------------------------------------- bad CSV input
+
+
+def csv_case(book, row_index: int, column: str, value: str, rows: int = 3) -> bytes:
+    lines = [line.split(",") for line in book["test_features"][:rows]]
+    lines[row_index - 1][names(book).index(column)] = value
+    return "\n".join(",".join(fields) for fields in lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("row_index", "column", "value", "message"),
+    [
+        (2, "fico_score", "abc", "'abc' is not a number"),
+        (3, "dti", "nan", "not a finite number"),
+        (1, "dti", "NaN", "not a finite number"),
+        (2, "annual_income", "inf", "not a finite number"),
+        (2, "annual_income", "-Infinity", "not a finite number"),
+        (3, "revol_bal", "1e400", "not a finite number"),
+        (2, "fico_score", "900", "900 is above the maximum 850"),
+        (3, "loan_amount", "100", "100 is below the minimum 500"),
+        (2, "open_acc", "3.5", "3.5 is not a whole number"),
+        (1, "fico_score", "", "is required but missing"),
+        (2, "grade", "7", "code 7 is not a category code (0 to 6"),
+        (2, "term", "-1", "code -1 is not a category code"),
+        (3, "grade", "1.5", "code 1.5 is not a category code"),
+        (2, "fico_score", "1_000", "'1_000' is not a number"),
+        (2, "fico_score", "0x10", "'0x10' is not a number"),
+        (3, "fico_score", "７００", "is not a number"),
+    ],
+)
+def test_bad_csv_values_name_row_and_field(book, model, row_index, column, value, message):
+    for rows in (3, 400):  # both the small-body and the pyarrow path
+        body = error(
+            inf.handle(model, csv_case(book, row_index, column, value, rows), CSV, CSV), 400
+        )
+        assert message in body["error"]
+        assert (body["row"], body["field"]) == (row_index, column)
+        assert f"row {row_index}" in body["error"] and repr(column) in body["error"]
+
+
+def test_unseen_category_code_is_allowed_empty(book, model) -> None:
+    body = csv_case(book, 1, "grade", "")  # preprocess writes unseen categories as empty
+    assert inf.handle(model, body, CSV, CSV).status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "row", "message"),
+    [
+        (b"", 400, None, "empty request body"),
+        (b"\n\n", 400, None, "empty request body"),
+        (b"1,2,3", 400, 1, "row 1 has 3 fields, expected 22 features"),
+        (None, 400, 2, "row 2 has 23 fields"),  # one extra field on row 2
+        (None, 400, 2, "row 2 is empty"),  # blank line between rows
+        (b"\xff\xfe1,2", 400, 1, "not valid UTF-8"),
+        (b"x" * (inf.MAX_PAYLOAD_BYTES + 1), 413, None, "exceeds"),
+    ],
+)
+def test_bad_csv_bodies(book, model, body, status, row, message) -> None:
+    lines = book["test_features"][:3]
+    if body is None and "23" in message:
+        body = "\n".join([lines[0], lines[1] + ",1", lines[2]]).encode()
+    elif body is None:
+        body = "\n".join([lines[0], "", lines[1]]).encode()
+    result = error(inf.handle(model, body, CSV, CSV), status)
+    assert message in result["error"]
+    assert result["row"] == row
+
+
+def test_unsupported_types(book, model, row) -> None:
+    assert (
+        "not supported" in error(inf.handle(model, row.encode(), "text/plain", CSV), 415)["error"]
+    )
+    assert (
+        "charset"
+        in error(inf.handle(model, row.encode(), "text/csv; charset=latin-1", CSV), 415)["error"]
+    )
+    assert "cannot answer" in error(inf.handle(model, row.encode(), CSV, "text/html"), 406)["error"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (lambda line: line.replace(",", ",abc,", 1), "row 1235 has 23 fields"),
+        (lambda line: "", "row 1235 is empty"),
+        (lambda line: "nan" + line[line.index(",") :], "row 1235, field 'loan_amount'"),
+        (lambda line: line.replace(",", ",\xe9", 1), "row 1235, field 'interest_rate'"),
+    ],
+    ids=["extra field", "blank line", "nan", "non-ascii"],
+)
+def test_errors_deep_in_a_large_body(book, model, line, message) -> None:
+    lines = (book["test_features"] * 4)[:1500]  # over 16 KB: the pyarrow reader
+    lines[1234] = line(lines[1234])
+    result = error(inf.handle(model, "\n".join(lines).encode(), CSV, CSV), 400)
+    assert result["row"] == 1235 and message in result["error"]
+
+
+# --------------------------------------------------------------------------- bad JSON input
+
+
+def json_case(book, row_index: int, field: str, value, rows: int = 3) -> bytes:
+    instances = [dict(r) for r in book["test_raw"][:rows]]
+    if value is KeyError:
+        del instances[row_index - 1][field]
+    else:
+        instances[row_index - 1][field] = value
+    return json.dumps({"instances": instances}).encode()
+
+
+@pytest.mark.parametrize(
+    ("row_index", "field", "value", "message"),
+    [
+        (2, "fico_score", KeyError, "is required but missing"),
+        (3, "fico_score", None, "is required but missing"),
+        (1, "grade", KeyError, "is required but missing"),
+        (2, "grade", "", "is required but missing"),
+        (2, "fico_score", 900, "900 is above the maximum 850"),
+        (2, "loan_amount", "100", "100 is below the minimum 500"),
+        (3, "open_acc", 2.5, "2.5 is not a whole number"),
+        (2, "dti", "abc", "'abc' is not a number"),
+        (2, "dti", "nan", "not a finite number"),
+        (2, "dti", True, "expected a number, got bool"),
+        (2, "dti", [1], "expected a number, got list"),
+        (2, "grade", 3, "expected a category name (a string), got int"),
+        (2, "annual_income", float("inf"), "not a finite number"),
+        (1, "annual_income", float("nan"), "not a finite number"),
+        (2, "annual_income", 10**400, "not a finite number"),
+    ],
+)
+def test_bad_json_values_name_row_and_field(book, model, row_index, field, value, message):
+    body = error(inf.handle(model, json_case(book, row_index, field, value), JSON, JSON), 400)
+    assert message in body["error"]
+    assert (body["row"], body["field"]) == (row_index, field)
+
+
+def test_json_encoding_follows_preprocess(book, model) -> None:
+    base = dict(book["test_raw"][0])
+    X0 = inf.parse_json(model, json.dumps(base))[0]
+    same = [
+        {**base, "favourite_colour": "red", "email": "a@b.c"},  # unknown and PII: ignored
+        {**base, "fico_score": int(base["fico_score"]), "loan_amount": float(base["loan_amount"])},
+        {**base, "grade": f"  {base['grade']} ", "fico_score": f" {base['fico_score']} "},
+    ]
+    for instance in same:
+        np.testing.assert_array_equal(inf.parse_json(model, json.dumps(instance))[0], X0)
+    optional = {**base, "emp_length": None, "revol_util": ""}
+    X = inf.parse_json(model, json.dumps(optional))[0]
+    assert np.isnan(X[0, names(book).index("emp_length")])
+    assert np.isnan(X[0, names(book).index("revol_util")])
+    absent = {k: v for k, v in base.items() if k != "mort_acc"}
+    assert np.isnan(inf.parse_json(model, json.dumps(absent))[0][0, names(book).index("mort_acc")])
+    unseen = {**base, "purpose": "space_travel", "addr_state": "ZZ"}
+    X = inf.parse_json(model, json.dumps(unseen))[0]
+    assert np.isnan(X[0, names(book).index("purpose")])
+    assert np.isnan(X[0, names(book).index("addr_state")])
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "row", "message"),
+    [
+        (b"{not json", JSON, 400, None, "not valid JSON"),
+        (b"[]", JSON, 400, None, "no applications"),
+        (b'{"instances": []}', JSON, 400, None, "no applications"),
+        (b'{"instances": {"a": 1}}', JSON, 400, None, "'instances' must be a list"),
+        (b'[{"fico_score": 700}, 5]', JSON, 400, 2, "row 2 must be a JSON object"),
+        (b'"hello"', JSON, 400, 1, "row 1 must be a JSON object"),
+        (b'{"a": "\xff"}', JSON, 400, None, "not valid UTF-8"),
+        (b'{"a": 1}\n\n{"a": 2}', JSONL, 400, 2, "row 2 is empty"),
+        (b'{"a": 1}\n{"a": ', JSONL, 400, 2, "row 2 is not valid JSON"),
+    ],
+)
+def test_bad_json_bodies(model, body, content_type, status, row, message) -> None:
+    result = error(inf.handle(model, body, content_type, JSON), status)
+    assert message in result["error"]
+    assert result["row"] == row
+
+
+# --------------------------------------------------------------------------- model dirs
+
+
+def test_model_without_manifest_serves_csv_only(book, model) -> None:
+    bare = inf.model_fn(str(book["bare_dir"]))
+    lines = book["test_features"][:20]
+    body = "\n".join(lines).encode()
+    assert ok(inf.handle(bare, body, CSV, CSV)) == ok(inf.handle(model, body, CSV, CSV))
+    result = error(inf.handle(bare, json.dumps(book["test_raw"][:1]), JSON, JSON), 415)
+    assert "no feature manifest" in result["error"] and "text/csv" in result["error"]
+    bad = error(inf.handle(bare, b"1,abc" + b",1" * 20, CSV, CSV), 400)
+    assert bad["field"] == "interest_rate"  # the booster's feature names (train.py sets them)
+    nameless = inf.load_model(book["bare_dir"])
+    nameless.booster.feature_names = None
+    (bare_dir := book["bare_dir"] / "nameless").mkdir(exist_ok=True)
+    (bare_dir / "xgboost-model").write_bytes(nameless.booster.save_raw("ubj"))
+    bad = error(inf.handle(inf.load_model(bare_dir), b"1,abc" + b",1" * 20, CSV, CSV), 400)
+    assert bad["field"] == "column 2"  # without any names, columns are numbered
+
+
+def test_load_errors_are_clear(book, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="xgboost-model"):
+        inf.load_model(tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(book["model_dir"], broken)
+    manifest = json.loads((broken / inf.MANIFEST_FILE).read_text())
+    manifest["columns"] = manifest["columns"][:-1]
+    (broken / inf.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="lists 21 columns but the booster expects 22"):
+        inf.load_model(broken)
+
+
+# --------------------------------------------------------------------------- container adapters
+
+
+class FakeProcessor:
+    def __init__(self, headers):
+        self.headers = headers
+
+    def get_request_properties(self):
+        return self.headers
+
+
+class FakeContext:
+    """The sagemaker-inference toolkit's context (mms.context.Context) as far as used."""
+
+    def __init__(self, headers=None):
+        self.request_processor = [FakeProcessor(headers or {})]
+        self.status = None
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status = (code, phrase)
+
+
+def test_transform_fn_with_model_server_context(model, row) -> None:
+    context = FakeContext({"x-amzn-sagemaker-custom-attributes": "explain=true;top_k=2"})
+    body, content_type = inf.transform_fn(model, row.encode(), CSV, CSV, context)
+    assert content_type == CSV and body.count(b",") == 1 + 2 * 2
+    assert context.status is None
+    body, content_type = inf.transform_fn(model, b"1,2", CSV, CSV, context)
+    assert context.status == (400, "Bad Request")
+    assert content_type == JSON and json.loads(body)["row"] == 1
+
+
+def test_transform_fn_without_container(model, row) -> None:
+    body, content_type = inf.transform_fn(model, row.encode(), CSV, JSON)
+    assert content_type == JSON and json.loads(body)["predictions"]
+    with pytest.raises(inf.InferenceError) as raised:
+        inf.transform_fn(model, row.encode(), "text/plain", CSV)
+    assert raised.value.status == 415
+
+
+def test_transform_fn_in_the_legacy_flask_server(model, monkeypatch) -> None:
+    class Response:
+        def __init__(self, response, status, mimetype):
+            self.response, self.status, self.mimetype = response, status, mimetype
+
+    module = types.ModuleType("sagemaker_containers.beta.framework.worker")
+    module.Response = Response
+    framework = types.ModuleType("sagemaker_containers.beta.framework")
+    framework.worker = module
+    for name, mod in {
+        "sagemaker_containers": types.ModuleType("sagemaker_containers"),
+        "sagemaker_containers.beta": types.ModuleType("sagemaker_containers.beta"),
+        "sagemaker_containers.beta.framework": framework,
+        "sagemaker_containers.beta.framework.worker": module,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    result = inf.transform_fn(model, b"1,2", CSV, CSV)
+    assert isinstance(result, Response)
+    assert result.status == 400 and result.mimetype == JSON
+    assert json.loads(result.response)["row"] == 1
+
+
+def test_transform_fn_with_an_old_context_raises_the_toolkit_error(model, monkeypatch) -> None:
+    class GenericInferenceToolkitError(Exception):
+        def __init__(self, status_code, message=None, phrase=None):
+            super().__init__(message)
+            self.status_code = status_code
+
+    errors = types.ModuleType("sagemaker_inference.errors")
+    errors.GenericInferenceToolkitError = GenericInferenceToolkitError
+    monkeypatch.setitem(sys.modules, "sagemaker_inference", types.ModuleType("sagemaker_inference"))
+    monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", errors)
+
+    class OldContext:
+        request_processor = [FakeProcessor({})]
+
+    with pytest.raises(GenericInferenceToolkitError) as raised:
+        inf.transform_fn(model, b"1,2", CSV, CSV, OldContext())
+    assert raised.value.status_code == 400
+
+
+def test_model_fn_takes_undecoded_bodies_from_the_toolkit(book, monkeypatch) -> None:
+    """Else the toolkit decodes CSV/JSON itself and invalid UTF-8 ends as a 500."""
+    content_types = types.ModuleType("sagemaker_inference.content_types")
+    content_types.UTF8_TYPES = [JSON, CSV]
+    package = types.ModuleType("sagemaker_inference")
+    package.content_types = content_types
+    monkeypatch.setitem(sys.modules, "sagemaker_inference", package)
+    monkeypatch.setitem(sys.modules, "sagemaker_inference.content_types", content_types)
+    inf.model_fn(str(book["model_dir"]))
+    assert content_types.UTF8_TYPES == []
+
+
+def test_in_the_real_model_server_toolkit(book, monkeypatch) -> None:
+    """inference.py as the user module of sagemaker-inference's Transformer (as in the image)."""
+    transformer = pytest.importorskip("sagemaker_inference.transformer")
+    mms_context = pytest.importorskip("mms.context")
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")
+    monkeypatch.syspath_prepend(str(Path(inf.__file__).parent))
+    monkeypatch.delitem(sys.modules, "inference", raising=False)
+    handler = transformer.Transformer()
+    context = mms_context.Context("model", str(book["model_dir"]), {}, 1, None, "1.1.11")
+
+    def call(body: bytes, headers: dict) -> tuple[int, str, bytes]:
+        context.request_processor = [mms_context.RequestProcessor(headers)]
+        context.request_ids = {0: "request"}
+        (answer,) = handler.transform([{"body": body}], context)
+        return context.get_response_status(0)[0], context.get_response_content_type(0), answer
+
+    row = book["test_features"][0].encode()
+    status, content_type, answer = call(row, {"Content-Type": CSV, "Accept": CSV})
+    assert (status, content_type) == (200, CSV) and answer.count(b",") == 1
+    explained = call(row, {"Content-Type": CSV, CUSTOM: "explain=true;top_k=2"})
+    assert explained[1] == JSON and len(json.loads(explained[2])["predictions"][0]["reasons"]) == 2
+    for body, media, status in (
+        (b"1,2", CSV, 400),
+        (b"1,\xff", CSV, 400),
+        (b"{", JSON, 400),
+        (row, "application/xml", 415),
+    ):
+        got, content_type, answer = call(body, {"Content-Type": media, "Accept": CSV})
+        assert (got, content_type) == (status, JSON) and json.loads(answer)["error"]
