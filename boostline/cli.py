@@ -93,6 +93,51 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decides")
         cmd.set_defaults(handler=cmd_models_set_status, status=status)
 
+    serve = groups.add_parser(
+        "serve",
+        parents=[common],
+        help="serve a registered model over HTTP",
+        description="Serve a model version with the SageMaker container contract "
+        "(GET /ping, POST /invocations) on gunicorn, with data capture if asked.",
+    )
+    serve.add_argument(
+        "--model", default="latest-approved", help="version number or 'latest-approved' (default)"
+    )
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
+    serve.add_argument(
+        "--capture", action="store_true", help="write data capture under <workdir>/buckets/capture"
+    )
+    serve.add_argument(
+        "--sampling-percentage",
+        type=int,
+        default=100,
+        help="share of requests captured (default 100)",
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    predict = groups.add_parser(
+        "predict",
+        parents=[common],
+        help="batch inference on a file, like a batch transform",
+        description="Score a file line by line in mini-batches of at most 6 MB, as a "
+        "SageMaker batch transform job with SplitType=Line does.",
+    )
+    predict.add_argument("--input", type=Path, required=True, help="input file")
+    predict.add_argument("--output", type=Path, required=True, help="output file")
+    predict.add_argument(
+        "--model", default="latest-approved", help="version number or 'latest-approved' (default)"
+    )
+    predict.add_argument(
+        "--content-type",
+        default="text/csv",
+        help="text/csv (encoded features) or application/jsonlines (raw)",
+    )
+    predict.add_argument("--accept", default="text/csv", help="text/csv or application/json")
+    predict.add_argument("--explain", action="store_true", help="add the top reason codes")
+    predict.set_defaults(handler=cmd_predict)
+
     config = groups.add_parser("config", help="check the configuration")
     cfg_cmds = config.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     check = cfg_cmds.add_parser(
@@ -188,6 +233,57 @@ def cmd_models_set_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> tuple[Path, float | None, int]:
+    from boostline.local.model_store import unpacked_model
+    from boostline.registry import Registry
+
+    workdir = Workdir.at(args.workdir)
+    package = Registry(workdir.root).describe(args.model)
+    return unpacked_model(package, workdir.root), package.threshold, package.version
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from boostline.serving.server import serve
+
+    model_dir, threshold, version = _model(args)
+    capture = Workdir.at(args.workdir).bucket("capture") if args.capture else None
+    print(
+        f"serving model version {version} on http://{args.host}:{args.port} "
+        f"(threshold {threshold}); Ctrl-C stops",
+        file=sys.stderr,
+    )
+    serve(
+        model_dir,
+        port=args.port,
+        host=args.host,
+        workers=args.workers,
+        capture_dir=capture,
+        threshold=threshold,
+        sampling_percentage=args.sampling_percentage,
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from boostline.serving.batch import predict_file
+
+    model_dir, threshold, version = _model(args)
+    result = predict_file(
+        model_dir,
+        args.input,
+        args.output,
+        content_type=args.content_type,
+        accept=args.accept,
+        threshold=threshold,
+        explain=args.explain,
+    )
+    print(
+        f"model version {version}: {result.records} record(s) in {result.batches} "
+        f"mini-batch(es), {result.seconds:.2f}s -> {args.output}"
+    )
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     schema = load_schema(config.schema_path())
@@ -242,11 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback, for users
         from boostline.local.pipeline import PipelineFailed
         from boostline.registry import RegistryError
+        from boostline.serving.batch import BatchError
 
         if isinstance(exc, RegistryError):
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if isinstance(exc, PipelineFailed | ValueError | OSError) and not os.environ.get(
+        if isinstance(exc, PipelineFailed | BatchError | ValueError | OSError) and not os.environ.get(
             "BOOSTLINE_DEBUG"
         ):
             print(f"error: {exc}", file=sys.stderr)
