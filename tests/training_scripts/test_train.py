@@ -1,0 +1,361 @@
+"""training_scripts/train.py on one host, run in this process against real XGBoost.
+
+Multi-host runs go through the local training job; see tests/boostline/local/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+import xgboost as xgb
+from sklearn.metrics import roc_auc_score
+
+from training_scripts import train
+
+FEATURES = 10
+
+
+def write_csv(
+    path: Path, rows: int, *, seed: int = 0, shift: float = -0.5, missing: float = 0.05
+) -> tuple[int, int]:
+    """Learnable logistic data, label first, some empty fields; returns (negatives, positives)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, FEATURES))
+    logits = x @ np.linspace(-1.5, 1.5, FEATURES) + shift
+    y = (rng.random(rows) < 1 / (1 + np.exp(-logits))).astype(np.int64)
+    mask = rng.random(x.shape) < missing
+    columns = {"label": pa.array(y)}
+    columns.update({f"f{i}": pa.array(x[:, i], mask=mask[:, i]) for i in range(FEATURES)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = pacsv.WriteOptions(include_header=False)
+    pacsv.write_csv(pa.table(columns), path, write_options=options)
+    return int((y == 0).sum()), int(y.sum())
+
+
+def write_manifest(directory: Path, count: int = FEATURES) -> list[str]:
+    names = [f"feature_{i}" for i in range(count)]
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {"columns": [{"name": name, "kind": "numerical"} for name in names]}
+    (directory / train.FEATURE_MANIFEST).write_text(json.dumps(manifest))
+    return names
+
+
+@dataclass
+class Job:
+    root: Path
+    train_dir: Path
+    validation_dir: Path
+    manifest_dir: Path
+    model_dir: Path
+    output_dir: Path
+    checkpoint_dir: Path
+
+    @property
+    def failure(self) -> str:
+        return (self.output_dir / "failure").read_text()
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.output_dir / "data" / train.METRICS_FILE).read_text())
+
+
+@pytest.fixture
+def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
+    """The SageMaker environment of a one-host job, pointing into tmp_path."""
+    data = tmp_path / "input" / "data"
+    paths = Job(
+        root=tmp_path,
+        train_dir=data / "train",
+        validation_dir=data / "validation",
+        manifest_dir=data / "manifest",
+        model_dir=tmp_path / "model",
+        output_dir=tmp_path / "output",
+        checkpoint_dir=tmp_path / "checkpoints",
+    )
+    paths.train_dir.mkdir(parents=True)
+    for name in ("SM_HPS", "SM_CHANNEL_MANIFEST", "SM_CHANNEL_VALIDATION"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "SM_MODEL_DIR": paths.model_dir,
+        "SM_OUTPUT_DIR": paths.output_dir,
+        "SM_OUTPUT_DATA_DIR": paths.output_dir / "data",
+        "SM_CHANNEL_TRAIN": paths.train_dir,
+        "SM_HOSTS": '["algo-1"]',
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_NUM_CPUS": "1",
+        "BOOSTLINE_CHECKPOINT_DIR": paths.checkpoint_dir,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    return paths
+
+
+def add_validation(job: Job, monkeypatch: pytest.MonkeyPatch, rows: int = 1500) -> None:
+    write_csv(job.validation_dir / "validation.csv", rows, seed=99)
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(job.validation_dir))
+
+
+def fail(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        train.main(argv)
+    assert exited.value.code != 0
+
+
+# -- hyperparameters ---------------------------------------------------------------------
+
+
+def test_hyperparameters_parse_typed_with_defaults() -> None:
+    hps = train.parse_hyperparameters(
+        ["--max_depth", "6", "--eta", "0.1", "--num_round", "40.0", "--subsample=0.8"]
+    )
+    assert hps.booster == {"max_depth": 6, "eta": 0.1, "subsample": 0.8}
+    assert isinstance(hps.booster["max_depth"], int)
+    assert (hps.num_round, hps.objective, hps.eval_metric) == (40, "binary:logistic", "auc")
+    assert (hps.tree_method, hps.checkpoint_interval, hps.nthread) == ("hist", 10, None)
+    params = hps.xgb_params(nthread=3, scale_pos_weight=2.5)
+    assert params["nthread"] == 3 and params["scale_pos_weight"] == 2.5
+    assert params["max_depth"] == 6 and params["tree_method"] == "hist"
+
+
+def test_every_documented_hyperparameter_is_accepted() -> None:
+    values = {
+        "alpha": "0.5", "colsample_bylevel": "0.9", "colsample_bytree": "0.8", "eta": "1",
+        "gamma": "0", "lambda": "2", "max_delta_step": "0", "max_depth": "0",
+        "min_child_weight": "3", "num_round": "5", "subsample": "1", "objective":
+        "binary:logitraw", "eval_metric": "logloss", "early_stopping_rounds": "3",
+        "scale_pos_weight": "4.5", "tree_method": "approx", "seed": "7", "nthread": "2",
+        "checkpoint_interval": "1",
+    }  # fmt: skip
+    argv = [token for name, value in values.items() for token in (f"--{name}", value)]
+    hps = train.parse_hyperparameters(argv)
+    assert hps.scale_pos_weight == 4.5 and hps.early_stopping_rounds == 3
+    assert hps.eval_metric == "logloss" and not hps.maximize
+    assert len(hps.booster) == 10
+
+
+def test_sm_hps_is_read_and_arguments_win() -> None:
+    hps = train.parse_hyperparameters(
+        ["--eta", "0.2"], '{"eta": 0.5, "max_depth": 3, "_tuning_objective_metric": "x"}'
+    )
+    assert hps.booster == {"eta": 0.2, "max_depth": 3}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("learning_rate", "0.1", "unknown hyperparameter"),
+        ("eta", "0", "(0, 1]"),
+        ("max_depth", "-1", "integer >= 0"),
+        ("max_depth", "2.5", "integer >= 0"),
+        ("num_round", "abc", "integer >= 1"),
+        ("subsample", "1.5", "(0, 1]"),
+        ("alpha", "nan", ">= 0"),
+        ("objective", "reg:squarederror", "one of binary:logistic"),
+        ("tree_method", "gpu_hist", "one of hist"),
+    ],
+)
+def test_bad_hyperparameter_is_named(name: str, value: str, reason: str) -> None:
+    with pytest.raises(train.HyperparameterError) as raised:
+        train.parse_hyperparameters(["--num_round", "5", f"--{name}", value])
+    assert raised.value.name == name
+    assert f"'{name}'" in str(raised.value) and reason in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--unknown_hp", "1"],
+        ["--eta", "0"],
+        ["--max_depth", "-1"],
+        ["--num_round", "abc"],
+    ],
+)
+def test_bad_hyperparameter_fails_the_job_with_a_failure_file(job: Job, argv: list[str]) -> None:
+    write_csv(job.train_dir / "part-0.csv", 200)
+    fail(argv)
+    name = argv[0][2:]
+    assert f"hyperparameter '{name}'" in job.failure
+    assert not (job.model_dir / train.MODEL_FILE).exists()
+
+
+# -- training on one host ------------------------------------------------------------------
+
+
+def test_single_host_learns_and_saves_a_loadable_model(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    negatives, positives = write_csv(job.train_dir / "part-0.csv", 2000, seed=1)
+    more = write_csv(job.train_dir / "part-1.csv", 1500, seed=2)
+    (job.train_dir / ".hidden.csv").write_text("garbage\n")
+    add_validation(job, monkeypatch)
+    names = write_manifest(job.manifest_dir)
+    monkeypatch.setenv("SM_CHANNEL_MANIFEST", str(job.manifest_dir))
+
+    train.main(["--num_round", "60", "--max_depth", "3", "--eta", "0.2"])
+
+    metrics = job.metrics
+    assert metrics["rows"] == 3500 and metrics["features"] == FEATURES
+    assert metrics["scale_pos_weight"] == pytest.approx(
+        (negatives + more[0]) / (positives + more[1])
+    )
+    assert metrics["best_validation_score"] > 0.7
+    assert not (job.output_dir / "failure").exists()
+    # the built-in server loads every top-level file: only the booster sits there
+    assert sorted(p.name for p in job.model_dir.iterdir()) == [train.EXTRAS_DIR, train.MODEL_FILE]
+    assert (job.model_dir / train.EXTRAS_DIR / train.FEATURE_MANIFEST).is_file()
+
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    assert booster.feature_names == names
+    raw = (job.model_dir / train.MODEL_FILE).read_bytes()
+    digest = (job.output_dir / "data" / train.DIGEST_FILE).read_text().strip()
+    assert digest == metrics["model_sha256"] == __import__("hashlib").sha256(raw).hexdigest()
+
+    table = pacsv.read_csv(
+        job.validation_dir / "validation.csv",
+        read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+    )
+    data = np.column_stack([c.to_numpy(zero_copy_only=False) for c in table.columns])
+    predictions = booster.predict(xgb.DMatrix(data[:, 1:], feature_names=names))
+    assert roc_auc_score(data[:, 0], predictions) > 0.7
+    assert "round 0 train-auc:" in capsys.readouterr().out
+
+
+def test_metric_regexes_read_the_log_and_the_last_match_is_the_best(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 2500)
+    add_validation(job, monkeypatch)
+
+    train.main(["--num_round", "80", "--eta", "0.5", "--max_depth", "6"])
+
+    log = capsys.readouterr().out
+    regex = {d["Name"]: d["Regex"] for d in train.METRIC_DEFINITIONS}
+    assert set(regex) == {"validation:auc", "train:auc"}
+    validation = [float(v) for v in re.findall(regex["validation:auc"], log)]
+    per_round = [float(v) for v in re.findall(r"^round \d+ .*validation-auc: (\S+)$", log, re.M)]
+    assert len(per_round) >= 10
+    assert validation[-1] == max(per_round)
+    assert validation[-1] == pytest.approx(job.metrics["best_validation_score"], abs=1e-6)
+    assert re.findall(regex["train:auc"], log)
+    assert log.strip().splitlines()[-1].startswith("best validation-auc:")
+
+
+def test_early_stopping_keeps_the_model_up_to_the_best_round(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 1500)
+    add_validation(job, monkeypatch, rows=500)
+
+    train.main(["--num_round", "400", "--eta", "0.8", "--early_stopping_rounds", "5"])
+
+    metrics = job.metrics
+    assert metrics["stopped_early"]
+    assert metrics["rounds"] == metrics["best_iteration"] + 1 < 400
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    assert booster.num_boosted_rounds() == metrics["rounds"]
+
+
+def test_given_scale_pos_weight_is_used_as_is(job: Job) -> None:
+    write_csv(job.train_dir / "part-0.csv", 300)
+    train.main(["--num_round", "3", "--scale_pos_weight", "7.5"])
+    assert job.metrics["scale_pos_weight"] == 7.5
+
+
+# -- bad data ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("1,0.5,0.25\n0,0.1\n", "part-9.csv: line 2 has 2 columns, expected 3"),
+        ("1,0.5,0.25\n0,abc,0.1\n", "part-9.csv: line 2, column 2: 'abc' is not a number"),
+        ("label,a,b\n1,0.5,0.25\n", "line 1, column 1: 'label' is not a number"),
+        ("1,0.5,0.25\n2,0.1,0.2\n", "part-9.csv: line 2: label is 2; the first column must be"),
+        ("1,0.5,0.25\n,0.1,0.2\n", "label is missing"),
+    ],
+)
+def test_bad_data_fails_with_a_clear_reason(job: Job, content: str, expected: str) -> None:
+    (job.train_dir / "part-9.csv").write_text(content)
+    fail(["--num_round", "3"])
+    assert expected in job.failure
+
+
+def test_files_with_different_column_counts_fail(job: Job) -> None:
+    write_csv(job.train_dir / "part-0.csv", 50)
+    (job.train_dir / "part-1.csv").write_text("1,2,3\n0,1,2\n")
+    fail(["--num_round", "3"])
+    assert f"train/part-1.csv: line 1 has 3 columns, expected {FEATURES + 1}" in job.failure
+
+
+def test_an_empty_train_channel_fails(job: Job) -> None:
+    fail(["--num_round", "3"])
+    assert "the train channel has no data" in job.failure
+
+
+def test_one_class_fails(job: Job) -> None:
+    (job.train_dir / "part-0.csv").write_text("0,1,2\n0,2,3\n")
+    fail(["--num_round", "3"])
+    assert "only one class" in job.failure
+
+
+def test_manifest_with_the_wrong_feature_count_fails(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 100)
+    write_manifest(job.manifest_dir, count=FEATURES - 1)
+    monkeypatch.setenv("SM_CHANNEL_MANIFEST", str(job.manifest_dir))
+    fail(["--num_round", "3"])
+    assert f"names {FEATURES - 1} feature columns, the data has {FEATURES}" in job.failure
+
+
+def test_load_channel_reads_missing_values_as_nan(tmp_path: Path) -> None:
+    (tmp_path / "b.csv").write_text("0,,2.5\n")
+    (tmp_path / "a.csv").write_text("1,1.5,\n1,3,4\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    data = train.load_channel(tmp_path)
+    assert data.columns == 3 and data.files == [f"{tmp_path.name}/a.csv", f"{tmp_path.name}/b.csv"]
+    assert data.labels.tolist() == [1, 1, 0]
+    np.testing.assert_array_equal(data.features, [[1.5, np.nan], [3, 4], [np.nan, 2.5]])
+    assert data.features.dtype == np.float32
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def test_checkpoints_are_written_atomically_and_pruned(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    dtrain = xgb.DMatrix(x, label=(x[:, 0] > 0).astype(float))
+    booster = xgb.train({"nthread": 1}, dtrain, 3)
+    store = train.Checkpoints(tmp_path / "ck")
+    for rounds in (1, 2, 3):
+        store.save(booster[:rounds], rounds)
+    assert [rounds for rounds, _ in store.existing()] == [2, 3]
+    assert not [p for p in (tmp_path / "ck").iterdir() if p.name.startswith(".")]
+    (tmp_path / "ck" / "xgboost-checkpoint-00000009.ubj").write_bytes(b"torn")
+    rounds, raw = store.latest()
+    assert rounds == 3
+    assert xgb.Booster(model_file=bytearray(raw)).num_boosted_rounds() == 3
+
+
+def test_training_resumes_from_the_latest_checkpoint(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 500)
+    train.main(["--num_round", "12", "--checkpoint_interval", "4"])
+    first = job.metrics
+    assert first["resumed_from_round"] == 0
+    capsys.readouterr()
+
+    train.main(["--num_round", "20", "--checkpoint_interval", "4"])
+
+    assert "resuming from checkpoint at round 12" in capsys.readouterr().out
+    assert job.metrics["resumed_from_round"] == 12 and job.metrics["rounds"] == 20
+    names = sorted(p.name for p in job.checkpoint_dir.iterdir())
+    assert names == ["xgboost-checkpoint-00000016.ubj", "xgboost-checkpoint-00000020.ubj"]

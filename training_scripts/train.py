@@ -1,0 +1,1056 @@
+"""Train the loan-default classifier: the entry point of a SageMaker XGBoost script-mode job.
+
+Runs unchanged in the sagemaker-xgboost 3.0-5 image (Python 3.10; stdlib, numpy, pyarrow
+and xgboost only) and in the local stand-in, boostline/local/training_job.py.
+
+Inputs
+  hyperparameters  `--name value` arguments (and the JSON dict in SM_HPS)
+  train            SM_CHANNEL_TRAIN: headerless CSV files, label 0/1 first, numeric
+                   features after it, an empty field is a missing value
+  validation       SM_CHANNEL_VALIDATION (optional): same format; enables early stopping
+  manifest         SM_CHANNEL_MANIFEST (optional): copied to $SM_MODEL_DIR/boostline/;
+                   the `columns` of feature_manifest.json name the features
+Outputs
+  $SM_MODEL_DIR/xgboost-model           the booster (rank 0 only)
+  $SM_OUTPUT_DATA_DIR/model-digest.txt  sha256 of the final booster (every rank)
+  $SM_OUTPUT_DATA_DIR/metrics.json      rows, best round and score, timings (every rank)
+  $SM_OUTPUT_DIR/failure                why the job failed, on failure only
+
+With several hosts (SM_HOSTS) the first sorted host runs the XGBoost tracker and every
+host trains on the files in its own channel dirs. Rank 0 checkpoints the booster every
+`checkpoint_interval` rounds; a restarted job resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import xgboost as xgb
+from xgboost import collective
+from xgboost.tracker import RabitTracker
+
+MODEL_FILE = "xgboost-model"
+# The built-in XGBoost server loads every top-level file of the model dir as a booster.
+EXTRAS_DIR = "boostline"
+FEATURE_MANIFEST = "feature_manifest.json"
+DIGEST_FILE = "model-digest.txt"
+METRICS_FILE = "metrics.json"
+FAILURE_FILE = "failure"
+DEFAULT_MODEL_DIR = "/opt/ml/model"
+DEFAULT_OUTPUT_DIR = "/opt/ml/output"
+DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+DEFAULT_TRACKER_PORT = 9099
+TRACKER_WAIT_SECONDS = 900.0
+TRACKER_SHUTDOWN_SECONDS = 60
+CHECKPOINTS_KEPT = 2
+# Scoring the training set is a full AUC sort of it; every round would cost more than
+# the boosting itself on large data.
+TRAIN_METRIC_EVERY = 25
+FAILURE_REASON_LIMIT = 1000
+
+OBJECTIVES = ("binary:logistic", "binary:logitraw")
+EVAL_METRICS = ("auc", "aucpr", "logloss", "error")
+MAXIMIZED_METRICS = ("auc", "aucpr")
+TREE_METHODS = ("hist", "approx", "exact")
+# Hyperparameters SageMaker itself adds (sagemaker_program, _tuning_objective_metric).
+RESERVED_PREFIXES = ("sagemaker_", "_")
+
+
+def metric_definitions(metric: str = "auc") -> list[dict[str, str]]:
+    """Metric definitions for a training or tuning job; the last match is the final value."""
+    number = r"([0-9\.]+)"
+    return [
+        {"Name": f"validation:{metric}", "Regex": f"validation-{metric}: {number}"},
+        {"Name": f"train:{metric}", "Regex": f"train-{metric}: {number}"},
+    ]
+
+
+METRIC_DEFINITIONS = metric_definitions("auc")
+
+
+class TrainingError(Exception):
+    """A problem with the job's inputs; the message becomes the job's failure reason."""
+
+
+class HyperparameterError(TrainingError):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"hyperparameter '{name}': {reason}")
+        self.name = name
+
+
+# -- hyperparameters ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    parse: Callable[[str], Any]
+    valid: Callable[[Any], bool]
+    expected: str
+
+
+def _to_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _to_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # a tuner may send "6.0"
+        if not value.is_integer():
+            raise
+        return int(value)
+
+
+def _number(
+    low: float, high: float = math.inf, *, low_open: bool = False, integer: bool = False
+) -> _Rule:
+    def valid(value: float) -> bool:
+        above = value > low if low_open else value >= low
+        return above and value <= high
+
+    kind = "an integer" if integer else "a number"
+    if math.isinf(high):
+        expected = f"{kind} {'>' if low_open else '>='} {low:.15g}"
+    else:
+        expected = f"{kind} in {'(' if low_open else '['}{low:.15g}, {high:.15g}]"
+    return _Rule(_to_int if integer else _to_float, valid, expected)
+
+
+def _choice(*options: str) -> _Rule:
+    return _Rule(str.strip, lambda value: value in options, f"one of {', '.join(options)}")
+
+
+_FRACTION = _number(0, 1, low_open=True)
+# Passed to XGBoost as they are.
+_BOOSTER_RULES: dict[str, _Rule] = {
+    "alpha": _number(0),
+    "colsample_bylevel": _FRACTION,
+    "colsample_bytree": _FRACTION,
+    "eta": _FRACTION,
+    "gamma": _number(0),
+    "lambda": _number(0),
+    "max_bin": _number(2, integer=True),
+    "max_delta_step": _number(0),
+    "max_depth": _number(0, integer=True),
+    "min_child_weight": _number(0),
+    "subsample": _FRACTION,
+}
+# Fields of Hyperparameters.
+_CONTROL_RULES: dict[str, _Rule] = {
+    "checkpoint_interval": _number(1, integer=True),
+    "early_stopping_rounds": _number(1, integer=True),
+    "eval_metric": _choice(*EVAL_METRICS),
+    "nthread": _number(1, integer=True),
+    "num_round": _number(1, integer=True),
+    "objective": _choice(*OBJECTIVES),
+    "scale_pos_weight": _number(0, low_open=True),
+    "seed": _number(0, 2**31 - 1, integer=True),
+    "tree_method": _choice(*TREE_METHODS),
+}
+HYPERPARAMETERS = tuple(sorted({**_BOOSTER_RULES, **_CONTROL_RULES}))
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    num_round: int = 100
+    objective: str = "binary:logistic"
+    eval_metric: str = "auc"
+    tree_method: str = "hist"
+    seed: int = 0
+    nthread: int | None = None  # None: SM_NUM_CPUS
+    checkpoint_interval: int = 10
+    early_stopping_rounds: int | None = None
+    scale_pos_weight: float | None = None  # None: negatives / positives of the train data
+    booster: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def maximize(self) -> bool:
+        return self.eval_metric in MAXIMIZED_METRICS
+
+    def xgb_params(self, nthread: int, scale_pos_weight: float) -> dict[str, Any]:
+        return {
+            **self.booster,
+            "objective": self.objective,
+            "eval_metric": self.eval_metric,
+            "tree_method": self.tree_method,
+            "seed": self.seed,
+            "nthread": nthread,
+            "scale_pos_weight": scale_pos_weight,
+        }
+
+
+def parse_hyperparameters(argv: Sequence[str], sm_hps: str | None = None) -> Hyperparameters:
+    """Typed, validated hyperparameters from `--name value` arguments over SM_HPS."""
+    raw = _from_sm_hps(sm_hps)
+    raw.update(_from_argv(argv))
+    control: dict[str, Any] = {}
+    booster: dict[str, float] = {}
+    for name, text in sorted(raw.items()):
+        if name.startswith(RESERVED_PREFIXES):
+            continue
+        if name in _BOOSTER_RULES:
+            booster[name] = _apply(name, _BOOSTER_RULES[name], text)
+        elif name in _CONTROL_RULES:
+            control[name] = _apply(name, _CONTROL_RULES[name], text)
+        else:
+            accepted = ", ".join(HYPERPARAMETERS)
+            raise HyperparameterError(name, f"unknown hyperparameter (accepted: {accepted})")
+    hps = Hyperparameters(booster=booster, **control)
+    if hps.tree_method == "exact" and booster.get("max_depth") == 0:
+        raise HyperparameterError("max_depth", "0 (unlimited) needs tree_method hist or approx")
+    return hps
+
+
+def _apply(name: str, rule: _Rule, text: str) -> Any:
+    try:
+        value = rule.parse(text)
+    except ValueError:
+        value = None
+    if value is None or not rule.valid(value):
+        raise HyperparameterError(name, f"must be {rule.expected}, got {text!r}")
+    return value
+
+
+def _from_argv(argv: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    position = 0
+    while position < len(argv):
+        token = argv[position]
+        if not token.startswith("--") or len(token) < 3:
+            raise TrainingError(f"unexpected argument {token!r}: expected --name value")
+        name, has_value, value = token[2:].partition("=")
+        if not has_value:
+            if position + 1 >= len(argv):
+                raise HyperparameterError(name, "has no value")
+            position += 1
+            value = argv[position]
+        values[name] = value
+        position += 1
+    return values
+
+
+def _from_sm_hps(sm_hps: str | None) -> dict[str, str]:
+    if not sm_hps:
+        return {}
+    try:
+        loaded = json.loads(sm_hps)
+    except ValueError as exc:
+        raise TrainingError(f"SM_HPS is not JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise TrainingError("SM_HPS is not a JSON object")
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in loaded.items()}
+
+
+# -- the job's environment ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    hosts: list[str]  # sorted
+    current_host: str
+    model_dir: Path
+    output_dir: Path
+    output_data_dir: Path
+    channels: dict[str, Path]
+    checkpoint_dir: Path
+    num_cpus: int
+    tracker_host: str
+    tracker_port: int
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.hosts) > 1
+
+    @property
+    def is_tracker_host(self) -> bool:
+        return self.current_host == self.hosts[0]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobEnv:
+        hosts = sorted(_json_list(env, "SM_HOSTS") or [env.get("SM_CURRENT_HOST", "algo-1")])
+        current = env.get("SM_CURRENT_HOST", hosts[0])
+        if current not in hosts:
+            raise TrainingError(f"SM_CURRENT_HOST {current!r} is not in SM_HOSTS {hosts}")
+        output_dir = Path(env.get("SM_OUTPUT_DIR", DEFAULT_OUTPUT_DIR))
+        prefix = "SM_CHANNEL_"
+        return cls(
+            hosts=hosts,
+            current_host=current,
+            model_dir=Path(env.get("SM_MODEL_DIR", DEFAULT_MODEL_DIR)),
+            output_dir=output_dir,
+            output_data_dir=Path(env.get("SM_OUTPUT_DATA_DIR", str(output_dir / "data"))),
+            channels={
+                k[len(prefix) :].lower(): Path(v) for k, v in env.items() if k.startswith(prefix)
+            },
+            checkpoint_dir=Path(env.get("BOOSTLINE_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR)),
+            num_cpus=_positive_int(env, "SM_NUM_CPUS", os.cpu_count() or 1),
+            tracker_host=env.get("BOOSTLINE_TRACKER_HOST") or hosts[0],
+            tracker_port=_positive_int(env, "BOOSTLINE_TRACKER_PORT", DEFAULT_TRACKER_PORT),
+        )
+
+
+def _json_list(env: Mapping[str, str], name: str) -> list[str]:
+    text = env.get(name)
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TrainingError(f"{name} must be a JSON list of strings, got {text!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise TrainingError(f"{name} must be a positive integer, got {text!r}")
+    return value
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """One channel's rows on this host; `columns` counts the label, None when no files."""
+
+    features: np.ndarray  # float32, rows x features, NaN where missing
+    labels: np.ndarray  # float32, 0 or 1
+    columns: int | None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return int(self.labels.shape[0])
+
+    def with_columns(self, columns: int) -> Dataset:
+        """This dataset, or an empty one of the given width when this host has no files."""
+        if self.columns is not None:
+            return self
+        empty = np.empty((0, columns - 1), dtype=np.float32)
+        return Dataset(empty, self.labels, columns, self.files)
+
+
+_NULLS = frozenset(pacsv.ConvertOptions().null_values)
+
+
+def list_data_files(directory: Path) -> list[Path]:
+    """The channel's non-hidden *.csv files (any depth), sorted."""
+    if not directory.is_dir():
+        raise TrainingError(f"channel directory {directory} does not exist")
+    found = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if path.suffix.lower() == ".csv":
+            found.append(path)
+        else:
+            print(f"ignoring {relative}: not a .csv file", flush=True)
+    return found
+
+
+def load_channel(directory: Path) -> Dataset:
+    """Read every CSV file of a channel dir: label first, float32 features, NaN = missing."""
+    files = [path for path in list_data_files(directory) if path.stat().st_size > 0]
+    if not files:
+        return Dataset(np.empty((0, 0), np.float32), np.empty(0, np.float32), None)
+    columns = _count_columns(files[0])
+    if columns < 2:
+        raise TrainingError(f"{_name(directory, files[0])}: needs a label and features")
+    tables = [_read_csv(directory, path, columns) for path in files]
+    names = [_name(directory, path) for path in files]
+    return Dataset(*_to_numpy(tables, columns), columns, names)
+
+
+def _name(directory: Path, path: Path) -> str:
+    return f"{directory.name}/{path.relative_to(directory).as_posix()}"
+
+
+def _count_columns(path: Path) -> int:
+    with path.open("rb") as handle:
+        first = handle.readline().decode("utf-8", errors="replace")
+    return first.count(",") + 1
+
+
+def _read_csv(directory: Path, path: Path, columns: int) -> pa.Table:
+    names = [f"c{i}" for i in range(columns)]
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=names),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float32())),
+        )
+    except pa.ArrowInvalid as exc:
+        detail = _find_bad_cell(path, columns) or str(exc)[:300]
+        raise TrainingError(f"{_name(directory, path)}: {detail}") from None
+    _check_labels(_name(directory, path), table.column(0).to_numpy())
+    return table
+
+
+def _find_bad_cell(path: Path, columns: int) -> str | None:
+    """Line and column of the first value pyarrow refused; slow, only used on error."""
+    with path.open(newline="", errors="replace") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            header = " (the files must not have a header row)" if line == 1 else ""
+            if not row:
+                continue
+            if len(row) != columns:
+                return (
+                    f"line {line} has {len(row)} columns, expected {columns} like the "
+                    f"channel's first file{header}"
+                )
+            for column, cell in enumerate(row, start=1):
+                if not _is_number(cell):
+                    return f"line {line}, column {column}: {cell[:40]!r} is not a number{header}"
+    return None
+
+
+def _is_number(cell: str) -> bool:
+    if cell.strip() in _NULLS:
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_labels(name: str, labels: np.ndarray) -> None:
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        value = labels[bad[0]]
+        shown = "missing" if np.isnan(value) else f"{value:g}"
+        raise TrainingError(
+            f"{name}: line {bad[0] + 1}: label is {shown}; the first column must be 0 or 1"
+        )
+
+
+def _to_numpy(tables: list[pa.Table], columns: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = sum(table.num_rows for table in tables)
+    features = np.empty((rows, columns - 1), dtype=np.float32)
+    labels = np.empty(rows, dtype=np.float32)
+    start = 0
+    for table in tables:
+        end = start + table.num_rows
+        labels[start:end] = table.column(0).to_numpy()
+        for j in range(1, columns):
+            features[start:end, j - 1] = table.column(j).to_numpy()
+        start = end
+    return features, labels
+
+
+def read_feature_names(manifest_dir: Path | None) -> list[str] | None:
+    """Feature names from the manifest's `columns`, or None without one."""
+    if manifest_dir is None or not (manifest_dir / FEATURE_MANIFEST).is_file():
+        return None
+    path = manifest_dir / FEATURE_MANIFEST
+    try:
+        columns = json.loads(path.read_text()).get("columns")
+        names = None if columns is None else [str(column["name"]) for column in columns]
+    except (ValueError, AttributeError, TypeError, KeyError) as exc:
+        raise TrainingError(f"{path.name}: cannot read columns[i].name: {exc!r}") from None
+    if names is not None:
+        _check_feature_names(path.name, names)
+    return names
+
+
+def _check_feature_names(source: str, names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        raise TrainingError(f"{source}: feature names are not unique")
+    for name in names:
+        if not name or any(char in name for char in "[]<"):
+            raise TrainingError(f"{source}: feature name {name!r} is empty or has [, ] or <")
+
+
+def copy_manifest(manifest_dir: Path, model_dir: Path) -> None:
+    target = model_dir / EXTRAS_DIR
+    for path in sorted(manifest_dir.rglob("*")):
+        relative = path.relative_to(manifest_dir)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / relative)
+
+
+# -- the collective --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def collective_context(job: JobEnv) -> Iterator[None]:
+    """Join the other hosts (first sorted host runs the tracker); a no-op on one host."""
+    if not job.distributed:
+        yield
+        return
+    deadline = time.monotonic() + TRACKER_WAIT_SECONDS
+    address = _resolve(job.tracker_host, deadline)
+    tracker = None
+    if job.is_tracker_host:
+        tracker = RabitTracker(
+            n_workers=len(job.hosts), host_ip=address, port=job.tracker_port, sortby="task"
+        )
+        tracker.start()
+    try:
+        context = _join(
+            deadline,
+            dmlc_communicator="rabit",
+            dmlc_tracker_uri=address,
+            dmlc_tracker_port=job.tracker_port,
+            dmlc_task_id=job.current_host,  # with sortby="task", ranks follow host order
+            dmlc_retry=1,  # _join retries an absent tracker; XGBoost's backoff is slow
+        )
+        try:
+            yield
+        finally:
+            context.__exit__(None, None, None)
+        if tracker is not None:
+            _wait_for_shutdown(tracker)
+    finally:
+        if tracker is not None:
+            with contextlib.suppress(xgb.core.XGBoostError):
+                tracker.free()
+
+
+def _join(deadline: float, **args: Any) -> collective.CommunicatorContext:
+    # The tracker may start after this host (another instance, another process).
+    while True:
+        context = collective.CommunicatorContext(**args)
+        try:
+            context.__enter__()
+            return context
+        except xgb.core.XGBoostError as exc:
+            absent = "Failed to connect to the tracker" in str(exc)
+            if not absent or time.monotonic() > deadline:
+                raise TrainingError(
+                    f"could not join the tracker at {args['dmlc_tracker_uri']}:"
+                    f"{args['dmlc_tracker_port']}: {failure_reason(exc)}"
+                ) from None
+            print("waiting for the tracker to start", flush=True)
+            time.sleep(1.0)
+
+
+def _wait_for_shutdown(tracker: RabitTracker) -> None:
+    try:
+        tracker.wait_for(TRACKER_SHUTDOWN_SECONDS)
+    except xgb.core.XGBoostError as exc:  # training is over; only the goodbyes failed
+        print(f"warning: the tracker did not shut down cleanly: {failure_reason(exc)}")
+
+
+def _resolve(host: str, deadline: float) -> str:
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TrainingError(f"cannot resolve the tracker host {host!r}") from None
+            time.sleep(1.0)
+
+
+def _allreduce(values: Sequence[float], op: collective.Op, distributed: bool) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    return collective.allreduce(array, op) if distributed else array
+
+
+def _rank(job: JobEnv) -> int:
+    return collective.get_rank() if job.distributed else 0
+
+
+# -- global facts about the data ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Facts about the data of all hosts together."""
+
+    columns: int
+    train_rows: int
+    negatives: int
+    positives: int
+    validation_rows: int
+    validation_positives: int
+
+
+_NO_COLUMNS = 2.0**40
+
+
+def summarise(train: Dataset, validation: Dataset | None, distributed: bool) -> DataSummary:
+    """Column counts and class counts summed over all hosts; every rank gets the same."""
+    datasets = [train, validation if validation is not None else train]
+    widths = [d.columns if d.columns is not None else -1 for d in datasets]
+    narrow = [d.columns if d.columns is not None else _NO_COLUMNS for d in datasets]
+    widest = _allreduce(widths, collective.Op.MAX, distributed)
+    narrowest = _allreduce(narrow, collective.Op.MIN, distributed)
+    counts = _allreduce(
+        _class_counts(train) + _class_counts(validation), collective.Op.SUM, distributed
+    )
+    columns = _check_widths("train", train, widest[0], narrowest[0])
+    valid_columns = columns
+    if validation is not None:
+        valid_columns = _check_widths("validation", validation, widest[1], narrowest[1])
+    if valid_columns != columns:
+        raise TrainingError(f"validation files have {valid_columns} columns, train files {columns}")
+    negatives, positives, valid_negatives, valid_positives = (int(c) for c in counts)
+    return DataSummary(
+        columns,
+        negatives + positives,
+        negatives,
+        positives,
+        valid_negatives + valid_positives,
+        valid_positives,
+    )
+
+
+def _class_counts(data: Dataset | None) -> list[float]:
+    if data is None:
+        return [0.0, 0.0]
+    positives = float(np.count_nonzero(data.labels))
+    return [data.rows - positives, positives]
+
+
+def _check_widths(channel: str, local: Dataset, widest: float, narrowest: float) -> int:
+    if widest < 0:
+        raise TrainingError(f"the {channel} channel has no data: no non-empty *.csv file")
+    if widest != narrowest:
+        here = f"{local.files[0]} has {local.columns}" if local.files else "no files here"
+        raise TrainingError(
+            f"{channel} files differ in column count between hosts: "
+            f"{int(narrowest)} and {int(widest)} ({here})"
+        )
+    return int(widest)
+
+
+def check_summary(summary: DataSummary, hps: Hyperparameters, validation: bool) -> None:
+    if summary.positives == 0 or summary.negatives == 0:
+        raise TrainingError(
+            f"the training data has only one class ({summary.negatives} rows labelled 0, "
+            f"{summary.positives} labelled 1)"
+        )
+    if not validation:
+        return
+    if summary.validation_rows == 0:
+        raise TrainingError("the validation channel has no rows")
+    one_class = summary.validation_positives in (0, summary.validation_rows)
+    if one_class and hps.eval_metric in MAXIMIZED_METRICS:
+        raise TrainingError(
+            f"the validation data has only one class, so {hps.eval_metric} is undefined"
+        )
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+class Checkpoints:
+    """Rank 0's checkpoints: `xgboost-checkpoint-<rounds>.ubj`, written atomically."""
+
+    PATTERN = re.compile(r"^xgboost-checkpoint-(\d+)\.ubj$")
+
+    def __init__(self, directory: Path, keep: int = CHECKPOINTS_KEPT) -> None:
+        self.directory = directory
+        self.keep = keep
+        self.enabled = True
+
+    def existing(self) -> list[tuple[int, Path]]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.iterdir():
+            match = self.PATTERN.match(path.name)
+            if match and path.is_file():
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def latest(self) -> tuple[int, bytes] | None:
+        """The newest checkpoint that loads, as (rounds, raw UBJSON bytes)."""
+        for rounds, path in reversed(self.existing()):
+            raw = path.read_bytes()
+            try:
+                xgb.Booster(model_file=bytearray(raw))
+            except xgb.core.XGBoostError:
+                print(f"skipping unreadable checkpoint {path.name}", flush=True)
+                continue
+            return rounds, raw
+        return None
+
+    def save(self, booster: xgb.Booster, rounds: int) -> None:
+        if not self.enabled:
+            return
+        final = self.directory / f"xgboost-checkpoint-{rounds:08d}.ubj"
+        temporary = self.directory / f".{final.name}.tmp"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with temporary.open("wb") as handle:
+                handle.write(booster.save_raw("ubj"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, final)
+            for _, old in self.existing()[: -self.keep]:
+                old.unlink(missing_ok=True)
+            print(f"checkpoint saved: {final.name}", flush=True)
+        except OSError as exc:
+            self.enabled = False
+            print(f"checkpoints disabled: cannot write to {self.directory}: {exc}", flush=True)
+
+
+def initial_model(checkpoints: Checkpoints | None, distributed: bool) -> xgb.Booster | None:
+    """Rank 0's latest checkpoint, broadcast so every rank resumes from the same booster."""
+    found = checkpoints.latest() if checkpoints is not None else None
+    raw = found[1] if found else b""
+    if distributed:
+        raw = collective.broadcast(raw, 0)
+    if not raw:
+        return None
+    return xgb.Booster(model_file=bytearray(raw))
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    booster: xgb.Booster
+    resumed_from: int  # rounds in the checkpoint training resumed from, 0 for a fresh start
+    best_iteration: int | None  # 0-based round of the best validation score
+    best_score: float | None
+    stopped_early: bool
+
+
+class _Monitor(xgb.callback.TrainingCallback):
+    """Prints metrics (rank 0), tracks the best validation score, stops early, checkpoints.
+
+    The best round and score live in the booster's attributes, so a checkpoint carries
+    the early-stopping state and every rank decides alike from the same global metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        metric: str,
+        maximize: bool,
+        patience: int | None,
+        dtrain: xgb.DMatrix,
+        last_round: int,
+        checkpoints: Checkpoints | None,
+        checkpoint_interval: int,
+        verbose: bool,
+    ) -> None:
+        super().__init__()
+        self.metric, self.maximize, self.patience = metric, maximize, patience
+        self.dtrain, self.last_round = dtrain, last_round
+        self.checkpoints, self.interval = checkpoints, checkpoint_interval
+        self.verbose = verbose
+        self.start = 0
+        self.best: tuple[int, float] | None = None
+        self.stopped_early = False
+
+    def before_training(self, model: xgb.Booster) -> xgb.Booster:
+        self.start = model.num_boosted_rounds()
+        iteration, score = model.attr("best_iteration"), model.attr("best_score")
+        if iteration is not None and score is not None:
+            self.best = (int(iteration), float(score))
+        return model
+
+    def before_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        return self._exhausted(self.start + epoch - 1)
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        iteration = self.start + epoch
+        scores: dict[str, float] = {}
+        if iteration % TRAIN_METRIC_EVERY == 0 or iteration == self.last_round:
+            scores["train"] = self._train_score(model, iteration)
+        if "validation" in evals_log:
+            scores["validation"] = float(evals_log["validation"][self.metric][-1])
+            self._track(model, iteration, scores["validation"])
+        if self.verbose and scores:
+            shown = " ".join(f"{name}-{self.metric}: {v:.6f}" for name, v in scores.items())
+            print(f"round {iteration} {shown}", flush=True)
+        if self.checkpoints is not None and (iteration + 1) % self.interval == 0:
+            self.checkpoints.save(model, iteration + 1)
+        return self._exhausted(iteration)
+
+    def _train_score(self, model: xgb.Booster, iteration: int) -> float:
+        text = model.eval_set([(self.dtrain, "train")], iteration)
+        match = re.search(rf"train-{re.escape(self.metric)}:(\S+)", text)
+        return float(match.group(1)) if match else math.nan
+
+    def _track(self, model: xgb.Booster, iteration: int, score: float) -> None:
+        if math.isnan(score):
+            return
+        if self.best is not None:
+            best = self.best[1]
+            if not (score > best if self.maximize else score < best):
+                return
+        self.best = (iteration, score)
+        model.set_attr(best_iteration=str(iteration), best_score=repr(score))
+
+    def _exhausted(self, iteration: int) -> bool:
+        if self.patience is None or self.best is None or iteration < 0:
+            return False
+        if iteration - self.best[0] >= self.patience:
+            self.stopped_early = True
+        return self.stopped_early
+
+
+def train(
+    params: Mapping[str, Any],
+    dtrain: xgb.DMatrix,
+    num_round: int,
+    *,
+    dvalid: xgb.DMatrix | None = None,
+    early_stopping_rounds: int | None = None,
+    maximize: bool = True,
+    start: xgb.Booster | None = None,
+    checkpoints: Checkpoints | None = None,
+    checkpoint_interval: int = 10,
+    verbose: bool = True,
+) -> TrainResult:
+    """Boost up to `num_round` rounds in all (resuming `start`); with early stopping on, the
+    returned booster ends at the best validation round."""
+    metric = str(params["eval_metric"])
+    done = start.num_boosted_rounds() if start is not None else 0
+    patience = early_stopping_rounds if dvalid is not None else None
+    monitor = _Monitor(
+        metric=metric,
+        maximize=maximize,
+        patience=patience,
+        dtrain=dtrain,
+        last_round=num_round - 1,
+        checkpoints=checkpoints,
+        checkpoint_interval=checkpoint_interval,
+        verbose=verbose,
+    )
+    booster = xgb.train(
+        dict(params),
+        dtrain,
+        num_boost_round=max(0, num_round - done),
+        evals=[(dvalid, "validation")] if dvalid is not None else [],
+        verbose_eval=False,
+        xgb_model=start,
+        callbacks=[monitor],
+    )
+    keep = booster.num_boosted_rounds()
+    if patience is not None and monitor.best is not None:
+        keep = monitor.best[0] + 1
+    if keep < booster.num_boosted_rounds() or booster.num_boosted_rounds() > num_round:
+        booster = booster[: min(keep, num_round)]
+    if monitor.best is not None:
+        booster.set_attr(best_iteration=str(monitor.best[0]), best_score=repr(monitor.best[1]))
+        if verbose:
+            best_round, best_score = monitor.best
+            print(f"best validation-{metric}: {best_score:.6f} at round {best_round}", flush=True)
+    best = monitor.best
+    return TrainResult(
+        booster=booster,
+        resumed_from=done,
+        best_iteration=best[0] if best else None,
+        best_score=best[1] if best else None,
+        stopped_early=monitor.stopped_early,
+    )
+
+
+# -- the job -----------------------------------------------------------------------------------
+
+
+def run_job(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
+    """Parse, join the other hosts, load, train, save; returns this rank's metrics."""
+    hps = parse_hyperparameters(argv, env.get("SM_HPS"))
+    job = JobEnv.from_env(env)
+    if "train" not in job.channels:
+        raise TrainingError("no train channel: SM_CHANNEL_TRAIN is not set")
+    if job.distributed and hps.tree_method == "exact":
+        raise HyperparameterError("tree_method", "'exact' cannot train on several hosts")
+    with collective_context(job):
+        return _train_on_this_host(hps, job, _rank(job))
+
+
+def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    nthread = hps.nthread or job.num_cpus
+    train_data = load_channel(job.channels["train"])
+    valid_dir = job.channels.get("validation")
+    valid_data = load_channel(valid_dir) if valid_dir is not None else None
+    summary = summarise(train_data, valid_data, job.distributed)
+    check_summary(summary, hps, valid_data is not None)
+    names = _shared_feature_names(job, summary.columns - 1)
+    dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread)
+    dvalid = None
+    if valid_data is not None:
+        dvalid = _dmatrix(valid_data.with_columns(summary.columns), names, nthread)
+    load_seconds = time.perf_counter() - started
+
+    spw = hps.scale_pos_weight or summary.negatives / summary.positives
+    if rank == 0:
+        _announce(job, hps, summary, spw, nthread, dvalid is not None)
+    checkpoints = Checkpoints(job.checkpoint_dir) if rank == 0 else None
+    start = initial_model(checkpoints, job.distributed)
+    if start is not None:
+        _check_resumable(start, summary.columns - 1)
+        print(f"resuming from checkpoint at round {start.num_boosted_rounds()}", flush=True)
+
+    began = time.perf_counter()
+    result = train(
+        hps.xgb_params(nthread, spw),
+        dtrain,
+        hps.num_round,
+        dvalid=dvalid,
+        early_stopping_rounds=hps.early_stopping_rounds,
+        maximize=hps.maximize,
+        start=start,
+        checkpoints=checkpoints,
+        checkpoint_interval=hps.checkpoint_interval,
+        verbose=rank == 0,
+    )
+    train_seconds = time.perf_counter() - began
+    if names is not None:
+        # A host without rows would otherwise end with an unnamed (so different) booster.
+        result.booster.feature_names = names
+    metrics = {
+        "host": job.current_host,
+        "rank": rank,
+        "world_size": len(job.hosts),
+        "rows": train_data.rows,
+        "rows_all_hosts": summary.train_rows,
+        "validation_rows_all_hosts": summary.validation_rows,
+        "features": summary.columns - 1,
+        "num_round": hps.num_round,
+        "rounds": result.booster.num_boosted_rounds(),
+        "resumed_from_round": result.resumed_from,
+        "best_iteration": result.best_iteration,
+        "best_validation_score": result.best_score,
+        "eval_metric": hps.eval_metric,
+        "stopped_early": result.stopped_early,
+        "scale_pos_weight": spw,
+        "nthread": nthread,
+        "load_seconds": round(load_seconds, 3),
+        "train_seconds": round(train_seconds, 3),
+    }
+    save_outputs(job, rank, result.booster, metrics)
+    return metrics
+
+
+def _shared_feature_names(job: JobEnv, features: int) -> list[str] | None:
+    names = read_feature_names(job.channels.get("manifest"))
+    if job.distributed:
+        names = collective.broadcast(names or [], 0) or None  # rank 0's manifest rules
+    if names is not None and len(names) != features:
+        raise TrainingError(
+            f"{FEATURE_MANIFEST} names {len(names)} feature columns, the data has {features}"
+        )
+    return names
+
+
+def _dmatrix(data: Dataset, names: list[str] | None, nthread: int) -> xgb.DMatrix:
+    return xgb.DMatrix(
+        data.features, label=data.labels, missing=np.nan, feature_names=names, nthread=nthread
+    )
+
+
+def _check_resumable(booster: xgb.Booster, features: int) -> None:
+    if booster.num_features() != features:
+        raise TrainingError(
+            f"the checkpoint has {booster.num_features()} features, the data {features}: "
+            "it belongs to another dataset; use a new checkpoint location"
+        )
+
+
+def _announce(
+    job: JobEnv,
+    hps: Hyperparameters,
+    summary: DataSummary,
+    spw: float,
+    nthread: int,
+    validation: bool,
+) -> None:
+    stopping = hps.early_stopping_rounds if validation else None
+    print(
+        f"training on {summary.train_rows} rows x {summary.columns - 1} features "
+        f"({len(job.hosts)} host(s)), validation rows {summary.validation_rows}, "
+        f"scale_pos_weight {spw:.6g}, nthread {nthread}, num_round {hps.num_round}, "
+        f"early_stopping_rounds {stopping}",
+        flush=True,
+    )
+
+
+def save_outputs(job: JobEnv, rank: int, booster: xgb.Booster, metrics: dict[str, Any]) -> None:
+    raw = bytes(booster.save_raw("ubj"))
+    digest = hashlib.sha256(raw).hexdigest()
+    metrics["model_sha256"] = digest
+    if rank == 0:
+        job.model_dir.mkdir(parents=True, exist_ok=True)
+        temporary = job.model_dir / f".{MODEL_FILE}.tmp"
+        temporary.write_bytes(raw)
+        os.replace(temporary, job.model_dir / MODEL_FILE)
+        if "manifest" in job.channels:
+            copy_manifest(job.channels["manifest"], job.model_dir)
+    job.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (job.output_data_dir / DIGEST_FILE).write_text(digest + "\n")
+    text = json.dumps(metrics, indent=2, sort_keys=True)
+    (job.output_data_dir / METRICS_FILE).write_text(text + "\n")
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One paragraph saying why the job failed."""
+    if isinstance(exc, TrainingError):
+        reason = str(exc)
+    elif isinstance(exc, xgb.core.XGBoostError):
+        text = " ".join(line.strip() for line in str(exc).split("Stack trace:")[0].splitlines())
+        peer = any(word in text for word in ("allreduce", "allgather", "Socket", "broadcast"))
+        hint = "lost contact with another host (see its failure reason): " if peer else ""
+        reason = f"XGBoost error: {hint}{text.strip()}"
+    else:
+        reason = f"unexpected error: {type(exc).__name__}: {exc}"
+    return " ".join(reason.split())[:FAILURE_REASON_LIMIT]
+
+
+def write_failure(output_dir: Path, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / FAILURE_FILE).write_text(reason + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run_job(arguments, os.environ)
+    except Exception as exc:
+        if not isinstance(exc, TrainingError):
+            traceback.print_exc()
+        reason = failure_reason(exc)
+        print(f"training failed: {reason}", file=sys.stderr, flush=True)
+        write_failure(Path(os.environ.get("SM_OUTPUT_DIR", DEFAULT_OUTPUT_DIR)), reason)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
