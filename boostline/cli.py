@@ -149,11 +149,28 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="run the whole system on generated data",
-        description="Generate a loan book and run the lifecycle on this machine.",
+        description="Train, deploy, serve, detect drift, retrain and redeploy on this "
+        "machine: the Lambda handlers decide against an AWS API emulator on 127.0.0.1, the "
+        "local runtime runs the jobs and the endpoint. Starts clean in <workdir>/demo/.",
     )
-    demo.add_argument("--rows", type=int, default=20_000, help="rows to generate")
+    demo.add_argument(
+        "--rows",
+        type=int,
+        default=20_000,
+        help="applications in the initial loan book (default 20000)",
+    )
+    demo.add_argument(
+        "--stream",
+        type=int,
+        default=300,
+        help="applications sent to the endpoint per phase (default 300)",
+    )
+    demo.add_argument(
+        "--drift", type=float, default=1.0, help="how far the economy drifts, 0-1+ (default 1.0)"
+    )
     demo.add_argument("--instance-count", type=int, default=2, help="local training workers")
-    demo.add_argument("--max-trials", type=int, default=4, help="tuning trials")
+    demo.add_argument("--max-trials", type=int, default=4, help="tuning trials per run")
+    demo.add_argument("--stage", default="dev", help="stage whose approval rule applies")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -296,31 +313,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from boostline.data.generator import generate_to_dir
-    from boostline.local.pipeline import run_pipeline
+    from boostline.local.demo import DemoOptions, print_summary, run_demo
 
     config = load_config(args.config)
-    schema = config.schema_path()
-    load_schema(schema)
-    workdir = Workdir.at(args.workdir)
-    progress = Progress(quiet=args.quiet)
-    raw = workdir.bucket("raw") / "loans"
-    with progress.step(f"generate a loan book of {args.rows} applications"):
-        generate_to_dir(args.rows, raw, seed=0, shards=2)
-    run = run_pipeline(
-        raw,
-        schema,
-        workdir,
-        config,
+    load_schema(config.schema_path())  # report a bad schema before anything runs
+    options = DemoOptions(
+        rows=args.rows,
+        stream=args.stream,
+        drift=args.drift,
         instance_count=args.instance_count,
         max_trials=args.max_trials,
-        progress=progress,
-        trigger="demo",
+        stage=args.stage,
     )
-    print(f"\nrun {run.run_id} {run.status.lower()}")
-    print(f"  best hyperparameters: {run.best_hyperparameters}")
-    print(f"  model artifact:       {run.model_tar}")
-    print(f"  run record:           {workdir.runs / (run.run_id + '.json')}")
+    result = run_demo(
+        Workdir.at(args.workdir).root, config, options, progress=Progress(quiet=args.quiet)
+    )
+    print_summary(result)
     return 0
 
 
@@ -343,9 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, RegistryError):
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if isinstance(exc, PipelineFailed | BatchError | ValueError | OSError) and not os.environ.get(
-            "BOOSTLINE_DEBUG"
-        ):
+        if isinstance(
+            exc, PipelineFailed | BatchError | ValueError | OSError
+        ) and not os.environ.get("BOOSTLINE_DEBUG"):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

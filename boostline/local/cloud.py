@@ -1,0 +1,276 @@
+"""The seam between the emulated AWS APIs and the local runtime.
+
+The handlers talk to the emulator exactly as they talk to AWS. What the
+emulator only records, the local runtime carries out:
+
+- a pipeline execution the retrain handler starts is run by the local
+  pipeline, with the execution's parameters;
+- a model version the local pipeline registers is registered in the
+  emulator's model registry too (same version number, same status);
+- an update of the serving stack's `ModelPackageArn` parameter (what the
+  deployer handler does) is applied to the local endpoint, blue/green.
+
+`provision()` creates in the emulator what the CDK stacks would: the raw-data
+bucket, the idempotency table, the pipeline, the model package group and the
+serving stack with its parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boostline.local.emulator import ACCOUNT, Emulator
+from boostline.local.workdir import Workdir
+from boostline.registry import ModelPackage
+
+SERVING_PARAMETERS = {
+    "ModelPackageArn": "none",
+    "BaselineStatisticsUri": "none",
+    "BaselineConstraintsUri": "none",
+    "DecisionThreshold": "0.5",
+}
+
+
+@dataclass(frozen=True)
+class CloudNames:
+    prefix: str  # <project>-<stage>
+    region: str
+
+    @property
+    def pipeline(self) -> str:
+        return f"{self.prefix}-training"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-models"
+
+    @property
+    def serving_stack(self) -> str:
+        return f"{self.prefix}-serving"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.prefix}-endpoint"
+
+    @property
+    def raw_bucket(self) -> str:
+        return f"{self.prefix}-raw-{ACCOUNT}-{self.region}"
+
+    @property
+    def idempotency_table(self) -> str:
+        return f"{self.prefix}-retrain-idempotency"
+
+
+def _serving_template() -> str:
+    """The serving stack's parameters, with one cheap resource standing in for the rest."""
+    return json.dumps(
+        {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Parameters": {
+                k: {"Type": "String", "Default": v} for k, v in SERVING_PARAMETERS.items()
+            },
+            "Resources": {
+                "LiveModel": {
+                    "Type": "AWS::SSM::Parameter",
+                    "Properties": {"Type": "String", "Value": {"Ref": "ModelPackageArn"}},
+                }
+            },
+        }
+    )
+
+
+@dataclass
+class LocalCloud:
+    emulator: Emulator
+    workdir: Workdir
+    names: CloudNames
+    handled_executions: set[str] = field(default_factory=set)
+    package_arns: dict[int, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ set-up
+
+    def provision(self) -> None:
+        s3 = self.emulator.client("s3")
+        s3.create_bucket(
+            Bucket=self.names.raw_bucket,
+            CreateBucketConfiguration={"LocationConstraint": self.names.region},
+        )
+        self.emulator.client("dynamodb").create_table(
+            TableName=self.names.idempotency_table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sm = self.emulator.client("sagemaker")
+        definition = {
+            "Version": "2020-12-01",
+            "Parameters": [
+                {
+                    "Name": "InputDataPrefix",
+                    "Type": "String",
+                    "DefaultValue": f"s3://{self.names.raw_bucket}/raw/",
+                },
+                {"Name": "TriggerReason", "Type": "String", "DefaultValue": "manual"},
+                {"Name": "ChampionModelDataUrl", "Type": "String", "DefaultValue": "none"},
+            ],
+            "Steps": [],  # the steps run locally; see boostline.local.pipeline
+        }
+        sm.create_pipeline(
+            PipelineName=self.names.pipeline,
+            PipelineDefinition=json.dumps(definition),
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.names.prefix}-pipeline",
+        )
+        sm.create_model_package_group(ModelPackageGroupName=self.names.model_package_group)
+        self.emulator.client("cloudformation").create_stack(
+            StackName=self.names.serving_stack, TemplateBody=_serving_template()
+        )
+
+    def retrain_env(self) -> dict[str, str]:
+        """The retrain trigger's environment, as the automation stack sets it."""
+        return {
+            "PIPELINE_NAME": self.names.pipeline,
+            "MODEL_PACKAGE_GROUP": self.names.model_package_group,
+            "RAW_BUCKET": self.names.raw_bucket,
+            "RAW_PREFIX": "raw/",
+            "IDEMPOTENCY_TABLE": self.names.idempotency_table,
+            "MIN_NEW_FILES": "1",
+            "MIN_INTERVAL_SECONDS": "0",
+            "POWERTOOLS_SERVICE_NAME": "retrain-trigger",
+            "POWERTOOLS_METRICS_NAMESPACE": "Boostline",
+        }
+
+    def deployer_env(self) -> dict[str, str]:
+        return {
+            "MODEL_PACKAGE_GROUP": self.names.model_package_group,
+            "SERVING_STACK_NAME": self.names.serving_stack,
+            "DEPLOY_RETRY_SECONDS": "30",
+            "POWERTOOLS_SERVICE_NAME": "deployer",
+            "POWERTOOLS_METRICS_NAMESPACE": "Boostline",
+        }
+
+    # ------------------------------------------------------------ S3 <-> local folders
+
+    def local_path(self, s3_uri: str) -> Path:
+        """`s3://<raw bucket>/<key>` -> `<workdir>/buckets/raw/<key>`."""
+        prefix = f"s3://{self.names.raw_bucket}/"
+        if not s3_uri.startswith(prefix):
+            raise ValueError(f"{s3_uri} is not in the raw-data bucket {self.names.raw_bucket}")
+        return self.workdir.bucket("raw") / s3_uri[len(prefix) :].lstrip("/")
+
+    def put_raw(self, key: str, source: Path) -> int:
+        """Land a file in the raw bucket: locally, and as an object in the emulator."""
+        target = self.workdir.bucket("raw") / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = source.read_bytes()
+        target.write_bytes(data)
+        self.emulator.client("s3").put_object(Bucket=self.names.raw_bucket, Key=key, Body=data)
+        return len(data)
+
+    # ------------------------------------------------------------ pipeline executions
+
+    def new_executions(self) -> list[tuple[str, dict[str, str]]]:
+        """Executions the handlers started that the local runtime has not run yet."""
+        sm = self.emulator.client("sagemaker")
+        summaries = sm.list_pipeline_executions(PipelineName=self.names.pipeline)[
+            "PipelineExecutionSummaries"
+        ]
+        found = []
+        for summary in sorted(summaries, key=lambda s: s["StartTime"]):
+            arn = summary["PipelineExecutionArn"]
+            if arn in self.handled_executions:
+                continue
+            params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)[
+                "PipelineParameters"
+            ]
+            found.append((arn, {p["Name"]: p["Value"] for p in params}))
+        return found
+
+    def mark_handled(self, arn: str) -> None:
+        self.handled_executions.add(arn)
+
+    # ------------------------------------------------------------ model registry
+
+    def mirror(self, package: ModelPackage) -> dict[str, Any]:
+        """Register a local version in the emulator's registry; returns its description."""
+        sm = self.emulator.client("sagemaker")
+        data = package.data
+        key = f"models/{package.version}"
+        artifacts = f"s3://{self.names.prefix}-artifacts-{ACCOUNT}-{self.names.region}/{key}"
+        response = sm.create_model_package(
+            ModelPackageGroupName=self.names.model_package_group,
+            ModelApprovalStatus=package.status,
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": f"local/sagemaker-xgboost:3.0-5 (local version {package.version})",
+                        "ModelDataUrl": f"{artifacts}/model.tar.gz",
+                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+            },
+            ModelMetrics={
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"{artifacts}/evaluation.json",
+                    }
+                },
+                "ModelDataQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"{artifacts}/statistics.json",
+                    },
+                    "Constraints": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"{artifacts}/constraints.json",
+                    },
+                },
+            },
+            CustomerMetadataProperties=data.get("CustomerMetadataProperties", {}),
+        )
+        described = sm.describe_model_package(ModelPackageName=response["ModelPackageArn"])
+        if int(described["ModelPackageVersion"]) != package.version:
+            raise RuntimeError(
+                f"registries out of step: local version {package.version}, "
+                f"emulator version {described['ModelPackageVersion']}"
+            )
+        self.package_arns[package.version] = described["ModelPackageArn"]
+        return described
+
+    def set_status(self, version: int, status: str) -> dict[str, Any]:
+        sm = self.emulator.client("sagemaker")
+        arn = self.package_arn(version)
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
+        return sm.describe_model_package(ModelPackageName=arn)
+
+    def package_arn(self, version: int) -> str:
+        if version not in self.package_arns:
+            raise ValueError(f"model version {version} is not registered in the emulator")
+        return self.package_arns[version]
+
+    def version_of(self, arn: str) -> int | None:
+        for version, known in self.package_arns.items():
+            if known == arn:
+                return version
+        return None
+
+    # ------------------------------------------------------------ serving stack
+
+    def serving_parameters(self) -> dict[str, str]:
+        stack = self.emulator.client("cloudformation").describe_stacks(
+            StackName=self.names.serving_stack
+        )["Stacks"][0]
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+
+    def restore_serving_parameters(self, parameters: dict[str, str]) -> None:
+        """What CloudFormation's rollback does when the new endpoint fails its checks."""
+        self.emulator.client("cloudformation").update_stack(
+            StackName=self.names.serving_stack,
+            UsePreviousTemplate=True,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )

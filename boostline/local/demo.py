@@ -1,0 +1,534 @@
+"""`boostline demo`: the whole lifecycle on one machine.
+
+train -> deploy -> serve with capture -> drift -> monitor -> retrain -> redeploy,
+with the Lambda handlers deciding, against the AWS API emulator, exactly as
+they decide on AWS (see boostline.local.cloud for the seam).
+
+Every run starts clean in `<workdir>/demo/`; Ctrl-C stops every process.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from boostline.config import BoostlineConfig
+from boostline.data.generator import generate_to_dir
+from boostline.local import events
+from boostline.local.cloud import CloudNames, LocalCloud
+from boostline.local.emulator import running_emulator
+from boostline.local.handlers import LocalFunction
+from boostline.local.model_store import unpacked_model
+from boostline.local.pipeline import PipelineFailed, PipelineRun, run_pipeline
+from boostline.local.processing_job import run_processing_job
+from boostline.local.workdir import Workdir
+from boostline.progress import Progress
+from boostline.registry import Registry
+from boostline.serving.endpoints import EndpointManager
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "training_scripts"
+VARIANT = "AllTraffic"
+DATA_SCHEDULE = "data-quality"
+MODEL_SCHEDULE = "model-quality"
+
+
+@dataclass
+class DemoOptions:
+    rows: int = 20_000  # the initial loan book
+    stream: int = 300  # applications sent to the endpoint per phase
+    drift: float = 1.0
+    label_share: float = 0.8  # of served applications whose outcome becomes known
+    duplicates: int = 3  # deliveries of the drift event
+    instance_count: int = 2
+    max_trials: int = 4
+    stage: str = "dev"
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, stage: str, message: str, **detail: Any) -> None:
+        self.entries.append(
+            {
+                "t": round(time.monotonic() - self.started, 1),
+                "stage": stage,
+                "message": message,
+                **detail,
+            }
+        )
+
+
+@dataclass
+class DemoResult:
+    workdir: Path
+    versions: list[dict[str, Any]]
+    live_version: int | None
+    retrain_reason: str | None
+    executions_started: int
+    monitoring: dict[str, dict[str, Any]]
+    report: Path
+    timeline: list[dict[str, Any]]
+
+
+class Demo:
+    def __init__(
+        self, root: Path, config: BoostlineConfig, options: DemoOptions, progress: Progress
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.progress = progress
+        self.timeline = Timeline()
+        self.root = root
+        self.workdir = Workdir.at(root)
+        self.registry = Registry(self.workdir.root)
+        self.schema = config.schema_path()
+        self.runs: list[PipelineRun] = []
+        self.monitoring: dict[str, dict[str, Any]] = {}
+        self.executions_started = 0
+        self.retrain_reason: str | None = None
+
+    # ------------------------------------------------------------ orchestration
+
+    def run(self) -> DemoResult:
+        stage = self.config.stage(self.options.stage)
+        names = CloudNames(
+            prefix=f"{self.config.project}-{self.options.stage}", region=stage.region
+        )
+        with running_emulator(stage.region) as emulator, EndpointManager(self.workdir.root) as eps:
+            self.endpoints = eps
+            self.cloud = LocalCloud(emulator, self.workdir, names)
+            self.cloud.provision()
+            env = self.cloud.retrain_env()
+            env["MIN_NEW_FILES"] = "3"  # a single new file is debounced, not trained on
+            self.retrain = LocalFunction("retrain_trigger", env)
+            self.deployer = LocalFunction("deployer", self.cloud.deployer_env())
+            self.say(
+                "emulator",
+                f"AWS API emulator on {emulator.url}; pipeline, registry, "
+                "serving stack and idempotency table provisioned",
+            )
+
+            self.land_initial_book()
+            self.trigger(
+                events.scheduled(names.region, f"{names.prefix}-retrain-schedule"), "the schedule"
+            )
+            self.run_pending_executions()
+            self.send_traffic("normal", seed=1, drift=0.0)
+            self.check("normal")
+            self.land_new_data()
+            self.send_traffic("drift", seed=2, drift=self.options.drift)
+            report = self.check("drift")
+            violations = report["data_quality"]["violations"]
+            if violations:
+                event = events.monitoring_job_completed(
+                    names.region,
+                    f"{names.prefix}-{DATA_SCHEDULE}-{uuid.uuid4().hex[:8]}",
+                    f"{names.prefix}-{DATA_SCHEDULE}",
+                    violations,
+                    report_uri=str(report["dir"]),
+                )
+                for attempt in range(self.options.duplicates):
+                    self.trigger(event, f"drift violations (delivery {attempt + 1})")
+            self.run_pending_executions()
+            return self.finish()
+
+    def say(self, stage: str, message: str, **detail: Any) -> None:
+        self.timeline.add(stage, message, **detail)
+        self.progress.say(f"{stage}: {message}")
+
+    # ------------------------------------------------------------ data
+
+    def land_initial_book(self) -> None:
+        with self.progress.step(f"generate a loan book of {self.options.rows} applications"):
+            files = generate_to_dir(
+                self.options.rows, self.root / "generated" / "book-0", seed=0, shards=2
+            )
+        for file in files:
+            self.cloud.put_raw(f"raw/loans/batch-0000/{file.name}", file)
+        self.say("data", f"{len(files)} files landed in s3://{self.cloud.names.raw_bucket}/raw/")
+
+    def land_new_data(self) -> None:
+        """Applications from the drifted economy, whose outcomes are now known."""
+        rows = max(self.options.rows // 2, 1000)
+        files = generate_to_dir(
+            rows, self.root / "generated" / "book-1", seed=3, drift=self.options.drift, shards=1
+        )
+        for file in files:
+            key = f"raw/loans/batch-0001/{file.name}"
+            size = self.cloud.put_raw(key, file)
+            event = events.object_created(
+                self.cloud.names.region, self.cloud.names.raw_bucket, key, size
+            )
+            self.trigger(event, f"new data {key}")
+
+    # ------------------------------------------------------------ handlers and runtime
+
+    def trigger(self, event: dict[str, Any], what: str) -> dict[str, Any]:
+        result = self.retrain.invoke(event)
+        decision = result.get("decision", "?") if isinstance(result, dict) else str(result)
+        if decision == "started":
+            self.executions_started += 1
+        self.say(
+            "retrain-trigger",
+            f"{what}: {decision}"
+            + (
+                f" ({result.get('reason')})"
+                if isinstance(result, dict) and result.get("reason")
+                else ""
+            ),
+        )
+        return result
+
+    def run_pending_executions(self) -> None:
+        for arn, params in self.cloud.new_executions():
+            self.cloud.mark_handled(arn)
+            reason = params.get("TriggerReason", "manual")
+            self.retrain_reason = reason if self.runs else self.retrain_reason
+            data = self.cloud.local_path(params["InputDataPrefix"])
+            self.say("pipeline", f"execution {arn.rsplit('/', 1)[-1]} ({reason}) on {data}")
+            try:
+                run = run_pipeline(
+                    data,
+                    self.schema,
+                    self.workdir,
+                    self.config,
+                    instance_count=self.options.instance_count,
+                    max_trials=self.options.max_trials,
+                    trigger=reason,
+                    stage=self.options.stage,
+                    progress=self.progress,
+                )
+            except PipelineFailed as exc:
+                self.say("pipeline", f"failed: {exc}")
+                continue
+            self.runs.append(run)
+            assert run.model_package_version is not None
+            package = self.registry.describe(run.model_package_version)
+            described = self.cloud.mirror(package)
+            self.say(
+                "registry",
+                f"version {package.version} registered as {package.status} (AUC {package.auc:.4f})",
+                version=package.version,
+                auc=package.auc,
+            )
+            if package.status == "Approved":
+                self.deploy_event(described)
+
+    def deploy_event(
+        self, described: dict[str, Any], health_check: Callable[[str], None] | None = None
+    ) -> None:
+        event = events.model_package_state_change(self.cloud.names.region, described)
+        result = self.deployer.invoke(event)
+        decision = result.get("decision", "?") if isinstance(result, dict) else str(result)
+        self.say(
+            "deployer", f"model package {described['ModelPackageVersion']} Approved: {decision}"
+        )
+        self.reconcile(health_check)
+
+    def reconcile(self, health_check: Callable[[str], None] | None = None) -> None:
+        """Apply the serving stack's parameters to the local endpoint, blue/green."""
+        params = self.cloud.serving_parameters()
+        version = self.cloud.version_of(params.get("ModelPackageArn", "none"))
+        live = self.endpoints.describe(self.cloud.names.endpoint) if self.live_version() else None
+        if version is None or (live and live.get("model_version") == version):
+            return
+        package = self.registry.describe(version)
+        model_dir = unpacked_model(package, self.workdir.root)
+        result = self.endpoints.deploy(
+            self.cloud.names.endpoint,
+            model_dir,
+            model_version=version,
+            threshold=float(params.get("DecisionThreshold") or package.threshold or 0.5),
+            capture_dir=self.workdir.bucket("capture"),
+            sampling_percentage=100,
+            workers=2,
+            health_check=health_check,
+        )
+        if result.status != "InService":
+            previous = self.live_version()
+            self.say(
+                "endpoint",
+                f"version {version} failed its health check ({result.reason}); "
+                f"version {previous} keeps serving",
+            )
+            if previous is not None:
+                self.cloud.restore_serving_parameters(
+                    {**params, "ModelPackageArn": self.cloud.package_arn(previous)}
+                )
+            return
+        self.say(
+            "endpoint",
+            f"version {version} is live (blue/green: started, health-checked, "
+            "then took the traffic)",
+            version=version,
+        )
+
+    def live_version(self) -> int | None:
+        try:
+            return self.endpoints.describe(self.cloud.names.endpoint).get("model_version")
+        except (KeyError, FileNotFoundError, ValueError):
+            return None
+
+    # ------------------------------------------------------------ traffic and monitoring
+
+    def send_traffic(self, phase: str, seed: int, drift: float) -> None:
+        files = generate_to_dir(
+            self.options.stream,
+            self.root / "generated" / f"stream-{phase}",
+            seed=seed,
+            drift=drift,
+            shards=1,
+        )
+        rows = list(csv.DictReader(io.StringIO(files[0].read_text())))
+        target = self.schema_target()
+        truth_dir = self.workdir.bucket("ground-truth")
+        errors = 0
+        truth: list[str] = []
+        with self.progress.step(f"send {len(rows)} {phase} applications to the endpoint"):
+            for i, row in enumerate(rows):
+                label = row.pop(target)
+                inference_id = f"{phase}-{i:05d}"
+                body = json.dumps({k: v for k, v in row.items() if v != ""}).encode()
+                answer = self.endpoints.invoke(
+                    self.cloud.names.endpoint, body, "application/json", inference_id=inference_id
+                )
+                if answer.status != 200:
+                    errors += 1
+                    continue
+                if (i % 100) < self.options.label_share * 100:
+                    truth.append(
+                        json.dumps(
+                            {
+                                "groundTruthData": {
+                                    "data": "1" if label == "bad" else "0",
+                                    "encoding": "CSV",
+                                },
+                                "eventMetadata": {"eventId": inference_id},
+                                "eventVersion": "0",
+                            }
+                        )
+                    )
+        hour = datetime.now(timezone.utc).strftime("%Y/%m/%d/%H")
+        out = truth_dir / hour / f"{phase}-labels.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(truth) + "\n")
+        self.say(
+            "traffic",
+            f"{len(rows) - errors} {phase} applications scored "
+            f"({errors} errors); {len(truth)} outcomes known later",
+        )
+
+    def schema_target(self) -> str:
+        from training_scripts.dataset_schema import load_schema
+
+        return load_schema(self.schema).target_column
+
+    def check(self, phase: str) -> dict[str, Any]:
+        """The scheduled monitors, run on this phase's captures against the live baselines."""
+        from boostline.serving.capture import read_captures
+
+        live = self.live_version()
+        assert live is not None, "nothing is deployed"
+        package = self.registry.describe(live)
+        window = self.root / "monitoring" / phase
+        captures = window / "captures"
+        captures.mkdir(parents=True, exist_ok=True)
+        records = [
+            r
+            for r in read_captures(self.workdir.bucket("capture"))
+            if str(r.get("eventMetadata", {}).get("inferenceId", "")).startswith(phase)
+        ]
+        (captures / "window.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        manifest = (
+            unpacked_model(package, self.workdir.root) / "boostline" / "feature_manifest.json"
+        )
+        dq = run_processing_job(
+            self.workdir.job_dir(f"monitor-{DATA_SCHEDULE}-{phase}"),
+            SCRIPTS / "data_quality.py",
+            inputs={
+                "captures": captures,
+                "manifest": manifest,
+                "statistics": package.baseline_statistics,
+                "constraints": package.baseline_constraints,
+            },
+            outputs={"result": window / "data-quality"},
+            arguments=lambda i, o: [
+                "check",
+                "--data",
+                str(i["captures"]),
+                "--manifest",
+                str(i["manifest"] / "feature_manifest.json"),
+                "--baseline-statistics",
+                str(i["statistics"] / "statistics.json"),
+                "--constraints",
+                str(i["constraints"] / "constraints.json"),
+                "--output-dir",
+                str(o["result"]),
+            ],
+        )
+        if dq.status != "Completed":
+            raise PipelineFailed(f"data-quality monitor failed: {dq.failure_reason}")
+        dq_violations = json.loads(
+            (window / "data-quality" / "constraint_violations.json").read_text()
+        )["violations"]
+        mq = self.model_quality(phase, package, captures, window)
+        self.monitoring[phase] = {
+            "records": len(records),
+            "data_quality_violations": len(dq_violations),
+            "drifted_features": sorted(
+                {
+                    v["feature_name"]
+                    for v in dq_violations
+                    if v["constraint_check_type"] == "baseline_drift_check"
+                }
+            ),
+            **mq,
+        }
+        self.say(
+            "monitor",
+            f"{phase} window: {len(records)} captured requests, "
+            f"{len(dq_violations)} data-quality violation(s)"
+            + (f", live model AUC {mq['auc']:.4f}" if mq.get("auc") is not None else "")
+            + (
+                f", {mq['model_quality_violations']} model-quality violation(s)"
+                if mq.get("model_quality_violations")
+                else ""
+            ),
+        )
+        return {"dir": window, "data_quality": {"violations": len(dq_violations)}}
+
+    def model_quality(
+        self, phase: str, package: Any, captures: Path, window: Path
+    ) -> dict[str, Any]:
+        baseline = window / "model-quality-baseline"
+        base = run_processing_job(
+            self.workdir.job_dir(f"monitor-{MODEL_SCHEDULE}-baseline-{phase}"),
+            SCRIPTS / "model_quality.py",
+            inputs={"evaluation": package.evaluation},
+            outputs={"result": baseline},
+            arguments=lambda i, o: [
+                "baseline",
+                "--evaluation",
+                str(i["evaluation"] / "evaluation.json"),
+                "--output-dir",
+                str(o["result"]),
+            ],
+        )
+        if base.status != "Completed":
+            raise PipelineFailed(f"model-quality baseline failed: {base.failure_reason}")
+        result = run_processing_job(
+            self.workdir.job_dir(f"monitor-{MODEL_SCHEDULE}-{phase}"),
+            SCRIPTS / "model_quality.py",
+            inputs={
+                "captures": captures,
+                "truth": self.workdir.bucket("ground-truth"),
+                "constraints": baseline / "constraints.json",
+            },
+            outputs={"result": window / "model-quality"},
+            arguments=lambda i, o: [
+                "check",
+                "--capture-dir",
+                str(i["captures"]),
+                "--ground-truth-dir",
+                str(i["truth"]),
+                "--constraints",
+                str(i["constraints"] / "constraints.json"),
+                "--output-dir",
+                str(o["result"]),
+                "--threshold",
+                str(package.threshold or 0.5),
+            ],
+        )
+        if result.status != "Completed":
+            raise PipelineFailed(f"model-quality monitor failed: {result.failure_reason}")
+        stats_file = window / "model-quality" / "statistics.json"
+        viol_file = window / "model-quality" / "constraint_violations.json"
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        violations = json.loads(viol_file.read_text())["violations"] if viol_file.exists() else []
+        auc = stats.get("binary_classification_metrics", {}).get("auc", {}).get("value")
+        return {"auc": auc, "model_quality_violations": len(violations)}
+
+    # ------------------------------------------------------------ the end
+
+    def finish(self) -> DemoResult:
+        from boostline.local.demo_report import write_report
+
+        versions = [
+            {
+                "version": p.version,
+                "status": p.status,
+                "auc": p.auc,
+                "trigger": p.data.get("CustomerMetadataProperties", {}).get("trigger"),
+                "threshold": p.threshold,
+            }
+            for p in self.registry.versions()
+        ]
+        result = DemoResult(
+            workdir=self.root,
+            versions=versions,
+            live_version=self.live_version(),
+            retrain_reason=self.retrain_reason,
+            executions_started=self.executions_started,
+            monitoring=self.monitoring,
+            report=self.root / "report" / "index.html",
+            timeline=self.timeline.entries,
+        )
+        write_report(result, self.registry)
+        (self.root / "summary.json").write_text(
+            json.dumps(
+                {**result.__dict__, "workdir": str(result.workdir), "report": str(result.report)},
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
+        return result
+
+
+def run_demo(
+    workdir: Path, config: BoostlineConfig, options: DemoOptions, progress: Progress | None = None
+) -> DemoResult:
+    root = workdir / "demo"
+    if root.exists():
+        shutil.rmtree(root)  # every demo starts clean; nothing else in the workdir is touched
+    demo = Demo(root, config, options, progress or Progress())
+    return demo.run()
+
+
+def print_summary(result: DemoResult, stream: Any = sys.stdout) -> None:
+    def line(text: str = "") -> None:
+        print(text, file=stream)
+
+    line("\n== Boostline demo summary ==")
+    for v in result.versions:
+        auc = f"{v['auc']:.4f}" if v["auc"] is not None else "-"
+        live = "  <- live" if v["version"] == result.live_version else ""
+        line(
+            f"  model v{v['version']}: {v['status']:<22} test AUC {auc}  "
+            f"(trained on: {v['trigger']}){live}"
+        )
+    for phase, m in result.monitoring.items():
+        auc = f"{m['auc']:.4f}" if m.get("auc") is not None else "n/a"
+        drifted = ", ".join(m["drifted_features"][:6]) or "none"
+        line(
+            f"  {phase:<6} traffic: live-model AUC on labelled requests {auc}; "
+            f"{m['data_quality_violations']} data-quality violation(s); drifted: {drifted}"
+        )
+    line(
+        f"  retraining triggered by: {result.retrain_reason or 'nothing'}; "
+        f"pipeline executions started: {result.executions_started}"
+    )
+    line(f"  live version: v{result.live_version}")
+    line(f"  report: {result.report}")

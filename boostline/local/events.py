@@ -1,0 +1,125 @@
+"""EventBridge events of the shapes AWS delivers, for feeding the handlers locally."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from boostline.local.emulator import ACCOUNT
+
+
+def _envelope(
+    detail_type: str,
+    source: str,
+    region: str,
+    resources: list[str],
+    detail: dict[str, Any],
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": resources,
+        "detail": detail,
+    }
+
+
+def object_created(region: str, bucket: str, key: str, size: int) -> dict[str, Any]:
+    return _envelope(
+        "Object Created",
+        "aws.s3",
+        region,
+        [f"arn:aws:s3:::{bucket}"],
+        {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": key,
+                "size": size,
+                "etag": uuid.uuid4().hex,
+                "sequencer": uuid.uuid4().hex[:16],
+            },
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": ACCOUNT,
+            "reason": "PutObject",
+        },
+    )
+
+
+def model_package_state_change(region: str, package: dict[str, Any]) -> dict[str, Any]:
+    """From a DescribeModelPackage answer, as SageMaker emits it on a status change."""
+    detail = {
+        key: package[key]
+        for key in (
+            "ModelPackageGroupName",
+            "ModelPackageVersion",
+            "ModelPackageArn",
+            "InferenceSpecification",
+            "ModelApprovalStatus",
+            "ModelPackageStatus",
+        )
+        if key in package
+    }
+    detail["CreationTime"] = int(datetime.now(timezone.utc).timestamp() * 1000)
+    detail["CreatedBy"] = {}
+    return _envelope(
+        "SageMaker Model Package State Change",
+        "aws.sagemaker",
+        region,
+        [package["ModelPackageArn"]],
+        detail,
+    )
+
+
+def monitoring_job_completed(
+    region: str, job_name: str, schedule_name: str, violations: int, report_uri: str
+) -> dict[str, Any]:
+    arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:processing-job/{job_name}"
+    schedule = f"arn:aws:sagemaker:{region}:{ACCOUNT}:monitoring-schedule/{schedule_name}"
+    message = (
+        f"CompletedWithViolations: Job completed successfully with {violations} violations."
+        if violations
+        else "Completed: Job completed successfully with no violations."
+    )
+    return _envelope(
+        "SageMaker Processing Job State Change",
+        "aws.sagemaker",
+        region,
+        [arn],
+        {
+            "ProcessingJobName": job_name,
+            "ProcessingJobArn": arn,
+            "ProcessingJobStatus": "Completed",
+            "ExitMessage": message,
+            "MonitoringScheduleArn": schedule,
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "result",
+                        "S3Output": {
+                            "S3Uri": report_uri,
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "Continuous",
+                        },
+                    }
+                ]
+            },
+            "Tags": {},
+        },
+    )
+
+
+def scheduled(region: str, rule: str) -> dict[str, Any]:
+    return _envelope(
+        "Scheduled Event",
+        "aws.events",
+        region,
+        [f"arn:aws:events:{region}:{ACCOUNT}:rule/{rule}"],
+        {},
+    )

@@ -1,0 +1,72 @@
+"""The Lambda handlers of lambda/, loaded and invoked as the Lambda runtime does.
+
+`lambda` is a Python keyword, so a function is loaded by file path: its folder
+first on sys.path, `app.py` executed as a module, its siblings imported by
+name. The handler then runs with the function's environment variables set for
+the duration of the call — the same code, with no local branch in it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+
+
+def load_function(name: str, root: Path = LAMBDA_DIR) -> ModuleType:
+    """Load `<root>/<name>/app.py` as a fresh module (fresh caches and clients)."""
+    path = root / name / "app.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Lambda function {name!r} at {path}")
+    function_dir = path.parent
+    for sibling in function_dir.glob("*.py"):
+        sys.modules.pop(sibling.stem, None)  # never share a sibling between two functions
+    module_name = f"{name}_app_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(function_dir))
+    try:
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(function_dir))
+    return module
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class LocalFunction:
+    """One Lambda function: its module and its environment."""
+
+    name: str
+    env: dict[str, str]
+    module: ModuleType | None = None
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        with environment({"AWS_LAMBDA_FUNCTION_NAME": self.name, **self.env}):
+            if self.module is None:  # imported inside its environment, as on Lambda
+                self.module = load_function(self.name)
+            return self.module.lambda_handler(event, None)
