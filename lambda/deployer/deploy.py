@@ -1,0 +1,360 @@
+"""Put a model package live through the serving stack, or take the stack back.
+
+The serving CloudFormation stack takes the live model package as its
+`ModelPackageArn` parameter ("none": no serving resources). Deploying is an
+UpdateStack with the previous template, the new package's ARN, its drift
+baselines and its decision threshold, and every other parameter kept with
+UsePreviousValue — the endpoint is never edited behind the stack's back.
+
+The functions take the boto3 clients as arguments, so the deployer Lambda and
+the `boostline rollback` command share them. Only boto3 is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+logger = logging.getLogger(__name__)
+
+PARAM_MODEL_PACKAGE = "ModelPackageArn"
+PARAM_STATISTICS = "BaselineStatisticsUri"
+PARAM_CONSTRAINTS = "BaselineConstraintsUri"
+PARAM_THRESHOLD = "DecisionThreshold"
+SERVING_PARAMETERS = (PARAM_MODEL_PACKAGE, PARAM_STATISTICS, PARAM_CONSTRAINTS, PARAM_THRESHOLD)
+NONE = "none"
+DEFAULT_THRESHOLD = "0.5"
+CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
+
+NO_UPDATES = "No updates are to be performed"
+IN_PROGRESS = re.compile(r"is in (\w+_IN_PROGRESS) state and can not be updated")
+
+UPDATING = "updating"
+UNCHANGED = "unchanged"
+
+
+class DeployError(RuntimeError):
+    """The deployment cannot be done; the message says why."""
+
+
+class StackBusy(DeployError):
+    """The stack stayed in an *_IN_PROGRESS state for longer than the retry budget."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to keep retrying a stack that is being updated, and how often."""
+
+    budget_seconds: float = 600.0
+    first_delay: float = 5.0
+    max_delay: float = 30.0
+    factor: float = 2.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    stack_name: str
+    model_package_arn: str
+    previous_model_package_arn: str
+    status: str  # UPDATING (an update was started) or UNCHANGED (nothing to change)
+    parameters: dict[str, str]
+    attempts: int = 1
+    stack_status: str = ""  # the final status when waited for
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- reading the stack and the registry ---------------------------------------------
+
+
+def _error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", error))
+
+
+def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any]:
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" in _error_message(error):
+            raise DeployError(f"serving stack {stack_name!r} does not exist") from error
+        raise
+    if not stacks:
+        raise DeployError(f"serving stack {stack_name!r} does not exist")
+    return stacks[0]
+
+
+def stack_parameters(cfn: Any, stack_name: str) -> dict[str, str]:
+    stack = describe_stack(cfn, stack_name)
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+def live_model_package_arn(cfn: Any, stack_name: str) -> str:
+    """The stack's current ModelPackageArn ("none" when nothing is served)."""
+    return stack_parameters(cfn, stack_name).get(PARAM_MODEL_PACKAGE, NONE) or NONE
+
+
+def approved_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
+    """Approved versions of the group, newest (highest version) first."""
+    request: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "ModelApprovalStatus": "Approved",
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": 100,
+    }
+    summaries: list[dict[str, Any]] = []
+    while True:
+        page = sagemaker.list_model_packages(**request)
+        summaries.extend(page.get("ModelPackageSummaryList", []))
+        token = page.get("NextToken")
+        if not token:
+            break
+        request["NextToken"] = token
+    return sorted(summaries, key=lambda s: int(s.get("ModelPackageVersion") or 0), reverse=True)
+
+
+def newest_approved(
+    sagemaker: Any, group: str, exclude: Iterable[str] = ()
+) -> dict[str, Any] | None:
+    """The Approved version with the highest number, leaving out the ARNs in `exclude`."""
+    skip = set(exclude)
+    for summary in approved_versions(sagemaker, group):
+        if summary.get("ModelPackageArn") not in skip:
+            return summary
+    return None
+
+
+def find_version(sagemaker: Any, group: str, version: int) -> dict[str, Any]:
+    """The summary of version `version` of the group, whatever its status."""
+    request: dict[str, Any] = {"ModelPackageGroupName": group, "MaxResults": 100}
+    while True:
+        page = sagemaker.list_model_packages(**request)
+        for summary in page.get("ModelPackageSummaryList", []):
+            if int(summary.get("ModelPackageVersion") or 0) == version:
+                return summary
+        token = page.get("NextToken")
+        if not token:
+            raise DeployError(f"model package group {group!r} has no version {version}")
+        request["NextToken"] = token
+
+
+def _s3_uri(section: dict[str, Any], name: str) -> str:
+    value = section.get(name, {})
+    uri = value.get("S3Uri") if isinstance(value, dict) else None
+    return str(uri) if uri else ""
+
+
+def serving_parameters(package: dict[str, Any]) -> dict[str, str]:
+    """The serving stack's parameters for a described model package.
+
+    Baselines come from `DriftCheckBaselines.ModelDataQuality` (what the pipeline
+    registers for monitoring), else `ModelMetrics.ModelDataQuality`, else "none"
+    (monitoring off for this model). The threshold comes from
+    `CustomerMetadataProperties.decision_threshold`, else the serving default 0.5:
+    a threshold belongs to the model it was tuned on, never to its predecessor.
+    """
+    arn = str(package["ModelPackageArn"])
+    drift = package.get("DriftCheckBaselines", {}).get("ModelDataQuality", {}) or {}
+    metrics = package.get("ModelMetrics", {}).get("ModelDataQuality", {}) or {}
+    statistics = _s3_uri(drift, "Statistics") or _s3_uri(metrics, "Statistics") or NONE
+    constraints = _s3_uri(drift, "Constraints") or _s3_uri(metrics, "Constraints") or NONE
+    if NONE in (statistics, constraints):
+        logger.warning("model package %s has no data-quality baselines; monitoring is off", arn)
+
+    raw = (package.get("CustomerMetadataProperties") or {}).get("decision_threshold")
+    if raw is None:
+        logger.warning(
+            "model package %s has no decision_threshold; using %s", arn, DEFAULT_THRESHOLD
+        )
+        threshold = DEFAULT_THRESHOLD
+    else:
+        try:
+            value = float(raw)
+        except ValueError as error:
+            raise DeployError(f"{arn}: decision_threshold {raw!r} is not a number") from error
+        if not 0.0 < value < 1.0:
+            raise DeployError(f"{arn}: decision_threshold {raw!r} is not between 0 and 1")
+        threshold = str(raw).strip()
+    return {
+        PARAM_MODEL_PACKAGE: arn,
+        PARAM_STATISTICS: statistics,
+        PARAM_CONSTRAINTS: constraints,
+        PARAM_THRESHOLD: threshold,
+    }
+
+
+# --- updating the stack ------------------------------------------------------------
+
+
+def update_parameters(current: Iterable[str], overrides: dict[str, str]) -> list[dict[str, Any]]:
+    """UpdateStack parameters: the overrides, and UsePreviousValue for every other one."""
+    keys = list(current)
+    undeclared = sorted(set(overrides) - set(keys))
+    if undeclared:
+        raise DeployError(f"the serving stack does not declare parameters {undeclared}")
+    return [
+        {"ParameterKey": key, "ParameterValue": overrides[key]}
+        if key in overrides
+        else {"ParameterKey": key, "UsePreviousValue": True}
+        for key in keys
+    ]
+
+
+def update_serving_stack(
+    cfn: Any,
+    stack_name: str,
+    overrides: dict[str, str],
+    *,
+    backoff: Backoff | None = None,
+) -> tuple[str, int]:
+    """UpdateStack with the previous template; returns (UPDATING | UNCHANGED, attempts).
+
+    "No updates are to be performed" is success. While another update runs
+    (`... is in UPDATE_IN_PROGRESS state and can not be updated`) it retries with
+    exponential backoff within the budget, then raises StackBusy, so the event is
+    retried or lands in the dead-letter queue instead of being lost.
+    """
+    backoff = backoff or Backoff()
+    deadline = backoff.clock() + backoff.budget_seconds
+    delay = backoff.first_delay
+    attempts = 0
+    while True:
+        attempts += 1
+        keys = stack_parameters(cfn, stack_name).keys()
+        try:
+            cfn.update_stack(
+                StackName=stack_name,
+                UsePreviousTemplate=True,
+                Parameters=update_parameters(keys, overrides),
+                Capabilities=list(CAPABILITIES),
+            )
+            return UPDATING, attempts
+        except ClientError as error:
+            message = _error_message(error)
+            if NO_UPDATES in message:
+                return UNCHANGED, attempts
+            busy = IN_PROGRESS.search(message)
+            if not busy:
+                raise
+            left = deadline - backoff.clock()
+            if left <= 0:
+                raise StackBusy(
+                    f"stack {stack_name!r} stayed in {busy.group(1)} for "
+                    f"{backoff.budget_seconds:.0f} s ({attempts} attempts)"
+                ) from error
+            pause = min(delay, left)
+            logger.info(
+                "stack %s is in %s; retrying in %.1f s (attempt %d)",
+                stack_name,
+                busy.group(1),
+                pause,
+                attempts,
+            )
+            backoff.sleep(pause)
+            delay = min(delay * backoff.factor, backoff.max_delay)
+
+
+def _wait(cfn: Any, stack_name: str) -> str:
+    try:
+        cfn.get_waiter("stack_update_complete").wait(
+            StackName=stack_name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
+        )
+    except WaiterError as error:
+        status = describe_stack(cfn, stack_name).get("StackStatus", "unknown")
+        raise DeployError(f"stack {stack_name!r} update ended in {status}") from error
+    return str(describe_stack(cfn, stack_name).get("StackStatus", ""))
+
+
+def _apply(
+    cfn: Any,
+    stack_name: str,
+    overrides: dict[str, str],
+    *,
+    backoff: Backoff | None,
+    wait: bool,
+) -> DeployResult:
+    previous = live_model_package_arn(cfn, stack_name)
+    status, attempts = update_serving_stack(cfn, stack_name, overrides, backoff=backoff)
+    final = _wait(cfn, stack_name) if wait and status == UPDATING else ""
+    return DeployResult(
+        stack_name=stack_name,
+        model_package_arn=overrides[PARAM_MODEL_PACKAGE],
+        previous_model_package_arn=previous,
+        status=status,
+        parameters=dict(overrides),
+        attempts=attempts,
+        stack_status=final,
+    )
+
+
+def deploy_model_package(
+    cfn: Any,
+    sagemaker: Any,
+    stack_name: str,
+    model_package_arn: str,
+    *,
+    backoff: Backoff | None = None,
+    wait: bool = False,
+) -> DeployResult:
+    """Make `model_package_arn` (an Approved, Completed version) the live model.
+
+    Returns once CloudFormation has accepted the update (or found nothing to
+    change); `wait=True` (for the CLI) also waits for UPDATE_COMPLETE.
+    """
+    package = sagemaker.describe_model_package(ModelPackageName=model_package_arn)
+    approval = package.get("ModelApprovalStatus")
+    if approval != "Approved":
+        raise DeployError(f"{model_package_arn} is {approval}; only Approved versions are served")
+    if package.get("ModelPackageStatus", "Completed") != "Completed":
+        raise DeployError(f"{model_package_arn} is {package.get('ModelPackageStatus')}")
+    overrides = serving_parameters(package)
+    return _apply(cfn, stack_name, overrides, backoff=backoff, wait=wait)
+
+
+def undeploy(
+    cfn: Any, stack_name: str, *, backoff: Backoff | None = None, wait: bool = False
+) -> DeployResult:
+    """Serve nothing: ModelPackageArn "none" removes the serving resources."""
+    overrides = {PARAM_MODEL_PACKAGE: NONE, PARAM_STATISTICS: NONE, PARAM_CONSTRAINTS: NONE}
+    return _apply(cfn, stack_name, overrides, backoff=backoff, wait=wait)
+
+
+def rollback_to(
+    cfn: Any,
+    sagemaker: Any,
+    stack_name: str,
+    group: str,
+    version: int | str,
+    *,
+    backoff: Backoff | None = None,
+    wait: bool = False,
+) -> DeployResult:
+    """Serve version `version` of `group` (it must be Approved), or "none" to serve nothing.
+
+    The deployer redeploys the newest Approved version when any version's state
+    changes, so to keep an older version live, reject the newer ones too.
+    """
+    if isinstance(version, str) and version.strip().lower() == NONE:
+        return undeploy(cfn, stack_name, backoff=backoff, wait=wait)
+    try:
+        number = int(version)
+    except ValueError as error:
+        raise DeployError(f"version must be a number or 'none', not {version!r}") from error
+    summary = find_version(sagemaker, group, number)
+    if summary.get("ModelApprovalStatus") != "Approved":
+        raise DeployError(
+            f"version {number} of {group!r} is {summary.get('ModelApprovalStatus')}; "
+            "approve it before rolling back to it"
+        )
+    return deploy_model_package(
+        cfn, sagemaker, stack_name, str(summary["ModelPackageArn"]), backoff=backoff, wait=wait
+    )

@@ -1,0 +1,185 @@
+"""Shared helpers for the Lambda handler tests.
+
+`lambda` is a Python keyword, so the handlers are loaded by file path, the way
+the Lambda runtime (and the local runtime) does it: the function's directory
+first on sys.path, `app.py` executed as a module, siblings imported by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+# The test modules import these helpers as `lambda_test_helpers`: conftest.py files
+# outside packages all share the module name "conftest", so `from conftest import`
+# could find another directory's conftest when several are loaded.
+sys.modules["lambda_test_helpers"] = sys.modules[__name__]
+
+ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_DIR = ROOT / "lambda"
+# Every checkout and CI run has the shared material at ../shared (see its README).
+EVENTS_DIR = ROOT.parent / "shared" / "events"
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account, also the sample events' account
+
+SAMPLES = {
+    "s3": "s3-object-created.json",
+    "monitoring": "sagemaker-processing-job-state-change-monitoring.json",
+    "alarm": "cloudwatch-alarm-state-change.json",
+    "schedule": "scheduled-event.json",
+    "pipeline": "sagemaker-pipeline-execution-status-change.json",
+    "model_package": "sagemaker-model-package-state-change.json",
+}
+
+
+def load_module(path: Path, name: str | None = None) -> ModuleType:
+    """Execute `path` as a fresh module with its directory importable, like Lambda does.
+
+    Sibling modules of an earlier load are dropped first, so every load starts from
+    fresh module state (caches, clients) and two functions never share a sibling.
+    """
+    function_dir = path.parent
+    for sibling in function_dir.glob("*.py"):
+        sys.modules.pop(sibling.stem, None)
+    module_name = name or f"{function_dir.name}_{path.stem}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(function_dir))
+    try:
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(function_dir))
+    return module
+
+
+def load_handler(function: str) -> ModuleType:
+    """lambda/<function>/app.py, freshly loaded."""
+    return load_module(LAMBDA_DIR / function / "app.py")
+
+
+def load_event_patterns() -> ModuleType:
+    return load_module(LAMBDA_DIR / "event_patterns.py", name="event_patterns_under_test")
+
+
+def sample_event(kind: str, **changes: Any) -> dict[str, Any]:
+    """A fresh copy of a sample event; `changes` replace top-level fields."""
+    path = EVENTS_DIR / SAMPLES[kind]
+    if not path.is_file():
+        pytest.fail(f"sample event {path} is missing (the shared material lives at ../shared)")
+    event = json.loads(path.read_text())
+    event.update(copy.deepcopy(changes))
+    return event
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-function"
+    aws_request_id: str = "request-1"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def emf_records(output: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF blobs Powertools Metrics printed."""
+    records = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            records.append(json.loads(line))
+    return records
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    """The structured log lines Powertools Logger printed."""
+    records = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' not in line:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region; nothing can reach a real AWS account."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_METRICS_NAMESPACE": "BoostlineTest",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "AWS_LAMBDA_FUNCTION_NAME": "test-function",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
+
+
+@pytest.fixture
+def moto(aws_env: None) -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def context() -> FakeContext:
+    return FakeContext()
+
+
+def bind_output(module: ModuleType) -> None:
+    """Point the module's Powertools logger at the current sys.stdout (what capsys reads).
+
+    Powertools keeps one handler per service name across loads, bound to the stream
+    that was sys.stdout when it was first created.
+    """
+    handler = module.logger.registered_handler
+    handler.acquire()
+    try:
+        handler.stream = sys.stdout  # not setStream: it flushes the old, maybe closed, stream
+    finally:
+        handler.release()
