@@ -138,6 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--explain", action="store_true", help="add the top reason codes")
     predict.set_defaults(handler=cmd_predict)
 
+    rollback = groups.add_parser(
+        "rollback",
+        parents=[common],
+        help="serve an earlier approved version on AWS",
+        description="Point a stage's serving stack at an earlier Approved model version "
+        "through CloudFormation, as the deployer function does on a rejection. Uses your "
+        "AWS credentials; 'none' removes the endpoint.",
+    )
+    rollback.add_argument("--stage", required=True, help="stage name from the config")
+    rollback.add_argument(
+        "--to", required=True, dest="to_version", help="an Approved version number, or 'none'"
+    )
+    rollback.add_argument("--wait", action="store_true", help="wait for UPDATE_COMPLETE")
+    rollback.set_defaults(handler=cmd_rollback)
+
     config = groups.add_parser("config", help="check the configuration")
     cfg_cmds = config.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     check = cfg_cmds.add_parser(
@@ -297,6 +312,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(
         f"model version {version}: {result.records} record(s) in {result.batches} "
         f"mini-batch(es), {result.seconds:.2f}s -> {args.output}"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    import boto3
+
+    from boostline.local.handlers import LAMBDA_DIR, load_module
+
+    config = load_config(args.config)
+    stage = config.stage(args.stage)
+    prefix = f"{config.project}-{args.stage}"
+    deploy = load_module(LAMBDA_DIR / "deployer" / "deploy.py")
+    session = boto3.Session(region_name=stage.region)
+    try:
+        result = deploy.rollback_to(
+            session.client("cloudformation"),
+            session.client("sagemaker"),
+            f"{prefix}-serving",
+            f"{prefix}-models",
+            args.to_version,
+            wait=args.wait,
+        )
+    except deploy.DeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{result.stack_name}: {result.status} "
+        f"({result.previous_model_package_arn} -> {result.model_package_arn})"
     )
     return 0
 

@@ -27,10 +27,15 @@ def load_function(name: str, root: Path = LAMBDA_DIR) -> ModuleType:
     path = root / name / "app.py"
     if not path.is_file():
         raise FileNotFoundError(f"no Lambda function {name!r} at {path}")
+    return load_module(path)
+
+
+def load_module(path: Path, name: str | None = None) -> ModuleType:
+    """Execute `path` as a fresh module with its folder importable, as Lambda does."""
     function_dir = path.parent
     for sibling in function_dir.glob("*.py"):
         sys.modules.pop(sibling.stem, None)  # never share a sibling between two functions
-    module_name = f"{name}_app_{uuid.uuid4().hex[:8]}"
+    module_name = name or f"{function_dir.name}_{path.stem}_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)

@@ -8,7 +8,6 @@ first on sys.path, `app.py` executed as a module, siblings imported by name.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import sys
 import uuid
@@ -19,6 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from boostline.local.handlers import load_module
 
 # The test modules import these helpers as `lambda_test_helpers`: conftest.py files
 # outside packages all share the module name "conftest", so `from conftest import`
@@ -40,28 +41,6 @@ SAMPLES = {
     "pipeline": "sagemaker-pipeline-execution-status-change.json",
     "model_package": "sagemaker-model-package-state-change.json",
 }
-
-
-def load_module(path: Path, name: str | None = None) -> ModuleType:
-    """Execute `path` as a fresh module with its directory importable, like Lambda does.
-
-    Sibling modules of an earlier load are dropped first, so every load starts from
-    fresh module state (caches, clients) and two functions never share a sibling.
-    """
-    function_dir = path.parent
-    for sibling in function_dir.glob("*.py"):
-        sys.modules.pop(sibling.stem, None)
-    module_name = name or f"{function_dir.name}_{path.stem}_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(function_dir))
-    try:
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(function_dir))
-    return module
 
 
 def load_handler(function: str) -> ModuleType:
