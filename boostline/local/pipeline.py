@@ -373,7 +373,5 @@ def _gate_and_register(
     run.model_package_version = package.version
     run.model_approval_status = package.status
     run.report = package.path / "report" / "index.html"
-    _record(
-        run, "register", "Completed", 0.0, version=package.version, approval=package.status
-    )
+    _record(run, "register", "Completed", 0.0, version=package.version, approval=package.status)
     progress.say(f"registered model version {package.version} as {package.status}")
