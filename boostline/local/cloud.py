@@ -64,7 +64,7 @@ class CloudNames:
         return f"{self.prefix}-retrain-idempotency"
 
 
-def _serving_template() -> str:
+def _serving_template(prefix: str) -> str:
     """The serving stack's parameters, with one cheap resource standing in for the rest."""
     return json.dumps(
         {
@@ -75,7 +75,11 @@ def _serving_template() -> str:
             "Resources": {
                 "LiveModel": {
                     "Type": "AWS::SSM::Parameter",
-                    "Properties": {"Type": "String", "Value": {"Ref": "ModelPackageArn"}},
+                    "Properties": {
+                        "Name": f"/{prefix}/live-model-package",
+                        "Type": "String",
+                        "Value": {"Ref": "ModelPackageArn"},
+                    },
                 }
             },
         }
@@ -125,7 +129,7 @@ class LocalCloud:
         )
         sm.create_model_package_group(ModelPackageGroupName=self.names.model_package_group)
         self.emulator.client("cloudformation").create_stack(
-            StackName=self.names.serving_stack, TemplateBody=_serving_template()
+            StackName=self.names.serving_stack, TemplateBody=_serving_template(self.names.prefix)
         )
 
     def retrain_env(self) -> dict[str, str]:

@@ -34,7 +34,7 @@ from boostline.local.processing_job import run_processing_job
 from boostline.local.workdir import Workdir
 from boostline.progress import Progress
 from boostline.registry import Registry
-from boostline.serving.endpoints import EndpointManager
+from boostline.serving.endpoints import EndpointManager, EndpointNotFound
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "training_scripts"
 VARIANT = "AllTraffic"
@@ -106,43 +106,52 @@ class Demo:
         names = CloudNames(
             prefix=f"{self.config.project}-{self.options.stage}", region=stage.region
         )
-        with running_emulator(stage.region) as emulator, EndpointManager(self.workdir.root) as eps:
-            self.endpoints = eps
-            self.cloud = LocalCloud(emulator, self.workdir, names)
-            self.cloud.provision()
-            env = self.cloud.retrain_env()
-            env["MIN_NEW_FILES"] = "3"  # a single new file is debounced, not trained on
-            self.retrain = LocalFunction("retrain_trigger", env)
-            self.deployer = LocalFunction("deployer", self.cloud.deployer_env())
-            self.say(
-                "emulator",
-                f"AWS API emulator on {emulator.url}; pipeline, registry, "
-                "serving stack and idempotency table provisioned",
-            )
+        self.endpoints = EndpointManager(self.workdir.root)
+        try:
+            with running_emulator(stage.region) as emulator:
+                return self._run(emulator, names)
+        finally:
+            self.endpoints.stop_all(started_here=True)  # also on Ctrl-C: no orphan servers
 
-            self.land_initial_book()
-            self.trigger(
-                events.scheduled(names.region, f"{names.prefix}-retrain-schedule"), "the schedule"
+    def _run(self, emulator: Any, names: CloudNames) -> DemoResult:
+        self.cloud = LocalCloud(emulator, self.workdir, names)
+        self.cloud.provision()
+        env = self.cloud.retrain_env()
+        env["MIN_NEW_FILES"] = "3"  # a single new file is debounced, not trained on
+        # the emulator lists a new execution at once: no grace period for that is needed
+        env["START_GRACE_SECONDS"] = "0"
+        logs = self.root / "logs"  # the functions' CloudWatch Logs
+        self.retrain = LocalFunction("retrain_trigger", env, log_dir=logs)
+        self.deployer = LocalFunction("deployer", self.cloud.deployer_env(), log_dir=logs)
+        self.say(
+            "emulator",
+            f"AWS API emulator on {emulator.url}; pipeline, registry, "
+            "serving stack and idempotency table provisioned",
+        )
+
+        self.land_initial_book()
+        self.trigger(
+            events.scheduled(names.region, f"{names.prefix}-retrain-schedule"), "the schedule"
+        )
+        self.run_pending_executions()
+        self.send_traffic("normal", seed=1, drift=0.0)
+        self.check("normal")
+        self.land_new_data()
+        self.send_traffic("drift", seed=2, drift=self.options.drift)
+        report = self.check("drift")
+        violations = report["data_quality"]["violations"]
+        if violations:
+            event = events.monitoring_job_completed(
+                names.region,
+                f"{names.prefix}-{DATA_SCHEDULE}-{uuid.uuid4().hex[:8]}",
+                f"{names.prefix}-{DATA_SCHEDULE}",
+                violations,
+                report_uri=str(report["dir"]),
             )
-            self.run_pending_executions()
-            self.send_traffic("normal", seed=1, drift=0.0)
-            self.check("normal")
-            self.land_new_data()
-            self.send_traffic("drift", seed=2, drift=self.options.drift)
-            report = self.check("drift")
-            violations = report["data_quality"]["violations"]
-            if violations:
-                event = events.monitoring_job_completed(
-                    names.region,
-                    f"{names.prefix}-{DATA_SCHEDULE}-{uuid.uuid4().hex[:8]}",
-                    f"{names.prefix}-{DATA_SCHEDULE}",
-                    violations,
-                    report_uri=str(report["dir"]),
-                )
-                for attempt in range(self.options.duplicates):
-                    self.trigger(event, f"drift violations (delivery {attempt + 1})")
-            self.run_pending_executions()
-            return self.finish()
+            for attempt in range(self.options.duplicates):
+                self.trigger(event, f"drift violations (delivery {attempt + 1})")
+        self.run_pending_executions()
+        return self.finish()
 
     def say(self, stage: str, message: str, **detail: Any) -> None:
         self.timeline.add(stage, message, **detail)
@@ -212,8 +221,10 @@ class Demo:
                 )
             except PipelineFailed as exc:
                 self.say("pipeline", f"failed: {exc}")
+                self.finished(arn, "Failed")
                 continue
             self.runs.append(run)
+            self.finished(arn, "Succeeded")
             assert run.model_package_version is not None
             package = self.registry.describe(run.model_package_version)
             described = self.cloud.mirror(package)
@@ -225,6 +236,11 @@ class Demo:
             )
             if package.status == "Approved":
                 self.deploy_event(described)
+
+    def finished(self, arn: str, status: str) -> None:
+        """SageMaker's status-change event, which lets the trigger start work that waited."""
+        event = events.pipeline_execution_finished(self.cloud.names.region, arn, status)
+        self.trigger(event, f"pipeline execution {status.lower()}")
 
     def deploy_event(
         self, described: dict[str, Any], health_check: Callable[[str], None] | None = None
@@ -241,8 +257,7 @@ class Demo:
         """Apply the serving stack's parameters to the local endpoint, blue/green."""
         params = self.cloud.serving_parameters()
         version = self.cloud.version_of(params.get("ModelPackageArn", "none"))
-        live = self.endpoints.describe(self.cloud.names.endpoint) if self.live_version() else None
-        if version is None or (live and live.get("model_version") == version):
+        if version is None or version == self.live_version():
             return
         package = self.registry.describe(version)
         model_dir = unpacked_model(package, self.workdir.root)
@@ -277,9 +292,10 @@ class Demo:
 
     def live_version(self) -> int | None:
         try:
-            return self.endpoints.describe(self.cloud.names.endpoint).get("model_version")
-        except (KeyError, FileNotFoundError, ValueError):
+            version = self.endpoints.describe(self.cloud.names.endpoint).model_version
+        except EndpointNotFound:
             return None
+        return int(version) if version is not None else None
 
     # ------------------------------------------------------------ traffic and monitoring
 

@@ -123,3 +123,21 @@ def scheduled(region: str, rule: str) -> dict[str, Any]:
         [f"arn:aws:events:{region}:{ACCOUNT}:rule/{rule}"],
         {},
     )
+
+
+def pipeline_execution_finished(region: str, execution_arn: str, status: str) -> dict[str, Any]:
+    pipeline_arn = execution_arn.split("/execution/")[0]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _envelope(
+        "SageMaker Model Building Pipeline Execution Status Change",
+        "aws.sagemaker",
+        region,
+        [pipeline_arn, execution_arn],
+        {
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+            "executionEndTime": now,
+            "pipelineArn": pipeline_arn,
+            "pipelineExecutionArn": execution_arn,
+        },
+    )

@@ -8,6 +8,7 @@ the duration of the call — the same code, with no local branch in it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 
@@ -64,14 +65,25 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 @dataclass
 class LocalFunction:
-    """One Lambda function: its module and its environment."""
+    """One Lambda function: its module, its environment, and its log (CloudWatch Logs)."""
 
     name: str
     env: dict[str, str]
+    log_dir: Path | None = None
     module: ModuleType | None = None
+    _log: TextIO | None = None
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        with environment({"AWS_LAMBDA_FUNCTION_NAME": self.name, **self.env}):
+        if self.log_dir is not None and self._log is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._log = (self.log_dir / f"{self.name}.log").open("a", encoding="utf-8")
+        # loggers keep the stream they were made with, so import inside the redirect too
+        redirect = contextlib.redirect_stdout(self._log) if self._log else contextlib.nullcontext()
+        with environment({"AWS_LAMBDA_FUNCTION_NAME": self.name, **self.env}), redirect:
             if self.module is None:  # imported inside its environment, as on Lambda
                 self.module = load_function(self.name)
-            return self.module.lambda_handler(event, None)
+            try:
+                return self.module.lambda_handler(event, None)
+            finally:
+                if self._log:
+                    self._log.flush()
