@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--instance-count", type=int, default=2, help="local training workers")
     demo.add_argument("--max-trials", type=int, default=4, help="tuning trials per run")
     demo.add_argument("--stage", default="dev", help="stage whose approval rule applies")
+    demo.add_argument(
+        "--break-candidate",
+        action="store_true",
+        help="corrupt the retrained model's artifact to show the health check "
+        "keeping the serving version live",
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -368,6 +374,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         instance_count=args.instance_count,
         max_trials=args.max_trials,
         stage=args.stage,
+        break_candidate=args.break_candidate,
     )
     result = run_demo(
         Workdir.at(args.workdir).root, config, options, progress=Progress(quiet=args.quiet)

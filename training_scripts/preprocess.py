@@ -260,6 +260,35 @@ def stratified_split(
     return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
+def stable_split(
+    ids: list[str | None], validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Row indices per split, decided by a hash of each row's id.
+
+    A row lands in the same split on every run, however the data grows, so a
+    retrained model is never compared with its predecessor on rows that the
+    predecessor was trained on. Classes are balanced across splits in
+    expectation (the hash ignores the label); rows without an id are split at
+    random.
+    """
+    rng = np.random.default_rng(seed)
+    unit = np.array(
+        [
+            rng.random()
+            if key is None
+            else int.from_bytes(hashlib.sha256(f"split:{key}".encode()).digest()[:8], "big")
+            / 2.0**64
+            for key in ids
+        ]
+    )
+    masks = {
+        "test": unit < test_fraction,
+        "validation": (unit >= test_fraction) & (unit < test_fraction + validation_fraction),
+    }
+    masks["train"] = ~(masks["test"] | masks["validation"])
+    return {name: rng.permutation(np.flatnonzero(mask)) for name, mask in masks.items()}
+
+
 def fit_categories(
     column: pa.ChunkedArray, train_rows: np.ndarray, allowed: tuple[str, ...] | None
 ) -> list[str]:
@@ -454,7 +483,13 @@ def preprocess(
     if min(label_counts.values()) < 3:
         raise PreprocessError(f"both classes need at least 3 rows, got {label_counts}")
 
-    splits = stratified_split(labels, validation_fraction, test_fraction, seed)
+    if schema.id_column and schema.id_column in table.column_names:
+        split_method = f"stable, by a hash of {schema.id_column}"
+        ids = table[schema.id_column].to_pylist()
+        splits = stable_split(ids, validation_fraction, test_fraction, seed)
+    else:
+        split_method = "stratified at random"
+        splits = stratified_split(labels, validation_fraction, test_fraction, seed)
     categories = {
         f.name: fit_categories(table[f.name], splits["train"], f.values) for f in schema.categorical
     }
@@ -476,6 +511,10 @@ def preprocess(
         rows_kept=int(len(keep)),
         label_counts=label_counts,
         split_rows={k: int(len(v)) for k, v in splits.items()},
+        split_method=split_method,
+        split_positive_rate={
+            k: round(float(labels[v].mean()), 4) if len(v) else None for k, v in splits.items()
+        },
         train_shards=len(shards),
         features=[c["name"] for c in manifest["columns"]],
         seconds=round(time.monotonic() - started, 3),

@@ -52,6 +52,9 @@ class DemoOptions:
     instance_count: int = 2
     max_trials: int = 4
     stage: str = "dev"
+    # break the retrained model's artifact, to show a failed health check leaving
+    # the serving version in place
+    break_candidate: bool = False
 
 
 @dataclass
@@ -261,6 +264,8 @@ class Demo:
             return
         package = self.registry.describe(version)
         model_dir = unpacked_model(package, self.workdir.root)
+        if self.options.break_candidate and self.live_version() is not None:
+            model_dir = self.broken_copy(model_dir)
         result = self.endpoints.deploy(
             self.cloud.names.endpoint,
             model_dir,
@@ -289,6 +294,18 @@ class Demo:
             "then took the traffic)",
             version=version,
         )
+
+    def broken_copy(self, model_dir: Path) -> Path:
+        broken = model_dir.parent / f"{model_dir.name}-broken"
+        if broken.exists():
+            shutil.rmtree(broken)
+        shutil.copytree(model_dir, broken)
+        (broken / "xgboost-model").write_bytes(b"not a model")
+        self.say(
+            "endpoint",
+            f"the artifact of {model_dir.name} is corrupted on purpose (--break-candidate)",
+        )
+        return broken
 
     def live_version(self) -> int | None:
         try:

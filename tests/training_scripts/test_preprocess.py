@@ -118,23 +118,50 @@ def test_writes_sagemaker_layout(tmp_path: Path, schema_file: Path) -> None:
     assert manifest["target"]["positive_value"] == "bad"
 
 
-def test_split_is_stratified_and_deterministic(tmp_path: Path, schema_file: Path) -> None:
+def _labels_of(out: Path, name: str) -> list[int]:
+    return [
+        int(line.split(",")[0])
+        for p in sorted((out / name).glob(f"{name}*.csv"))
+        if "meta" not in p.name
+        for line in p.read_text().splitlines()
+    ]
+
+
+def test_split_without_id_is_stratified_and_deterministic(tmp_path: Path) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(SCHEMA.replace("id: {column: app_id}\n", ""))
     rows = make_rows(1000)
-    run(tmp_path, schema_file, rows)
-    out = tmp_path / "out"
-    rates = {}
-    for name in ("train", "validation", "test"):
-        labels = [
-            int(line.split(",")[0])
-            for p in sorted((out / name).glob(f"{name}*.csv"))
-            if "meta" not in p.name
-            for line in p.read_text().splitlines()
-        ]
-        rates[name] = np.mean(labels)
+    write_csv(tmp_path / "raw" / "part-0.csv", rows)
+    report = pp.preprocess(tmp_path / "raw", schema, tmp_path / "out", salt="s3cret")
+    assert report["split_method"] == "stratified at random"
+    rates = {name: np.mean(_labels_of(tmp_path / "out", name)) for name in report["split_rows"]}
     assert max(rates.values()) - min(rates.values()) < 0.02
-    first = (out / "test" / "test.csv").read_bytes()
-    pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "again", salt="s3cret")
+    first = (tmp_path / "out" / "test" / "test.csv").read_bytes()
+    pp.preprocess(tmp_path / "raw", schema, tmp_path / "again", salt="s3cret")
     assert (tmp_path / "again" / "test" / "test.csv").read_bytes() == first
+
+
+def test_split_by_id_keeps_rows_in_their_split_as_data_grows(
+    tmp_path: Path, schema_file: Path
+) -> None:
+    rows = make_rows(3000)
+    write_csv(tmp_path / "raw" / "a.csv", rows[:2000])
+    first = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "one", salt="s")
+    write_csv(tmp_path / "raw" / "b.csv", rows[2000:])
+    second = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "two", salt="s")
+    assert first["split_method"].startswith("stable")
+
+    def ids(out: Path) -> set[str]:
+        lines = (out / "test" / "test_meta.csv").read_text().splitlines()[1:]
+        return {line.split(",")[0] for line in lines}
+
+    old_test, new_test = ids(tmp_path / "one"), ids(tmp_path / "two")
+    assert old_test <= new_test  # every earlier test row is still a test row
+    old_ids = {f'"APP-{i:05d}"' for i in range(2000)}
+    assert (new_test & old_ids) == old_test  # and no earlier training row became one
+    assert 0.10 < second["split_rows"]["test"] / 3000 < 0.20
+    rates = second["split_positive_rate"]
+    assert max(rates.values()) - min(rates.values()) < 0.06
 
 
 def test_pii_never_reaches_outputs(tmp_path: Path, schema_file: Path) -> None:
