@@ -35,5 +35,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_train.py
 
+# The CDK CLI pinned in package-lock.json, installed into node_modules.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+# Offline synth of every stack of $(STAGE) into cdk.out (cdk-nag findings fail it).
+synth: $(STAMP) $(NODE_STAMP)
+	npx --no-install cdk synth --no-notices --quiet -c stage=$(STAGE) --output cdk.out
+
 clean:
 	rm -rf $(VENV) .boostline cdk.out node_modules

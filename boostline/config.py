@@ -134,11 +134,49 @@ class EvaluationConfig(_Strict):
     shap_sample_rows: int = Field(2000, ge=10, le=100_000)
 
 
+class VpcConfig(_Strict):
+    """VPC mode: SageMaker jobs run in private subnets reaching AWS through VPC endpoints,
+    and training runs with network isolation."""
+
+    enabled: bool = False
+    cidr: str = "10.40.0.0/16"
+    # Two or more AZ names; empty means "<region>a" and "<region>b". Listing them keeps
+    # synth free of AZ lookups even when the stage names its account.
+    availability_zones: list[str] = Field(default_factory=list)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])", value):
+            raise ValueError(f"{value!r} is not an IPv4 CIDR block between /16 and /24")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, value: list[str]) -> list[str]:
+        if value and len(value) < 2:
+            raise ValueError("list at least two availability zones, or none")
+        for name in value:
+            if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d[a-z]", name):
+                raise ValueError(f"{name!r} is not an availability zone name")
+        return value
+
+
+class StorageConfig(_Strict):
+    """How long S3 keeps what is not current (days)."""
+
+    noncurrent_version_days: int = Field(30, ge=1)
+    capture_days: int = Field(90, ge=1)  # endpoint data capture
+    access_log_days: int = Field(365, ge=1)
+
+
 class StageConfig(_Strict):
     account: str | None = None
     region: str = "eu-west-1"
     model_approval: Literal["auto", "manual"] = "manual"
     retain_data: bool = True
+    vpc: VpcConfig = VpcConfig()
+    storage: StorageConfig = StorageConfig()
 
     @field_validator("account")
     @classmethod

@@ -1,0 +1,60 @@
+"""`boostline cost` estimate and resource naming."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from boostline.config import ConfigError, load_config
+from boostline.cost import INSTANCE_HOUR_USD, estimate, run_lines
+from stacks.naming import names_for
+
+
+def test_estimate_uses_config_instance_hours(dev_config):
+    text = estimate(dev_config, "prod")
+    assert "stage prod (eu-west-1)" in text
+    tuning = next(line for line in run_lines(dev_config, "prod") if line.item.startswith("Tuning"))
+    training = dev_config.training
+    expected = (
+        dev_config.tuning.max_jobs
+        * training.instance_count
+        * training.max_runtime_seconds
+        / 3600
+        * INSTANCE_HOUR_USD["eu-west-1"][training.instance_type]
+    )
+    assert tuning.usd == pytest.approx(expected)
+    assert f"{expected:8.2f}" in text
+    assert "Under load (1 run/day)" in text
+
+
+def test_estimate_names_missing_prices(dev_config, tmp_path):
+    raw = yaml.safe_load(dev_config.source.read_text())
+    raw["dataset_schema"] = str(dev_config.schema_path())
+    raw["training"]["instance_type"] = "ml.p5.48xlarge"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(KeyError, match="ml.p5.48xlarge"):
+        estimate(load_config(path), "dev")
+
+
+def test_names_carry_project_and_stage(dev_config):
+    names = names_for(dev_config, "prod")
+    assert names.pipeline == "boostline-prod-training"
+    assert names.model_package_group == "boostline-prod-models"
+    assert names.bucket("raw", "123456789012", "eu-west-1") == (
+        "boostline-prod-raw-123456789012-eu-west-1"
+    )
+    assert names_for(dev_config, "dev").pipeline != names.pipeline
+
+
+def test_too_long_bucket_names_are_a_config_error(dev_config, tmp_path):
+    raw = yaml.safe_load(dev_config.source.read_text())
+    raw["dataset_schema"] = str(dev_config.schema_path())
+    raw["project"] = "a-very-long-project-name-indeed"
+    raw["stages"]["productionstage"] = {"region": "ap-southeast-2"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="S3 allows 63"):
+        names_for(load_config(path), "productionstage")
+    with pytest.raises(ConfigError, match="no stage"):
+        names_for(dev_config, "qa")

@@ -1,0 +1,155 @@
+"""IAM: one role per component, least privilege, no managed full-access policies."""
+
+from __future__ import annotations
+
+import json
+
+STACKS = ("Storage", "Pipeline")
+# Actions that have no resource-level permissions in IAM, so "*" is the only choice.
+RESOURCELESS = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+}
+
+
+def _statements(synth):
+    for stack in synth.templates:
+        for name, res in synth.template(stack)["Resources"].items():
+            if res["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+                for statement in res["Properties"]["PolicyDocument"]["Statement"]:
+                    yield stack, name, statement
+
+
+def _listify(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _role_policies(synth) -> dict[str, list[dict]]:
+    """Role name -> its statements (our roles have fixed names)."""
+    resources = synth.template("Pipeline")["Resources"]
+    names = {
+        logical: res["Properties"]["RoleName"]
+        for logical, res in resources.items()
+        if res["Type"] == "AWS::IAM::Role"
+    }
+    out: dict[str, list[dict]] = {}
+    for res in resources.values():
+        if res["Type"] == "AWS::IAM::ManagedPolicy":
+            for role in res["Properties"]["Roles"]:
+                out.setdefault(names[role["Ref"]], []).extend(
+                    res["Properties"]["PolicyDocument"]["Statement"]
+                )
+    return out
+
+
+def test_one_role_per_component(any_synth):
+    roles = {
+        r["Properties"]["RoleName"]
+        for r in any_synth.resources("Pipeline", "AWS::IAM::Role").values()
+    }
+    prefix = f"boostline-{any_synth.stage}"
+    assert roles == {f"{prefix}-{c}" for c in ("preprocess", "training", "evaluate", "pipeline")}
+
+
+def test_roles_trust_sagemaker_for_this_account_only(any_synth):
+    for role in any_synth.resources("Pipeline", "AWS::IAM::Role").values():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        }
+
+
+def test_no_aws_managed_policies_and_no_inline_policies_on_our_roles(any_synth):
+    text = json.dumps(any_synth.templates)
+    assert "AmazonSageMakerFullAccess" not in text
+    assert "FullAccess" not in text
+    for role in any_synth.resources("Pipeline", "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert "Policies" not in role["Properties"]
+    assert not any_synth.resources("Pipeline", "AWS::IAM::Policy")
+
+
+def test_no_wildcard_actions_and_star_resources_only_where_iam_has_no_arn(any_synth):
+    for stack, name, statement in _statements(any_synth):
+        actions = _listify(statement["Action"])
+        for action in actions:
+            assert action != "*" and not action.endswith(":*"), (stack, name, action)
+        if "*" in _listify(statement["Resource"]):
+            assert set(actions) <= RESOURCELESS, (stack, name, actions)
+
+
+def test_s3_access_is_scoped_to_named_buckets_and_prefixes(dev):
+    policies = _role_policies(dev)
+
+    def s3_resources(role: str, action: str) -> list[str]:
+        found = []
+        for statement in policies[role]:
+            if action in _listify(statement["Action"]):
+                found += [json.dumps(r) for r in _listify(statement["Resource"])]
+        return found
+
+    preprocess = s3_resources("boostline-dev-preprocess", "s3:PutObject")
+    assert len(preprocess) == 1 and "boostline-dev-processed-" in preprocess[0]
+    assert preprocess[0].endswith('/runs/*"]]}')
+    training_writes = s3_resources("boostline-dev-training", "s3:PutObject")
+    assert len(training_writes) == 2
+    assert all("boostline-dev-artifacts-" in r for r in training_writes)
+    assert {r.rsplit("/", 2)[-2] for r in training_writes} == {"models", "checkpoints"}
+    # Only preprocessing reads raw data; only the pipeline reads evaluation.json.
+    for role, statements in policies.items():
+        text = json.dumps(statements)
+        assert ("boostline-dev-raw-" in text) == (role == "boostline-dev-preprocess"), role
+    (evaluation,) = s3_resources("boostline-dev-pipeline", "s3:GetObject")
+    assert "/runs/*/evaluation/*" in evaluation
+
+
+def test_pipeline_role_passes_only_the_job_roles_to_sagemaker(any_synth):
+    statements = _role_policies(any_synth)[f"boostline-{any_synth.stage}-pipeline"]
+    (passrole,) = [s for s in statements if "iam:PassRole" in _listify(s["Action"])]
+    assert passrole["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert len(passrole["Resource"]) == 3
+    registers = [s for s in statements if "sagemaker:CreateModelPackage" in _listify(s["Action"])]
+    (register,) = registers
+    text = json.dumps(register["Resource"])
+    assert f"model-package/boostline-{any_synth.stage}-models/*" in text
+
+
+def test_key_use_is_limited_to_the_stage_key(any_synth):
+    for _, _, statement in _statements(any_synth):
+        if any(a.startswith("kms:") for a in _listify(statement["Action"])):
+            (resource,) = _listify(statement["Resource"])
+            assert (
+                resource == {"Fn::ImportValue": resource.get("Fn::ImportValue")}
+                or "Fn::GetAtt" in resource
+            )
+
+
+def test_salt_secret_is_readable_by_preprocessing_only(any_synth):
+    for role, statements in _role_policies(any_synth).items():
+        reads = [s for s in statements if "secretsmanager:GetSecretValue" in _listify(s["Action"])]
+        assert bool(reads) == role.endswith("-preprocess"), role
+
+
+def test_vpc_mode_lets_jobs_attach_to_named_subnets_only(prod_vpc, dev):
+    def network_statements(synth):
+        return [
+            s
+            for statements in _role_policies(synth).values()
+            for s in statements
+            if "ec2:CreateNetworkInterface" in _listify(s["Action"])
+        ]
+
+    assert not network_statements(dev)
+    statements = network_statements(prod_vpc)
+    assert len(statements) == 3  # preprocess, training, evaluate
+    for statement in statements:
+        text = json.dumps(statement["Resource"])
+        assert text.count(":subnet/") == 2 and ":security-group/" in text

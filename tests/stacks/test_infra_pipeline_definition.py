@@ -1,0 +1,308 @@
+"""The SageMaker Pipeline definition as synthesized: steps, wiring, parameters, gate."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from stacks import pipeline_definition as pd
+from stacks import sagemaker_offline
+from training_scripts.train import METRIC_DEFINITIONS
+
+
+def _pipeline(synth) -> dict:
+    (pipeline,) = synth.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+    return pipeline
+
+
+def _body_and_variables(synth) -> tuple[str, dict]:
+    sub = _pipeline(synth)["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    return sub[0], sub[1]
+
+
+def _definition(synth) -> dict:
+    body, _ = _body_and_variables(synth)
+    return json.loads(body)
+
+
+def _steps(definition: dict) -> dict[str, dict]:
+    steps = {}
+    for step in definition["Steps"]:
+        steps[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for inner in step.get("Arguments", {}).get(branch, []):
+                steps[inner["Name"]] = inner
+    return steps
+
+
+def _get(ref) -> str:
+    assert isinstance(ref, dict) and set(ref) == {"Get"}, ref
+    return ref["Get"]
+
+
+def test_steps_and_types(dev):
+    definition = _definition(dev)
+    assert definition["Version"] == "2020-12-01"
+    assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
+        ("Preprocess", "Processing"),
+        ("Tune", "Tuning"),
+        ("Evaluate", "Processing"),
+        ("QualityGate", "Condition"),
+    ]
+    gate = definition["Steps"][3]["Arguments"]
+    assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [("RegisterModel", "RegisterModel")]
+    assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("GateFailed", "Fail")]
+
+
+def test_parameters_and_defaults_come_from_config(dev, prod_vpc):
+    params = {p["Name"]: p for p in _definition(dev)["Parameters"]}
+    assert set(params) == {
+        "InputDataPrefix",
+        "ProcessingInstanceType",
+        "TrainingInstanceType",
+        "TrainingInstanceCount",
+        "AucThreshold",
+        "ModelApprovalStatus",
+        "TriggerReason",
+        "ChampionModelDataUrl",
+    }
+    config = dev.config
+    assert params["InputDataPrefix"]["DefaultValue"] == (
+        "s3://boostline-dev-raw-${AWS::AccountId}-${AWS::Region}/raw/"
+    )
+    assert params["TrainingInstanceType"]["DefaultValue"] == config.training.instance_type
+    assert params["TrainingInstanceCount"] == {
+        "Name": "TrainingInstanceCount",
+        "Type": "Integer",
+        "DefaultValue": config.training.instance_count,
+    }
+    assert params["AucThreshold"]["Type"] == "Float"
+    assert params["AucThreshold"]["DefaultValue"] == config.gate.min_auc
+    assert params["ChampionModelDataUrl"]["DefaultValue"] == "none"
+    # Approval: auto in dev, manual in prod.
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "Approved"
+    prod = {p["Name"]: p for p in _definition(prod_vpc)["Parameters"]}
+    assert prod["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+
+
+def test_preprocess_reads_the_input_parameter_and_writes_per_execution(dev):
+    step = _steps(_definition(dev))["Preprocess"]["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"] for i in step["ProcessingInputs"]}
+    assert _get(inputs["data"]["S3Uri"]) == "Parameters.InputDataPrefix"
+    assert inputs["code"]["S3Uri"].startswith("s3://${AssetBucket}/")
+    assert inputs["schema"]["S3Uri"].startswith("s3://${AssetBucket}/")
+    assert inputs["schema"]["S3Uri"].endswith(".yaml")
+    outputs = {o["OutputName"]: o["S3Output"] for o in step["ProcessingOutputConfig"]["Outputs"]}
+    assert set(outputs) == {"train", "validation", "test", "manifest", "report"}
+    for name, out in outputs.items():
+        values = out["S3Uri"]["Std:Join"]["Values"]
+        assert values[2:] == ["runs", {"Get": "Execution.PipelineExecutionId"}, name]
+    args = step["AppSpecification"]["ContainerArguments"]
+    pre = dev.config.preprocess
+    assert args[args.index("--train-shards") + 1] == str(pre.train_shards)
+    assert args[args.index("--seed") + 1] == str(pre.seed)
+    assert step["Environment"]["BOOSTLINE_PII_SALT_SECRET_ARN"] == "${SaltSecretArn}"
+    entry = step["AppSpecification"]["ContainerEntrypoint"]
+    assert entry[:2] == ["/bin/sh", "-c"] and 'exec python3 preprocess.py "$@"' in entry[2]
+
+
+def test_tuning_reads_preprocess_outputs_sharded_and_uses_config(dev):
+    step = _steps(_definition(dev))["Tune"]["Arguments"]
+    job = step["TrainingJobDefinition"]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", "manifest", "code"}
+    for name in ("train", "validation", "manifest"):
+        assert _get(channels[name]["S3Uri"]) == (
+            f"Steps.Preprocess.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"
+        )
+    assert channels["train"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert channels["validation"]["S3DataDistributionType"] == "FullyReplicated"
+    assert channels["manifest"]["S3DataDistributionType"] == "FullyReplicated"
+    # Distributed: the instance count is a parameter (default > 1 in the config).
+    assert _get(job["ResourceConfig"]["InstanceCount"]) == "Parameters.TrainingInstanceCount"
+    assert dev.config.training.instance_count > 1
+    assert job["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+    assert job["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+    assert job["EnableInterContainerTrafficEncryption"] is True
+    # Script mode from the code channel.
+    static = job["StaticHyperParameters"]
+    assert static["sagemaker_program"] == "train.py"
+    key = channels["code"]["S3Uri"].removeprefix("s3://${AssetBucket}/")
+    assert static["sagemaker_submit_directory"] == f"/opt/ml/input/data/code/{key}"
+    for name, value in dev.config.training.hyperparameters.items():
+        assert static[name] == str(value)
+    # Tuning: Bayesian, budget, objective and metric regexes from the same config and train.py.
+    tuning = dev.config.tuning
+    config = step["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == tuning.strategy
+    assert config["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": tuning.max_jobs,
+        "MaxParallelTrainingJobs": tuning.max_parallel_jobs,
+    }
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": tuning.objective_type,
+        "MetricName": "validation:auc",
+    }
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
+    ranges = {
+        r["Name"]: (kind, r) for kind, items in config["ParameterRanges"].items() for r in items
+    }
+    assert set(ranges) == set(tuning.ranges)
+    for name, spec in tuning.ranges.items():
+        kind, r = ranges[name]
+        assert kind.lower().startswith(spec.type)
+        assert float(r["MinValue"]) == spec.min and float(r["MaxValue"]) == spec.max
+        assert r["ScalingType"] == spec.scaling
+        assert name not in static
+
+
+def test_spot_training_with_checkpoints_follows_config(dev):
+    job = _steps(_definition(dev))["Tune"]["Arguments"]["TrainingJobDefinition"]
+    spot = dev.config.training.spot
+    assert spot.enabled
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": dev.config.training.max_runtime_seconds,
+        "MaxWaitTimeInSeconds": spot.max_wait_seconds,
+    }
+    values = job["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
+    assert values[1].startswith("boostline-dev-artifacts-") and values[2] == "checkpoints"
+    assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+
+
+def test_evaluate_reads_the_best_model_and_the_test_split(dev):
+    step = _steps(_definition(dev))["Evaluate"]
+    args = step["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"]}
+    model = inputs["model"]["Std:Join"]["Values"]
+    assert {"Get": "Steps.Tune.BestTrainingJob.TrainingJobName"} in model
+    assert model[-2:] == ["output", "model.tar.gz"]
+    for name in ("test", "train", "manifest"):
+        assert _get(inputs[name]) == (
+            f"Steps.Preprocess.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"
+        )
+    assert step["PropertyFiles"] == [
+        {
+            "PropertyFileName": "Evaluation",
+            "OutputName": "evaluation",
+            "FilePath": "evaluation.json",
+        }
+    ]
+    assert _get(args["Environment"]["BOOSTLINE_CHAMPION_MODEL_URL"]) == (
+        "Parameters.ChampionModelDataUrl"
+    )
+    cli = args["AppSpecification"]["ContainerArguments"]
+    assert cli[cli.index("--auc-margin") + 1] == str(dev.config.gate.max_auc_drop)
+    assert cli[cli.index("--threshold-rule") + 1] == dev.config.evaluation.threshold_rule
+
+
+def test_gate_reads_auc_from_the_property_file(dev):
+    gate = _steps(_definition(dev))["QualityGate"]["Arguments"]
+    absolute, champion = gate["Conditions"]
+    for condition in (absolute, champion):
+        assert condition["Type"] == "GreaterThanOrEqualTo"
+        assert condition["LeftValue"] == {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Evaluation"},
+                "Path": "binary_classification_metrics.auc.value",
+            }
+        }
+    assert absolute["RightValue"] == {"Get": "Parameters.AucThreshold"}
+    assert champion["RightValue"]["Std:JsonGet"]["Path"] == "champion.min_auc_required"
+    fail = _steps(_definition(dev))["GateFailed"]["Arguments"]["ErrorMessage"]
+    assert "Quality gate failed" in json.dumps(fail)
+
+
+def test_register_model_carries_metrics_baselines_and_inference_settings(dev):
+    register = _steps(_definition(dev))["RegisterModel"]["Arguments"]
+    assert register["ModelPackageGroupName"] == "boostline-dev-models"
+    assert _get(register["ModelApprovalStatus"]) == "Parameters.ModelApprovalStatus"
+    (container,) = register["InferenceSpecification"]["Containers"]
+    assert container["Image"] == sagemaker_offline.image_uri(
+        dev.config.training.framework_version, "eu-west-1"
+    )
+    assert {"Get": "Steps.Tune.BestTrainingJob.TrainingJobName"} in (
+        container["ModelDataUrl"]["Std:Join"]["Values"]
+    )
+    env = container["Environment"]
+    assert env["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert env["SAGEMAKER_SUBMIT_DIRECTORY"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['code'].S3Output.S3Uri"},
+        "sourcedir.tar.gz",
+    ]
+    threshold = env["BOOSTLINE_DECISION_THRESHOLD"]["Std:Join"]["Values"][0]["Std:JsonGet"]
+    assert threshold["Path"] == "decision_threshold"
+    metrics = register["ModelMetrics"]
+    assert metrics["ModelQuality"]["Statistics"]["S3Uri"]["Std:Join"]["Values"][-1] == (
+        "evaluation.json"
+    )
+    for block in (metrics["ModelDataQuality"], register["DriftCheckBaselines"]["ModelDataQuality"]):
+        assert block["Statistics"]["S3Uri"]["Std:Join"]["Values"][-1] == "statistics.json"
+        assert block["Constraints"]["S3Uri"]["Std:Join"]["Values"][-1] == "constraints.json"
+
+
+def test_every_placeholder_has_a_value_and_nothing_else_is_substituted(any_synth):
+    body, variables = _body_and_variables(any_synth)
+    names = set(re.findall(r"\$\{([^}]+)\}", body))
+    pseudo = {n for n in names if n.startswith("AWS::")}
+    assert pseudo <= {"AWS::AccountId", "AWS::Region", "AWS::Partition"}
+    assert names - pseudo == set(variables)
+    assert sagemaker_offline.UNUSED_BUCKET not in body
+
+
+def test_vpc_mode_puts_jobs_in_private_subnets_and_isolates_training(prod_vpc, dev):
+    steps = _steps(_definition(prod_vpc))
+    for name in ("Preprocess", "Evaluate"):
+        network = steps[name]["Arguments"]["NetworkConfig"]
+        assert network["VpcConfig"] == {
+            "SecurityGroupIds": ["${JobSecurityGroup}"],
+            "Subnets": ["${Subnet1}", "${Subnet2}"],
+        }
+        assert network["EnableInterContainerTrafficEncryption"] is True
+    job = steps["Tune"]["Arguments"]["TrainingJobDefinition"]
+    assert job["EnableNetworkIsolation"] is True
+    assert job["VpcConfig"] == {
+        "SecurityGroupIds": ["${JobSecurityGroup}"],
+        "Subnets": ["${Subnet1}", "${Subnet2}"],
+    }
+    dev_steps = _steps(_definition(dev))
+    assert "NetworkConfig" not in dev_steps["Preprocess"]["Arguments"]
+    assert "EnableNetworkIsolation" not in dev_steps["Tune"]["Arguments"]["TrainingJobDefinition"]
+
+
+def test_definition_is_byte_identical_across_synths(dev, dev_again):
+    assert _body_and_variables(dev) == _body_and_variables(dev_again)
+    assert dev.template("Pipeline") == dev_again.template("Pipeline")
+    for path in sorted(dev.outdir.glob("asset.*")):
+        twin = dev_again.outdir / path.name
+        assert twin.exists(), path.name
+        if path.is_file():
+            assert path.read_bytes() == twin.read_bytes(), path.name
+
+
+def test_definition_builder_refuses_network_calls():
+    session = sagemaker_offline.offline_session("eu-west-1")
+    with pytest.raises(sagemaker_offline.OfflineViolation):
+        session.boto_session.client("s3").list_buckets()
+
+
+def test_definition_is_a_pure_function_of_config_and_refs(dev_config):
+    from stacks.naming import names_for
+
+    refs = pd.DefinitionRefs.placeholders(source_key="a.tar.gz", schema_key="b.yaml")
+    names = names_for(dev_config, "dev")
+    first = pd.definition_json(pd.build_definition(dev_config, "dev", names, refs))
+    second = pd.definition_json(pd.build_definition(dev_config, "dev", names, refs))
+    assert first == second
+    assert pd.DefinitionRefs.placeholder_names(refs) == sorted(
+        [
+            "AssetBucket",
+            "EvaluateRole",
+            "KmsKeyArn",
+            "PreprocessRole",
+            "SaltSecretArn",
+            "TrainingRole",
+        ]
+    )
