@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ def running_emulator(region: str) -> Iterator[Emulator]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
+    # moto keeps its state per process: start from an empty account every time
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
     saved = {
         k: os.environ.get(k)
         for k in [*EMULATOR_ENV, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION"]

@@ -1,0 +1,84 @@
+"""The demo end to end on tiny data: every stage's outcome, through the real pieces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from boostline.config import load_config
+from boostline.local.demo import DemoOptions, run_demo
+from boostline.progress import Progress
+from boostline.registry import Registry
+from boostline.serving.endpoints import EndpointManager
+
+pytestmark = pytest.mark.slow
+
+OPTIONS = dict(rows=4000, stream=400, drift=1.5, max_trials=2, instance_count=2)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("demo")
+    result = run_demo(root, load_config(), DemoOptions(**OPTIONS), Progress(quiet=True))
+    return result
+
+
+def test_a_model_is_registered_and_a_second_one_is_live(demo) -> None:
+    registry = Registry(demo.workdir)
+    versions = registry.versions()
+    assert [v.version for v in versions] == [1, 2]
+    assert all(v.status == "Approved" for v in versions)
+    assert versions[0].data["CustomerMetadataProperties"]["trigger"] == "schedule"
+    assert demo.live_version == 2
+    live = [e["version"] for e in demo.timeline if e["message"].endswith("took the traffic)")]
+    assert live == [1, 2]  # each went live blue/green, in order
+
+
+def test_captures_are_in_the_sagemaker_format(demo) -> None:
+    files = sorted((demo.workdir / "buckets" / "capture").rglob("*.jsonl"))
+    assert files
+    endpoint, variant = files[0].relative_to(demo.workdir / "buckets" / "capture").parts[:2]
+    assert (endpoint, variant) == ("boostline-dev-endpoint", "AllTraffic")
+    record = json.loads(files[0].read_text().splitlines()[0])
+    assert set(record) == {"captureData", "eventMetadata", "eventVersion"}
+    assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+    assert record["eventVersion"] == "0"
+    assert {"eventId", "inferenceTime"} <= set(record["eventMetadata"])
+
+
+def test_violations_after_drift_and_not_before(demo) -> None:
+    normal, drift = demo.monitoring["normal"], demo.monitoring["drift"]
+    assert normal["records"] == drift["records"] == OPTIONS["stream"]
+    assert normal["drifted_features"] == []
+    assert "interest_rate" in drift["drifted_features"]
+    violations = json.loads(
+        (
+            demo.workdir / "monitoring" / "drift" / "data-quality" / "constraint_violations.json"
+        ).read_text()
+    )["violations"]
+    assert any(v["constraint_check_type"] == "baseline_drift_check" for v in violations)
+
+
+def test_one_retrain_for_a_burst_of_duplicate_events(demo) -> None:
+    decisions = [e["message"] for e in demo.timeline if e["stage"] == "retrain-trigger"]
+    drift = [d for d in decisions if d.startswith("drift violations")]
+    assert len(drift) == 3
+    assert sum(d.endswith(": started") for d in drift) == 1
+    assert sum(d.endswith(": duplicate") for d in drift) == 2
+    assert demo.executions_started == 2  # the schedule's and the drift's
+    assert demo.retrain_reason.startswith("drift:")
+    assert (demo.report).is_file()
+
+
+def test_a_failed_health_check_leaves_the_first_version_serving(tmp_path: Path) -> None:
+    options = DemoOptions(**{**OPTIONS, "stream": 150}, break_candidate=True)
+    result = run_demo(tmp_path, load_config(), options, Progress(quiet=True))
+    registry = Registry(result.workdir)
+    assert [v.version for v in registry.versions()] == [1, 2]
+    assert result.live_version == 1
+    assert any("failed its health check" in e["message"] for e in result.timeline)
+    # nothing is left running after the demo
+    assert all(e.status != "InService" for e in EndpointManager(result.workdir).list_endpoints())
