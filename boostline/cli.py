@@ -153,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--wait", action="store_true", help="wait for UPDATE_COMPLETE")
     rollback.set_defaults(handler=cmd_rollback)
 
+    cost = groups.add_parser(
+        "cost",
+        parents=[common],
+        help="estimate what a stage costs per day on AWS",
+        description="Instance-hours from the config times published on-demand prices: "
+        "idle, and per pipeline run.",
+    )
+    cost.add_argument("--stage", default="dev", help="stage name from the config")
+    cost.add_argument(
+        "--runs-per-day", type=float, default=1.0, help="pipeline runs per day (default 1)"
+    )
+    cost.set_defaults(handler=cmd_cost)
+
     config = groups.add_parser("config", help="check the configuration")
     cfg_cmds = config.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     check = cfg_cmds.add_parser(
@@ -348,6 +361,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         f"{result.stack_name}: {result.status} "
         f"({result.previous_model_package_arn} -> {result.model_package_arn})"
     )
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from boostline.cost import estimate
+
+    print(estimate(load_config(args.config), args.stage, runs_per_day=args.runs_per_day))
     return 0
 
 
