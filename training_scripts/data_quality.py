@@ -712,19 +712,25 @@ def _check_domain(add, name, cur, constraint, cfg, common) -> None:  # noqa: ANN
         )
 
 
+def _drift_limit(threshold: float, method: str, base: dict, cur: dict) -> float:
+    """Under "Robust", a distance small samples reach by chance (1 %) is no drift."""
+    if method != "Robust":
+        return threshold
+    n = _common(base)["num_present"]
+    m = _common(cur)["num_present"]
+    if not (n and m):
+        return threshold
+    return max(threshold, KS_COEFFICIENT_1PCT * math.sqrt((n + m) / (n * m)))
+
+
 def _check_drift(add, name, base, cur, dist_cfg) -> None:  # noqa: ANN001
+    method = dist_cfg.get("comparison_method", "Robust")
     if "numerical_statistics" in base and "numerical_statistics" in cur:
         distance = linf_cdf_distance(base, cur)
         if distance is None:
             return
         threshold = float(dist_cfg.get("comparison_threshold", 0.1))
-        method = dist_cfg.get("comparison_method", "Robust")
-        limit = threshold
-        if method == "Robust":
-            n = _common(base)["num_present"]
-            m = _common(cur)["num_present"]
-            if n and m:
-                limit = max(threshold, KS_COEFFICIENT_1PCT * math.sqrt((n + m) / (n * m)))
+        limit = _drift_limit(threshold, method, base, cur)
         if distance > limit:
             add(
                 name,
@@ -734,8 +740,7 @@ def _check_drift(add, name, base, cur, dist_cfg) -> None:  # noqa: ANN001
             )
     elif "string_statistics" in base and "string_statistics" in cur:
         threshold = float(dist_cfg.get("categorical_comparison_threshold", 0.1))
-        method = dist_cfg.get("categorical_drift_method", "LInfinity")
-        if method == "ChiSquared":
+        if dist_cfg.get("categorical_drift_method", "LInfinity") == "ChiSquared":
             p_value = chi_squared_p_value(base, cur)
             if p_value is not None and p_value < threshold:
                 add(
@@ -746,11 +751,12 @@ def _check_drift(add, name, base, cur, dist_cfg) -> None:  # noqa: ANN001
                 )
             return
         distance = linf_category_distance(base, cur)
-        if distance is not None and distance > threshold:
+        limit = _drift_limit(threshold, method, base, cur)
+        if distance is not None and distance > limit:
             add(
                 name,
                 "baseline_drift_check",
-                f"Baseline drift distance: {distance:.4f} exceeds threshold: {threshold:.4f} "
+                f"Baseline drift distance: {distance:.4f} exceeds threshold: {limit:.4f} "
                 "(L-infinity distance between category frequencies).",
             )
 
