@@ -24,6 +24,7 @@ from typing import Any
 
 from boostline.local.emulator import ACCOUNT, Emulator
 from boostline.local.workdir import Workdir
+from boostline.naming import Names
 from boostline.registry import ModelPackage
 
 SERVING_PARAMETERS = {
@@ -36,32 +37,28 @@ SERVING_PARAMETERS = {
 
 @dataclass(frozen=True)
 class CloudNames:
-    prefix: str  # <project>-<stage>
-    region: str
+    """The stage's names (boostline.naming), plus what only the emulator needs."""
 
-    @property
-    def pipeline(self) -> str:
-        return f"{self.prefix}-training"
+    names: Names
 
-    @property
-    def model_package_group(self) -> str:
-        return f"{self.prefix}-models"
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.names, item)
 
     @property
     def serving_stack(self) -> str:
-        return f"{self.prefix}-serving"
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.prefix}-endpoint"
+        return self.names.stack("serving")
 
     @property
     def raw_bucket(self) -> str:
-        return f"{self.prefix}-raw-{ACCOUNT}-{self.region}"
+        return self.names.bucket("raw", ACCOUNT, self.names.region)
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.names.bucket("artifacts", ACCOUNT, self.names.region)
 
     @property
     def idempotency_table(self) -> str:
-        return f"{self.prefix}-retrain-idempotency"
+        return f"{self.names.prefix}-retrain-idempotency"
 
 
 def _serving_template(prefix: str) -> str:
@@ -202,7 +199,7 @@ class LocalCloud:
         sm = self.emulator.client("sagemaker")
         data = package.data
         key = f"models/{package.version}"
-        artifacts = f"s3://{self.names.prefix}-artifacts-{ACCOUNT}-{self.names.region}/{key}"
+        artifacts = f"s3://{self.names.artifacts_bucket}/{key}"
         response = sm.create_model_package(
             ModelPackageGroupName=self.names.model_package_group,
             ModelApprovalStatus=package.status,

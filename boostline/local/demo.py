@@ -32,6 +32,7 @@ from boostline.local.model_store import unpacked_model
 from boostline.local.pipeline import PipelineFailed, PipelineRun, run_pipeline
 from boostline.local.processing_job import run_processing_job
 from boostline.local.workdir import Workdir
+from boostline.naming import names_for
 from boostline.progress import Progress
 from boostline.registry import Registry
 from boostline.serving.endpoints import EndpointManager, EndpointNotFound
@@ -106,9 +107,7 @@ class Demo:
 
     def run(self) -> DemoResult:
         stage = self.config.stage(self.options.stage)
-        names = CloudNames(
-            prefix=f"{self.config.project}-{self.options.stage}", region=stage.region
-        )
+        names = CloudNames(names_for(self.config, self.options.stage))
         self.endpoints = EndpointManager(self.workdir.root)
         try:
             with running_emulator(stage.region) as emulator:
