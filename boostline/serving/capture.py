@@ -1,6 +1,6 @@
 """Data capture in SageMaker's format, for the local endpoint.
 
-Layout and record (see shared/docs/sagemaker-contracts.md, section 3)::
+Layout and record (SageMaker Model Monitor's data capture)::
 
     <root>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm>-<ss>-<mmm>-<uuid>.jsonl
 

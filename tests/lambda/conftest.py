@@ -28,8 +28,7 @@ sys.modules["lambda_test_helpers"] = sys.modules[__name__]
 
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_DIR = ROOT / "lambda"
-# Every checkout and CI run has the shared material at ../shared (see its README).
-EVENTS_DIR = ROOT.parent / "shared" / "events"
+EVENTS_DIR = Path(__file__).resolve().parent / "events"
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account, also the sample events' account
 
@@ -56,7 +55,7 @@ def sample_event(kind: str, **changes: Any) -> dict[str, Any]:
     """A fresh copy of a sample event; `changes` replace top-level fields."""
     path = EVENTS_DIR / SAMPLES[kind]
     if not path.is_file():
-        pytest.fail(f"sample event {path} is missing (the shared material lives at ../shared)")
+        pytest.fail(f"sample event {path} is missing")
     event = json.loads(path.read_text())
     event.update(copy.deepcopy(changes))
     return event
