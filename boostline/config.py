@@ -170,6 +170,110 @@ class StorageConfig(_Strict):
     access_log_days: int = Field(365, ge=1)
 
 
+class AutoscalingConfig(_Strict):
+    """Target tracking on SageMakerVariantInvocationsPerInstance (instance endpoints only)."""
+
+    min_instances: int = Field(1, ge=1, le=100)
+    max_instances: int = Field(2, ge=1, le=100)
+    # Invocations per instance per minute; size it as max RPS x 0.5 x 60.
+    target_invocations_per_instance: int = Field(300, ge=1)
+    scale_out_cooldown_seconds: int = Field(60, ge=0, le=3600)
+    scale_in_cooldown_seconds: int = Field(300, ge=0, le=3600)
+    # The scale-in guard: never remove instances automatically (production stages).
+    disable_scale_in: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> AutoscalingConfig:
+        if self.min_instances > self.max_instances:
+            raise ValueError("min_instances must not exceed max_instances")
+        return self
+
+
+class DeploymentPolicyConfig(_Strict):
+    """Blue/green traffic shifting of a new model, rolled back by the endpoint's alarms."""
+
+    traffic_routing: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"] = "CANARY"
+    # CANARY: share of capacity the canary gets; LINEAR: the step size (percent).
+    step_percent: int = Field(10, ge=1, le=50)
+    wait_seconds: int = Field(300, ge=0, le=3600)
+    termination_wait_seconds: int = Field(300, ge=0, le=3600)
+    max_execution_timeout_seconds: int = Field(3600, ge=600, le=14400)
+
+
+class ServerlessConfig(_Strict):
+    """Serverless inference: no data capture, no Model Monitor, no autoscaling policy."""
+
+    enabled: bool = False
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    max_concurrency: int = Field(5, ge=1, le=200)
+
+
+class ServingConfig(_Strict):
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = Field(1, ge=1, le=100)
+    variant_name: str = Field("AllTraffic", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    # Share of requests captured for monitoring; 0 turns data capture off.
+    capture_percent: int = Field(100, ge=0, le=100)
+    serverless: ServerlessConfig = ServerlessConfig()
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    deployment: DeploymentPolicyConfig = DeploymentPolicyConfig()
+    # Rollback alarms (per minute, on the live variant).
+    max_5xx_errors_per_minute: int = Field(5, ge=1)
+    max_model_latency_ms: int = Field(1000, ge=1)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+
+class MonitoringConfig(_Strict):
+    """Scheduled data-quality and model-quality checks of the live endpoint."""
+
+    enabled: bool = True
+    # false: our own check (training_scripts/data_quality.py, model_quality.py) runs in
+    # the XGBoost image instead of SageMaker's managed analyzer, writing the same reports.
+    use_managed_analyzer: bool = True
+    # Model Monitor accepts hourly or daily cron expressions.
+    schedule: str = "cron(0 * ? * * *)"
+    instance_type: str = "ml.m5.xlarge"
+    max_runtime_seconds: int = Field(1800, ge=60, le=3600)
+    model_quality: bool = True
+    # Labels that arrive later: s3://<capture bucket>/<ground_truth_prefix>yyyy/mm/dd/hh/
+    ground_truth_prefix: str = Field("ground-truth/", pattern=r"^[a-z0-9][a-z0-9/_-]*/$")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not re.fullmatch(r"cron\(0 (\*|\d{1,2}) \? \* \* \*\)", value):
+            raise ValueError(
+                f"{value!r}: Model Monitor runs hourly 'cron(0 * ? * * *)' or daily "
+                "'cron(0 H ? * * *)'"
+            )
+        return value
+
+
+class RetrainConfig(_Strict):
+    """The retrain trigger's debounce and its schedule (lambda/README.md)."""
+
+    schedule: str = "cron(0 3 1 * ? *)"
+    min_new_files: int = Field(1, ge=0)
+    min_new_bytes: int = Field(0, ge=0)
+    min_interval_seconds: int = Field(3600, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not re.fullmatch(r"(cron|rate)\(.+\)", value):
+            raise ValueError(f"{value!r} is not an EventBridge schedule expression")
+        return value
+
+
 class StageConfig(_Strict):
     account: str | None = None
     region: str = "eu-west-1"
@@ -177,6 +281,23 @@ class StageConfig(_Strict):
     retain_data: bool = True
     vpc: VpcConfig = VpcConfig()
     storage: StorageConfig = StorageConfig()
+    serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    retrain: RetrainConfig = RetrainConfig()
+
+    @model_validator(mode="after")
+    def _serverless_limits(self) -> StageConfig:
+        # Serverless endpoints support neither data capture nor Model Monitor.
+        if self.serving.serverless.enabled:
+            if self.serving.capture_percent:
+                raise ValueError("serving.serverless cannot capture data: set capture_percent: 0")
+            if self.monitoring.enabled:
+                raise ValueError(
+                    "serving.serverless cannot be monitored: set monitoring.enabled: false"
+                )
+        elif self.monitoring.enabled and not self.serving.capture_percent:
+            raise ValueError("monitoring needs data capture: capture_percent must be above 0")
+        return self
 
     @field_validator("account")
     @classmethod

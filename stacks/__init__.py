@@ -1,11 +1,10 @@
 """The Boostline CDK app: one set of stacks per stage.
 
-    <project>-<stage>-storage    key, buckets, PII salt secret           (stateful)
-    <project>-<stage>-network    VPC, endpoints (only with vpc.enabled)
-    <project>-<stage>-pipeline   job roles, model package group, the SageMaker Pipeline
-
-A later serving stack (endpoint, autoscaling, monitoring) and an automation stack
-(retrain and deploy Lambdas) read the same StorageRefs and names.
+<project>-<stage>-storage    key, buckets, PII salt secret           (stateful)
+<project>-<stage>-network    VPC, endpoints (only with vpc.enabled)
+<project>-<stage>-pipeline   job roles, model package group, the SageMaker Pipeline
+<project>-<stage>-automation retrain trigger and deployer Lambdas, rules, alerts topic
+<project>-<stage>-serving    endpoint of the live model, autoscaling, monitors, alarms
 """
 
 from __future__ import annotations
@@ -18,9 +17,11 @@ from aws_cdk import App, Environment, Tags
 from boostline.config import BoostlineConfig
 
 from . import nag
+from .automation_stack import AutomationStack
 from .naming import names_for
 from .network_stack import NetworkStack
 from .pipeline_stack import PipelineStack
+from .serving_stack import ServingStack
 from .storage_stack import StorageStack
 
 STAGE_CONTEXT = "stage"
@@ -90,8 +91,38 @@ def build_app(app: App, config: BoostlineConfig, stage: str) -> dict[str, object
         archive_dir=Path(app.outdir) / "boostline-sourcedir",
     )
     pipeline.add_stack_dependency(storage)
+    automation = AutomationStack(
+        app,
+        "Automation",
+        stack_name=names.stack("automation"),
+        description=f"{names.prefix}: retrain trigger and deployer Lambdas, their rules, alerts",
+        env=env,
+        config=config,
+        stage=stage,
+        names=names,
+        storage=storage.refs,
+    )
+    automation.add_dependency(pipeline)
+    serving = ServingStack(
+        app,
+        "Serving",
+        stack_name=names.stack("serving"),
+        description=f"{names.prefix}: endpoint of the live model, autoscaling and monitoring",
+        env=env,
+        config=config,
+        stage=stage,
+        names=names,
+        storage=storage.refs,
+    )
+    # The serving alarms notify the automation stack's alerts topic (by name).
+    serving.add_dependency(automation)
     nag.add_packs(app)
-    stacks: dict[str, object] = {"storage": storage, "pipeline": pipeline}
+    stacks: dict[str, object] = {
+        "storage": storage,
+        "pipeline": pipeline,
+        "automation": automation,
+        "serving": serving,
+    }
     if network is not None:
         stacks["network"] = network
     return stacks

@@ -14,6 +14,7 @@ RESOURCELESS = {
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSubnets",
     "ec2:DescribeVpcs",
+    "sagemaker:ListModelPackages",  # the Lambdas find the newest Approved version
 }
 
 
