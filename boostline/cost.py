@@ -46,6 +46,8 @@ DAYS_PER_MONTH = 30.4
 # config bounds only training (max_runtime_seconds).
 PREPROCESS_HOURS = 0.25
 EVALUATE_HOURS = 0.25
+# Assumed wall-clock hours of one monitoring execution on hourly traffic.
+MONITOR_RUN_HOURS = 0.1
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,50 @@ def run_lines(config: BoostlineConfig, stage: str) -> list[Line]:
     ]
 
 
+def serving_lines(config: BoostlineConfig, stage: str) -> list[Line]:
+    """A day with a live model: endpoint instances and the monitoring schedules."""
+    stage_config = config.stage(stage)
+    region = stage_config.region
+    serving = stage_config.serving
+    if serving.serverless.enabled:
+        return [Line("Endpoint", "serverless: billed per request and GB-second", 0.0)]
+    price = instance_price(region, serving.instance_type)
+    low = serving.autoscaling.min_instances
+    high = serving.autoscaling.max_instances
+    lines = [
+        Line("Endpoint (idle)", f"{low} x {serving.instance_type} x 24 h", low * 24 * price),
+        Line(
+            "Endpoint (at max scale)",
+            f"{high} x {serving.instance_type} x 24 h",
+            high * 24 * price,
+        ),
+    ]
+    monitoring = stage_config.monitoring
+    if monitoring.enabled:
+        monitors = 2 if monitoring.model_quality else 1
+        runs = 24 if "* ? * * *" in monitoring.schedule else 1
+        lines.append(
+            Line(
+                "Monitoring",
+                f"{monitors} x {runs} runs x {monitoring.instance_type} x "
+                f"{MONITOR_RUN_HOURS:g} h (assumed)",
+                monitors
+                * runs
+                * MONITOR_RUN_HOURS
+                * instance_price(region, monitoring.instance_type),
+            )
+        )
+    return lines
+
+
 def estimate(config: BoostlineConfig, stage: str, runs_per_day: float = 1.0) -> str:
     """The estimate for a stage as a printable table."""
     idle = idle_lines(config, stage)
     run = run_lines(config, stage)
+    serve = serving_lines(config, stage)
     idle_total = sum(line.usd for line in idle)
     run_total = sum(line.usd for line in run)
-    width = max(len(line.detail) for line in idle + run)
+    width = max(len(line.detail) for line in idle + run + serve)
     rows = [f"Boostline cost estimate: stage {stage} ({config.stage(stage).region}), USD"]
     rows.append("")
     rows.append("Idle, per day")
@@ -128,10 +167,18 @@ def estimate(config: BoostlineConfig, stage: str, runs_per_day: float = 1.0) -> 
     rows += [f"  {line.item:<22}{line.detail:<{width}}  {line.usd:8.2f}" for line in run]
     rows.append(f"  {'total':<22}{'':<{width}}  {run_total:8.2f}")
     rows.append("")
+    rows.append("With a live model, per day (on-demand)")
+    rows += [f"  {line.item:<22}{line.detail:<{width}}  {line.usd:8.2f}" for line in serve]
+    rows.append("")
+    live = sum(line.usd for line in serve if line.item != "Endpoint (at max scale)")
+    peak = sum(line.usd for line in serve if line.item != "Endpoint (idle)")
     daily = idle_total + runs_per_day * run_total
-    rows.append(f"Under load ({runs_per_day:g} run/day): {daily:.2f} per day")
+    rows.append(f"Idle with a live model: {idle_total + live:.2f} per day")
+    rows.append(
+        f"Under load ({runs_per_day:g} run/day, endpoint at max scale): {daily + peak:.2f} per day"
+    )
     if config.training.spot.enabled:
         rows.append("Managed spot training is on: tuning usually costs well below the figure.")
-    rows.append("Not included: S3 storage and requests, CloudWatch, data transfer, serving.")
+    rows.append("Not included: S3 storage and requests, CloudWatch, Lambda, data transfer.")
     rows.append(PRICES_NOTE)
     return "\n".join(rows)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from boostline.config import ConfigError, load_config
-from boostline.cost import INSTANCE_HOUR_USD, estimate, run_lines
+from boostline.cost import INSTANCE_HOUR_USD, estimate, run_lines, serving_lines
 from stacks.naming import names_for
 
 
@@ -24,7 +24,17 @@ def test_estimate_uses_config_instance_hours(dev_config):
     )
     assert tuning.usd == pytest.approx(expected)
     assert f"{expected:8.2f}" in text
-    assert "Under load (1 run/day)" in text
+    assert "Under load (1 run/day, endpoint at max scale)" in text
+
+
+def test_estimate_counts_the_endpoint_from_the_serving_config(dev_config):
+    serving = dev_config.stage("prod").serving
+    price = INSTANCE_HOUR_USD["eu-west-1"][serving.instance_type]
+    lines = {line.item: line.usd for line in serving_lines(dev_config, "prod")}
+    assert lines["Endpoint (idle)"] == pytest.approx(serving.autoscaling.min_instances * 24 * price)
+    assert lines["Endpoint (at max scale)"] == pytest.approx(
+        serving.autoscaling.max_instances * 24 * price
+    )
 
 
 def test_estimate_names_missing_prices(dev_config, tmp_path):
