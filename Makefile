@@ -31,9 +31,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Prints the figures and their ratios to the baselines (not part of `make test`).
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_inference.py
+	$(BIN)/python bench/bench_endpoint.py
 
 # The CDK CLI pinned in package-lock.json, installed into node_modules.
 NODE_STAMP := node_modules/.installed
