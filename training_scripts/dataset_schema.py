@@ -234,6 +234,13 @@ def _check_disjoint(schema: DatasetSchema) -> None:
     for name in schema.sensitive:
         if name in pii:
             raise SchemaError(source, "sensitive", f"{name!r} is PII; it cannot be reported on")
+        if name in schema.feature_names or name == schema.target_column:
+            raise SchemaError(
+                source,
+                "sensitive",
+                f"{name!r} is a feature or the target; a sensitive "
+                "attribute is only reported on, never learned from",
+            )
 
 
 def _mapping(value: Any, source: str, key: str) -> dict[str, Any]:

@@ -362,8 +362,8 @@ def pick_threshold_index(
 
 def threshold_value(thresholds: np.ndarray, index: int) -> float:
     """A cut strictly between the chosen score and the next lower one (p >= cut flags)."""
-    if index < 0:
-        return float(np.nextafter(thresholds[0], np.inf))
+    if index < 0:  # flag nothing; a probability threshold must stay below 1
+        return float(min(np.nextafter(thresholds[0], np.inf), np.nextafter(1.0, 0.0)))
     if index + 1 < len(thresholds):
         return float((thresholds[index] + thresholds[index + 1]) / 2)
     return float(thresholds[index])

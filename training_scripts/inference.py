@@ -96,6 +96,7 @@ _NAN = float("nan")
 # (quotes, letters such as nan/inf, non-ASCII) takes the strict one.
 _PLAIN_CSV_BYTES = b"0123456789+-.eE, \t\n"
 _SMALL_CSV_BYTES = 16 * 1024  # below this, Python's float() beats pyarrow's setup cost
+_NOT_PLAIN_NUMBERS = re.compile(rb"[^0-9eE+\-.,\r\n]")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NON_FINITE = frozenset(s + w for s in ("", "+", "-") for w in ("nan", "inf", "infinity"))
 _TRUE = frozenset(("true", "1", "yes", "on"))
@@ -510,6 +511,10 @@ def parse_csv(model: Model, body: bytes | str) -> np.ndarray:
 
 
 def _parse_small(data: bytes) -> np.ndarray | None:
+    # float() also reads "nan", "inf" and "1_000", which training rejects: leave any
+    # body with a letter (other than an exponent) or "_" to the strict parser
+    if _NOT_PLAIN_NUMBERS.search(data):
+        return None
     try:
         return np.array(
             [[float(v) if v else _NAN for v in line.split(b",")] for line in data.split(b"\n")],
@@ -773,6 +778,8 @@ def _code(value: Any, row: int, name: str, required: bool, codes: dict[str, floa
     """The slow path of _codes: untrimmed, unseen, missing or wrongly typed values."""
     if type(value) is str and value.strip():
         return codes.get(value.strip(), _NAN)  # unseen -> missing, as in training
+    if type(value) is int and str(value) in codes:
+        return codes[str(value)]  # e.g. a term of 36 for categories "36" and "60"
     if value is None or type(value) is str:
         if required:
             raise InferenceError(

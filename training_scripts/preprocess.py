@@ -421,6 +421,11 @@ def preprocess(
         raise PreprocessError("--train-shards must be at least 1")
     if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
         raise PreprocessError("split fractions must lie between 0 and 1")
+    if validation_fraction + test_fraction >= 0.9:
+        raise PreprocessError(
+            f"validation ({validation_fraction}) and test ({test_fraction}) fractions leave "
+            "less than 10 % of the rows for training"
+        )
     schema = load_schema(find_schema(schema_path))
     files = find_inputs(input_path)
     table, origins = read_raw(files)
@@ -495,6 +500,13 @@ def preprocess(
     }
     features = encode_features(table, schema, numbers, categories)
 
+    for name, rows in splits.items():
+        counts = np.bincount(labels[rows], minlength=2)
+        if counts.min() == 0:
+            raise PreprocessError(
+                f"the {name} split has {counts[1]} positive and {counts[0]} negative rows; "
+                "every split needs both classes (more data, or larger fractions)"
+            )
     train = splits["train"]
     shards = np.array_split(train, min(train_shards, len(train)))
     for k, rows in enumerate(shards):
