@@ -419,8 +419,13 @@ def binary_metrics(
     cost_false_positive: float,
     bootstrap_samples: int = 100,
     seed: int = 0,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Every test-set metric, the threshold and its cost; see the module docstring."""
+    """Every test-set metric, the threshold and its cost; see the module docstring.
+
+    `threshold`, when given, was chosen elsewhere (on the validation set) and is only
+    applied here, so the point metrics are not fitted to the rows that report them.
+    """
     labels = np.asarray(labels).astype(np.int8)
     scores = np.asarray(scores, dtype=np.float64)
     n = len(labels)
@@ -433,8 +438,11 @@ def binary_metrics(
         )
     ranking = Ranking.of(labels, scores)
     tp, fp = ranking.counts()
-    index = pick_threshold_index(tp, fp, rule, cost_false_negative, cost_false_positive)
-    threshold = threshold_value(ranking.thresholds, index)
+    if threshold is None:
+        index = pick_threshold_index(tp, fp, rule, cost_false_negative, cost_false_positive)
+        threshold = threshold_value(ranking.thresholds, index)
+    else:  # flag every score >= threshold: the last distinct score at or above it
+        index = int(np.searchsorted(-ranking.thresholds, -threshold, side="right")) - 1
     tp_at, fp_at = _at(tp, fp, index)
 
     def cost_per_application(tp_: float, fp_: float, pos: float, total: float) -> float:
@@ -884,6 +892,18 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         lap("load")
 
         scores = predict(model, features, args.nthread)
+        chosen_on, fixed = "test", None
+        validation = args.validation_dir / "validation.csv" if args.validation_dir else None
+        if validation is not None and validation.exists():
+            val_labels, val_features = read_labelled_csv(validation, len(names), "validation")
+            fixed = choose_threshold(
+                val_labels,
+                predict(model, val_features, args.nthread),
+                args.threshold_rule,
+                args.cost_false_negative,
+                args.cost_false_positive,
+            )
+            chosen_on = "validation"
         lap("predict")
         result = binary_metrics(
             labels,
@@ -893,7 +913,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             cost_false_positive=args.cost_false_positive,
             bootstrap_samples=args.bootstrap_samples,
             seed=args.seed,
+            threshold=fixed,
         )
+        result["threshold_chosen_on"] = chosen_on
         threshold = result["decision_threshold"]
         lap("metrics")
         champion = champion_section(
@@ -924,6 +946,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "binary_classification_metrics": result["binary_classification_metrics"],
         "decision_threshold": threshold,
         "threshold_rule": result["threshold_rule"],
+        "threshold_chosen_on": result["threshold_chosen_on"],
         "expected_cost_per_application": result["expected_cost_per_application"],
         "champion": champion,
         "threshold": result["threshold"],
@@ -1008,6 +1031,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-dir", type=Path, default=inputs / "model")
     p.add_argument("--test-dir", type=Path, default=inputs / "test")
     p.add_argument("--train-dir", type=Path, default=inputs / "train")
+    p.add_argument(
+        "--validation-dir",
+        type=_optional_path,
+        default=inputs / "validation",
+        help="where the threshold is chosen (validation.csv); without it, on the test set",
+    )
     p.add_argument("--manifest-dir", type=_optional_path, default=None)
     p.add_argument("--champion-model-dir", type=_optional_path, default=inputs / "champion")
     p.add_argument("--output-dir", type=Path, default=PROCESSING / "output")

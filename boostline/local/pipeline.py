@@ -310,6 +310,7 @@ def _evaluate(
             inputs={
                 "model": run.model_tar,
                 "test": run.processed_dir / "test",
+                "validation": run.processed_dir / "validation",
                 "train": run.processed_dir / "train",
                 "champion": champion.model_tar if champion else no_champion,
             },
@@ -321,6 +322,8 @@ def _evaluate(
                 str(i["test"]),
                 "--train-dir",
                 str(i["train"]),
+                "--validation-dir",
+                str(i["validation"]),
                 "--champion-model-dir",
                 str(i["champion"]),
                 "--output-dir",

@@ -371,3 +371,20 @@ def test_runs_as_a_script(book: dict, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "test data" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_threshold_is_chosen_on_validation_and_applied_to_test(book: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = _args(book, out, book["good"], None, "--validation-dir", str(book["pre"] / "validation"))
+    assert ev.main(args) == 0
+    e = json.loads((out / "evaluation/evaluation.json").read_text())
+    assert e["threshold_chosen_on"] == "validation"
+    model = ev.load_model(book["good"], tmp_path / "scratch")
+    val_y, val_x = _read(book["pre"] / "validation" / "validation.csv")
+    expected = ev.choose_threshold(val_y, ev.predict(model, val_x, nthread=1), "min_cost", 5.0, 1.0)
+    assert e["decision_threshold"] == pytest.approx(expected)
+    # the test-set confusion matrix is counted at that fixed threshold
+    flagged = ev.predict(model, book["test_x"], nthread=1) >= expected
+    cm = e["binary_classification_metrics"]["confusion_matrix"]
+    assert cm["1"]["1"] == int((flagged & (book["test_y"] == 1)).sum())
+    assert cm["0"]["1"] == int((flagged & (book["test_y"] == 0)).sum())
