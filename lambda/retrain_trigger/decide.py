@@ -174,7 +174,9 @@ def decide(
                 f"{pending.pending_bytes} bytes) below the threshold ({' or '.join(needed)})",
                 pending,
             )
-        if pending.last_started_at is not None:
+        # Work that waited for a run to end starts when it ends: nothing else would wake
+        # it before the schedule. The minimum interval throttles events while idle.
+        if pending.last_started_at is not None and not isinstance(signal, PipelineFinished):
             elapsed = now - pending.last_started_at
             if elapsed < thresholds.min_interval_seconds:
                 wait = thresholds.min_interval_seconds - elapsed

@@ -329,6 +329,30 @@ def test_runs_are_at_least_the_minimum_interval_apart(
     assert len(trigger.executions()) == 2
 
 
+def test_work_that_waited_for_a_run_starts_when_it_ends(
+    trigger: Trigger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The minimum interval throttles events while idle, not work a run held back."""
+    monkeypatch.setenv("MIN_INTERVAL_SECONDS", "3600")
+    assert trigger(s3_event("raw/a.csv"))["decision"] == "started"
+    running = trigger.executions()[0]["PipelineExecutionArn"]
+    trigger.set_status(running, "Executing")
+    trigger.clock.advance(900)
+    waiting = trigger(s3_event("raw/b.csv"))
+    assert waiting["decision"] == "debounced"  # within the interval; kept as pending
+    assert waiting["pending"]["files"] == 1
+
+    trigger.clock.advance(900)  # the run ends 30 minutes after it started
+    trigger.set_status(running, "Succeeded")
+    finished = sample_event("pipeline", id=new_id())
+    finished["detail"]["pipelineExecutionArn"] = running
+    result = trigger(finished)
+
+    assert result["decision"] == "started"
+    assert result["trigger_reason"] == "new-data: 1 file"
+    assert len(trigger.executions()) == 2
+
+
 def test_bytes_can_be_the_threshold(trigger: Trigger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIN_NEW_FILES", "0")
     monkeypatch.setenv("MIN_NEW_BYTES", str(2 * 1048576))
