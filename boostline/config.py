@@ -231,8 +231,9 @@ class MonitoringConfig(_Strict):
     """Scheduled data-quality and model-quality checks of the live endpoint."""
 
     enabled: bool = True
-    # false: our own check (training_scripts/data_quality.py, model_quality.py) runs in
-    # the XGBoost image instead of SageMaker's managed analyzer, writing the same reports.
+    # false: our own data-quality check (training_scripts/monitor_job.py, which runs
+    # data_quality.py) runs in the XGBoost image instead of SageMaker's managed
+    # analyzer, writing the same reports; model quality keeps the managed analyzer.
     use_managed_analyzer: bool = True
     # Model Monitor accepts hourly or daily cron expressions.
     schedule: str = "cron(0 * ? * * *)"

@@ -9,6 +9,10 @@ Job definitions are create-only in CloudFormation (a new baseline replaces them)
 they take generated names; the schedules keep fixed names
 (`{project}-{stage}-data-quality`, `{project}-{stage}-model-quality`), which the
 retrain trigger's `monitoring-violations` rule matches by prefix.
+
+Also here: the event pattern of failed or stopped monitoring executions, and the
+definition of the one-step pipeline that runs our own data-quality check
+(`use_managed_analyzer: false`, training_scripts/monitor_job.py).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ PROCESSING = "/opt/ml/processing"
 CAPTURE_PATH = f"{PROCESSING}/input/endpoint"
 GROUND_TRUTH_PATH = f"{PROCESSING}/input/ground_truth"
 OUTPUT_PATH = f"{PROCESSING}/output"
+# The own-code monitor (use_managed_analyzer: false): its metrics and its pipeline step.
+OWN_MONITOR_NAMESPACE = "Boostline/Monitoring"
+OWN_MONITOR_STEP = "DataQualityCheck"
 
 
 def js(value: Any) -> Any:
@@ -59,6 +66,168 @@ def model_monitor_image_uri(region: str) -> str:
     return image_uris.retrieve(framework="model-monitor", region=region)
 
 
+def schedule_arn_wildcard(schedule_prefix: str) -> str:
+    """An EventBridge wildcard for the ARNs of the monitoring schedules named schedule_prefix*."""
+    return f"arn:*:sagemaker:*:*:monitoring-schedule/{schedule_prefix}*"
+
+
+def monitoring_failed_pattern(schedule_prefix: str) -> dict[str, Any]:
+    """A monitoring execution (processing job) of one of our schedules that failed or stopped.
+
+    The same event as the retrain trigger's `monitoring-violations` rule, with the
+    statuses of a run that produced no report.
+    """
+    if not schedule_prefix:
+        raise ValueError("schedule_prefix is required")
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Processing Job State Change"],
+        "detail": {
+            "ProcessingJobStatus": ["Failed", "Stopped"],
+            "MonitoringScheduleArn": [{"wildcard": schedule_arn_wildcard(schedule_prefix)}],
+        },
+    }
+
+
+def monitor_pipeline_failed_pattern(pipeline_name: str) -> dict[str, Any]:
+    """An execution of the own-code monitoring pipeline that failed or was stopped."""
+    if not pipeline_name:
+        raise ValueError("pipeline_name is required")
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        "detail": {
+            "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+            "pipelineArn": [{"wildcard": f"arn:*:sagemaker:*:*:pipeline/{pipeline_name}"}],
+        },
+    }
+
+
+def own_code_pipeline_definition(
+    *,
+    image: str,
+    role_arn: str,
+    kms_key_arn: str,
+    source_uri: str,
+    source_key: str,
+    instance_type: str,
+    max_runtime_seconds: int,
+    captures_uri: str,
+    reports_uri: str,
+    endpoint: str,
+    hours: int,
+    namespace: str,
+) -> dict[str, Any]:
+    """The one-step monitoring pipeline: monitor_job.py from the source archive.
+
+    Written out by hand (a plain CreateProcessingJob request as the step's arguments),
+    so it is deterministic and needs no SDK. The schedule passes the live model's
+    package and baselines as the pipeline parameters; reports go to
+    `<reports_uri>/<execution id>/`.
+    """
+    from .pipeline_definition import DEFINITION_VERSION, entry_command
+
+    parameters = ("ModelPackageArn", "BaselineStatisticsUri", "BaselineConstraintsUri")
+    code_dir = f"{PROCESSING}/input/code"
+    output_dir = f"{PROCESSING}/output"
+
+    def param(name: str) -> dict[str, str]:
+        return {"Get": f"Parameters.{name}"}
+
+    return {
+        "Version": DEFINITION_VERSION,
+        "Metadata": {},
+        "Parameters": [{"Name": n, "Type": "String", "DefaultValue": "none"} for n in parameters],
+        "PipelineExperimentConfig": {
+            "ExperimentName": {"Get": "Execution.PipelineName"},
+            "TrialName": {"Get": "Execution.PipelineExecutionId"},
+        },
+        "Steps": [
+            {
+                "Name": OWN_MONITOR_STEP,
+                "Type": "Processing",
+                "Description": "Data-quality check of the endpoint's captured traffic",
+                "Arguments": {
+                    "ProcessingResources": {
+                        "ClusterConfig": {
+                            "InstanceType": instance_type,
+                            "InstanceCount": 1,
+                            "VolumeSizeInGB": 20,
+                            "VolumeKmsKeyId": kms_key_arn,
+                        }
+                    },
+                    "AppSpecification": {
+                        "ImageUri": image,
+                        "ContainerEntrypoint": entry_command(
+                            "monitor_job.py", f"{code_dir}/{source_key}"
+                        ),
+                        "ContainerArguments": [
+                            "--model-package",
+                            param("ModelPackageArn"),
+                            "--baseline-statistics",
+                            param("BaselineStatisticsUri"),
+                            "--constraints",
+                            param("BaselineConstraintsUri"),
+                            "--captures",
+                            captures_uri,
+                            "--endpoint",
+                            endpoint,
+                            "--hours",
+                            str(hours),
+                            "--output-dir",
+                            output_dir,
+                        ],
+                    },
+                    "RoleArn": role_arn,
+                    "ProcessingInputs": [
+                        {
+                            "InputName": "code",
+                            "AppManaged": False,
+                            "S3Input": {
+                                "S3Uri": source_uri,
+                                "LocalPath": code_dir,
+                                "S3DataType": "S3Prefix",
+                                "S3InputMode": "File",
+                                "S3DataDistributionType": "FullyReplicated",
+                            },
+                        }
+                    ],
+                    "ProcessingOutputConfig": {
+                        "Outputs": [
+                            {
+                                "OutputName": "report",
+                                "AppManaged": False,
+                                "S3Output": {
+                                    "S3Uri": {
+                                        "Std:Join": {
+                                            "On": "/",
+                                            "Values": [
+                                                reports_uri,
+                                                {"Get": "Execution.PipelineExecutionId"},
+                                            ],
+                                        }
+                                    },
+                                    "LocalPath": output_dir,
+                                    "S3UploadMode": "EndOfJob",
+                                },
+                            }
+                        ],
+                        "KmsKeyId": kms_key_arn,
+                    },
+                    "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+                    "Environment": {"BOOSTLINE_METRICS_NAMESPACE": namespace},
+                    "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
+                },
+            }
+        ],
+    }
+
+
+def schedule_period_hours(schedule: str) -> int:
+    """The period of a Model Monitor cron: 1 (hourly `cron(0 * ? * * *)`) or 24 (daily)."""
+    return 1 if re.fullmatch(r"cron\(0 \* \? \* \* \*\)", schedule) else 24
+
+
 @dataclass(frozen=True)
 class MonitorInputs:
     """What every monitor of one endpoint shares."""
@@ -88,6 +257,7 @@ class EndpointMonitor(Construct):
         baseline_statistics_uri: str | None = None,
         baseline_constraints_uri: str | None = None,
         ground_truth_uri: str | None = None,
+        probability_threshold: float = 0.5,
     ) -> None:
         super().__init__(scope, construct_id)
         self.monitor_type = monitor_type
@@ -161,7 +331,7 @@ class EndpointMonitor(Construct):
                         **endpoint_input,
                         # The inference script answers probability,decision per row (CSV).
                         "probability_attribute": "0",
-                        "probability_threshold_attribute": 0.5,
+                        "probability_threshold_attribute": probability_threshold,
                     },
                     "ground_truth_s3_input": {"s3_uri": ground_truth_uri},
                 },

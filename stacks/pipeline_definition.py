@@ -483,6 +483,7 @@ def build_definition(
             code_input,
             s3_in("model", best_model, f"{PROCESSING}/input/model"),
             s3_in("test", preprocessed("test"), f"{PROCESSING}/input/test"),
+            s3_in("validation", preprocessed("validation"), f"{PROCESSING}/input/validation"),
             s3_in("train", preprocessed("train"), f"{PROCESSING}/input/train"),
             s3_in("manifest", preprocessed("manifest"), f"{PROCESSING}/input/manifest"),
         ],
@@ -497,6 +498,8 @@ def build_definition(
             f"{PROCESSING}/input/test",
             "--train-dir",
             f"{PROCESSING}/input/train",
+            "--validation-dir",  # the threshold is chosen there, then applied to test
+            f"{PROCESSING}/input/validation",
             "--manifest-dir",
             f"{PROCESSING}/input/manifest",
             "--champion-model-dir",

@@ -39,6 +39,7 @@ def test_every_serving_resource_waits_for_a_model(dev):
         "AWS::SageMaker::MonitoringSchedule",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::Events::Rule",
     )
     resources = dev.template(STACK)["Resources"]
     seen = set()
