@@ -102,7 +102,7 @@ def build_app(app: App, config: BoostlineConfig, stage: str) -> dict[str, object
         names=names,
         storage=storage.refs,
     )
-    automation.add_dependency(pipeline)
+    automation.add_stack_dependency(pipeline)
     serving = ServingStack(
         app,
         "Serving",
@@ -115,7 +115,7 @@ def build_app(app: App, config: BoostlineConfig, stage: str) -> dict[str, object
         storage=storage.refs,
     )
     # The serving alarms notify the automation stack's alerts topic (by name).
-    serving.add_dependency(automation)
+    serving.add_stack_dependency(automation)
     nag.add_packs(app)
     stacks: dict[str, object] = {
         "storage": storage,

@@ -358,4 +358,4 @@ class EndpointMonitor(Construct):
             },
         )
         self.schedule.cfn_options.condition = inputs.condition
-        self.schedule.add_dependency(self.job_definition)
+        self.schedule.add_resource_dependency(self.job_definition)

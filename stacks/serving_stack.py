@@ -336,7 +336,7 @@ class ServingStack(Stack):
         )
         self.endpoint.cfn_options.condition = has_model
         for a in rollback_alarms:
-            self.endpoint.add_dependency(nag.cfn(a))
+            self.endpoint.add_resource_dependency(nag.cfn(a))
 
         # ------------------------------------------------------------ autoscaling
         scaling_resource_id = f"endpoint/{endpoint_name}/variant/{variant}"
@@ -371,7 +371,7 @@ class ServingStack(Stack):
             )
             cfn_target = nag.cfn(target)
             cfn_target.cfn_options.condition = has_model
-            cfn_target.add_dependency(self.endpoint)
+            cfn_target.add_resource_dependency(self.endpoint)
             cfn_policy = policy.node.default_child
             cfn_policy.cfn_options.condition = has_model
             self.scalable_target = cfn_target
@@ -536,7 +536,7 @@ class ServingStack(Stack):
                 self.monitors.append(quality)
             for monitor in self.monitors:
                 monitor.job_definition.node.add_dependency(role.policy)
-                monitor.schedule.add_dependency(self.endpoint)
+                monitor.schedule.add_resource_dependency(self.endpoint)
         if not monitoring.use_managed_analyzer:
             self._own_code_monitor(
                 config=config,
@@ -806,7 +806,7 @@ class ServingStack(Stack):
             ],
         )
         schedule_rule.cfn_options.condition = condition
-        schedule_rule.add_dependency(pipeline)
+        schedule_rule.add_resource_dependency(pipeline)
         schedule_rule.node.add_dependency(starter.policy)
         self.monitor_schedule_rule = schedule_rule
 
