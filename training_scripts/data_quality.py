@@ -69,13 +69,17 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:  # run as a script from the source dir (SageMaker) or imported as a package
+    from job_message import write_message
+except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts.job_message import write_message
 
 KLL_K = 2048
 KLL_C = 0.64
@@ -916,12 +920,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - every failure ends with a clear message
         message = f"data quality {args.command} failed: {exc}"
         print(message, file=sys.stderr, flush=True)
-        out = Path(os.environ.get("BOOSTLINE_OUTPUT_DIR", "/opt/ml/output"))
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "message").write_text(message + "\n", encoding="utf-8")
-        except OSError:
-            pass
+        write_message(message)
         return 1
 
 

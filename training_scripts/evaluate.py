@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tarfile
 import tempfile
@@ -54,8 +53,10 @@ import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import data_quality as dq
+    from job_message import write_message
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import data_quality as dq
+    from training_scripts.job_message import write_message
 
 PROCESSING = Path("/opt/ml/processing")
 MODEL_FILE = "xgboost-model"
@@ -1058,19 +1059,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"evaluation failed: {exc}"
         print(message, file=sys.stderr, flush=True)
-        _write_failure(message)
+        write_message(message)
         return 1
     return 0
-
-
-def _write_failure(message: str) -> None:
-    """SageMaker shows /opt/ml/output/message as the processing job's failure reason."""
-    out = Path(os.environ.get("BOOSTLINE_OUTPUT_DIR", "/opt/ml/output"))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "message").write_text(message + "\n", encoding="utf-8")
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

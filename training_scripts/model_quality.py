@@ -105,7 +105,6 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -119,9 +118,11 @@ import numpy as np
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import data_quality as dq
     import evaluate as ev
+    from job_message import write_message
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import data_quality as dq
     from training_scripts import evaluate as ev
+    from training_scripts.job_message import write_message
 
 PROBLEM_TYPE = "BinaryClassification"
 CONSTRAINED_METRICS = ("auc", "f1", "precision", "recall")
@@ -880,23 +881,6 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
         raise ModelQualityError(f"cannot read {what} {path}: {exc}") from None
 
 
-def _message_dir() -> Path:
-    return Path(os.environ.get("BOOSTLINE_OUTPUT_DIR", "/opt/ml/output"))
-
-
-def _write_message(message: str, create: bool) -> None:
-    """The processing job's ExitMessage (or failure reason): /opt/ml/output/message."""
-    out = _message_dir()
-    try:
-        if create:
-            out.mkdir(parents=True, exist_ok=True)
-        elif not out.is_dir():
-            return  # not in a job container: nothing to report to
-        (out / "message").write_text(message + "\n", encoding="utf-8")
-    except OSError:
-        pass
-
-
 # ---------------------------------------------------------------- CLI
 
 
@@ -1009,14 +993,14 @@ def main(argv: list[str] | None = None) -> int:
         for violation in outcome.violations["violations"]:
             log(violation["description"])
         print(outcome.message, flush=True)
-        _write_message(outcome.message, create=False)
+        write_message(outcome.message, create=False)
         if args.fail_on_violations and outcome.status == COMPLETED_WITH_VIOLATIONS:
             return 2
         return 0
     except Exception as exc:  # noqa: BLE001 - every failure ends with a clear message
         message = f"model quality {args.command} failed: {exc}"
         print(message, file=sys.stderr, flush=True)
-        _write_message(message, create=True)
+        write_message(message, create=True)
         return 1
 
 

@@ -42,8 +42,10 @@ from typing import Any
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import data_quality as dq
+    from job_message import write_message
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import data_quality as dq
+    from training_scripts.job_message import write_message
 
 MANIFEST_MEMBER = "boostline/feature_manifest.json"
 NAMESPACE_ENV = "BOOSTLINE_METRICS_NAMESPACE"
@@ -240,12 +242,7 @@ def main(argv: list[str] | None = None, client: ClientFactory = _boto3_client) -
     except Exception as exc:  # noqa: BLE001 - every failure ends with a clear message
         message = f"data quality monitor failed: {exc}"
         print(message, file=sys.stderr, flush=True)
-        out = Path(os.environ.get("BOOSTLINE_OUTPUT_DIR", "/opt/ml/output"))
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "message").write_text(message + "\n", encoding="utf-8")
-        except OSError:
-            pass
+        write_message(message)
         return 1
 
 

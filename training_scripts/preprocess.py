@@ -36,8 +36,10 @@ import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     from dataset_schema import DatasetSchema, load_schema, normalise_label
+    from job_message import write_message
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts.dataset_schema import DatasetSchema, load_schema, normalise_label
+    from training_scripts.job_message import write_message
 
 PROCESSING = Path("/opt/ml/processing")
 MANIFEST_VERSION = 1
@@ -587,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"preprocessing failed: {exc}"
         print(message, file=sys.stderr, flush=True)
-        _write_failure(message)
+        write_message(message)
         return 1
     return 0
 
@@ -602,16 +604,6 @@ def read_salt() -> str | None:
     import boto3  # in the SageMaker image; only needed on AWS
 
     return boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-
-
-def _write_failure(message: str) -> None:
-    """SageMaker shows /opt/ml/output/message as the processing job's failure reason."""
-    out = Path(os.environ.get("BOOSTLINE_OUTPUT_DIR", "/opt/ml/output"))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "message").write_text(message + "\n", encoding="utf-8")
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":
