@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 
-import numpy as np
 import pytest
-import xgboost as xgb
 
-from boostline.data.generator import SCHEMA_PATH, generate_to_dir
 from boostline.serving.batch import BatchError, predict_file
-from training_scripts import inference, preprocess
+from training_scripts import inference
 
 CSV, JSON, JSONL = "text/csv", "application/json", "application/jsonlines"
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory) -> dict:
+def book(tmp_path_factory, make_loan_book) -> dict:
     """A small model dir laid out as train.py writes it, and 20k encoded rows."""
-    root = tmp_path_factory.mktemp("batch")
-    generate_to_dir(2000, root / "raw", seed=9)
-    preprocess.preprocess(root / "raw", SCHEMA_PATH, root / "prep", salt="x")
-    data = np.genfromtxt(root / "prep" / "train" / "train-00000.csv", delimiter=",")
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
-        xgb.DMatrix(data[:, 1:], label=data[:, 0], nthread=1),
-        num_boost_round=20,
-    )
-    model_dir = root / "model"
-    (model_dir / "boostline").mkdir(parents=True)
-    (model_dir / "xgboost-model").write_bytes(booster.save_raw("ubj"))
-    shutil.copy(root / "prep" / "manifest" / "feature_manifest.json", model_dir / "boostline")
+    book = make_loan_book(tmp_path_factory.mktemp("batch"), seed=9)
+    root, model_dir = book.root, book.model_dir("model")
     validation = (root / "prep" / "validation" / "validation.csv").read_text().splitlines()
     features = [line.split(",", 1)[1] for line in validation]
     lines = (features * (20_000 // len(features) + 1))[:20_000]

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import tarfile
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import xgboost as xgb
 
-from boostline.data.generator import SCHEMA_PATH, generate_to_dir
 from boostline.registry import ModelPackage
 from boostline.serving import endpoints
 from boostline.serving.capture import read_captures
 from boostline.serving.endpoints import EndpointError, EndpointManager, EndpointNotFound
 from boostline.serving.server import ping
-from training_scripts import inference, preprocess
+from training_scripts import inference
 from training_scripts import model_quality as mq
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="process checks read /proc")
@@ -31,34 +27,14 @@ NAME = "loans"
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory) -> dict:
+def book(tmp_path_factory, make_loan_book) -> dict:
     """Two model versions (different boosters, same columns), a broken one, and rows."""
-    root = tmp_path_factory.mktemp("endpoints")
-    generate_to_dir(2000, root / "raw", seed=7)
-    preprocess.preprocess(root / "raw", SCHEMA_PATH, root / "prep", salt="x")
-    data = np.genfromtxt(root / "prep" / "train" / "train-00000.csv", delimiter=",")
-    manifest = root / "prep" / "manifest" / "feature_manifest.json"
-
-    def model(name: str, booster_bytes: bytes) -> Path:
-        directory = root / name
-        (directory / "boostline").mkdir(parents=True)
-        (directory / "xgboost-model").write_bytes(booster_bytes)
-        shutil.copy(manifest, directory / "boostline")
-        return directory
-
-    def train(rounds: int, depth: int) -> bytes:
-        booster = xgb.train(
-            {"objective": "binary:logistic", "max_depth": depth, "nthread": 1},
-            xgb.DMatrix(data[:, 1:], label=data[:, 0], nthread=1),
-            num_boost_round=rounds,
-        )
-        return bytes(booster.save_raw("ubj"))
-
-    lines = (root / "prep" / "test" / "test.csv").read_text().splitlines()
+    book = make_loan_book(tmp_path_factory.mktemp("endpoints"), seed=7)
+    lines = book.test_lines()
     return {
-        "v1": model("v1", train(20, 3)),
-        "v2": model("v2", train(4, 2)),
-        "garbage": model("garbage", b"this is not a booster"),
+        "v1": book.model_dir("v1", book.booster(20, 3)),
+        "v2": book.model_dir("v2", book.booster(4, 2)),
+        "garbage": book.model_dir("garbage", b"this is not a booster"),
         "rows": [line.split(",", 1)[1] for line in lines],
         "labels": [int(float(line.split(",", 1)[0])) for line in lines],
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,14 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
-import xgboost as xgb
 
-from boostline.data.generator import SCHEMA_PATH, generate_to_dir
 from boostline.serving.capture import read_captures
 from boostline.serving.server import EVENT_ID_HEADER, INFERENCE_ID_HEADER, start_background
-from training_scripts import inference, preprocess
+from training_scripts import inference
 
 CSV, JSON = "text/csv", "application/json"
 CUSTOM = inference.CUSTOM_ATTRIBUTES_HEADER
@@ -30,21 +26,10 @@ ENDPOINT, VARIANT = "loans-local", "blue"
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory) -> dict:
+def book(tmp_path_factory, make_loan_book) -> dict:
     """A small model dir laid out as train.py writes it, and rows to send."""
-    root = tmp_path_factory.mktemp("server")
-    generate_to_dir(2000, root / "raw", seed=5)
-    preprocess.preprocess(root / "raw", SCHEMA_PATH, root / "prep", salt="x")
-    data = np.genfromtxt(root / "prep" / "train" / "train-00000.csv", delimiter=",")
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
-        xgb.DMatrix(data[:, 1:], label=data[:, 0], nthread=1),
-        num_boost_round=20,
-    )
-    model_dir = root / "model"
-    (model_dir / "boostline").mkdir(parents=True)
-    (model_dir / "xgboost-model").write_bytes(booster.save_raw("ubj"))
-    shutil.copy(root / "prep" / "manifest" / "feature_manifest.json", model_dir / "boostline")
+    book = make_loan_book(tmp_path_factory.mktemp("server"), seed=5)
+    root, model_dir = book.root, book.model_dir("model")
     lines = (root / "prep" / "test" / "test.csv").read_text().splitlines()
     raw = (next((root / "raw").glob("*.csv"))).read_text().splitlines()
     header = raw[0].split(",")
