@@ -115,6 +115,16 @@ class PreprocessConfig(_Strict):
     def _instance_type(cls, value: str) -> str:
         return _check_instance_type(value)
 
+    def arguments(self) -> list[str]:
+        """preprocess.py's command-line settings, the same locally and on SageMaker."""
+        return [
+            "--validation-fraction", str(self.validation_fraction),
+            "--test-fraction", str(self.test_fraction),
+            "--train-shards", str(self.train_shards),
+            "--max-rejected-fraction", str(self.max_rejected_fraction),
+            "--seed", str(self.seed),
+        ]  # fmt: skip
+
 
 class GateConfig(_Strict):
     min_auc: float = Field(0.70, ge=0.5, le=1.0)
@@ -132,6 +142,16 @@ class EvaluationConfig(_Strict):
     cost_false_negative: float = Field(5.0, gt=0)
     cost_false_positive: float = Field(1.0, gt=0)
     shap_sample_rows: int = Field(2000, ge=10, le=100_000)
+
+    def arguments(self, auc_margin: float) -> list[str]:
+        """evaluate.py's command-line settings, the same locally and on SageMaker."""
+        return [
+            "--threshold-rule", self.threshold_rule,
+            "--cost-false-negative", str(self.cost_false_negative),
+            "--cost-false-positive", str(self.cost_false_positive),
+            "--auc-margin", str(auc_margin),
+            "--shap-sample-rows", str(self.shap_sample_rows),
+        ]  # fmt: skip
 
 
 class VpcConfig(_Strict):
