@@ -33,6 +33,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.config import Config
 from deploy import (
     NONE,
+    SUPERSEDED,
     UPDATING,
     Backoff,
     DeployResult,
@@ -174,10 +175,22 @@ def on_approved(change: StateChange, settings: Settings, context: Any) -> dict[s
                 "(use `boostline rollback` to serve an older version)"
             ),
         }
+
+    def still_wanted() -> str | None:
+        newest = newest_approved(sagemaker, settings.model_package_group)
+        if newest is None or newest.get("ModelPackageArn") != change.arn:
+            return f"version {change.version} is no longer the newest Approved version"
+        return None
+
     result = deploy_model_package(
-        cfn, sagemaker, settings.stack_name, change.arn, backoff=_backoff(settings, context)
+        cfn,
+        sagemaker,
+        settings.stack_name,
+        change.arn,
+        backoff=_backoff(settings, context),
+        still_wanted=still_wanted,
     )
-    decision = "deployed" if result.status == UPDATING else "unchanged"
+    decision = {UPDATING: "deployed", SUPERSEDED: "superseded"}.get(result.status, "unchanged")
     return _deployed(decision, f"version {change.version} approved", result)
 
 

@@ -37,6 +37,7 @@ IN_PROGRESS = re.compile(r"is in (\w+_IN_PROGRESS) state and can not be updated"
 
 UPDATING = "updating"
 UNCHANGED = "unchanged"
+SUPERSEDED = "superseded"  # while it waited, the model to serve changed
 
 
 class DeployError(RuntimeError):
@@ -215,8 +216,13 @@ def update_serving_stack(
     overrides: dict[str, str],
     *,
     backoff: Backoff | None = None,
+    still_wanted: Callable[[], str | None] | None = None,
 ) -> tuple[str, int]:
     """UpdateStack with the previous template; returns (UPDATING | UNCHANGED, attempts).
+
+    `still_wanted()` is asked before every retry; a reason it returns ends the
+    attempts with SUPERSEDED, so a wait for a busy stack never puts an older model
+    over one that was deployed meanwhile.
 
     "No updates are to be performed" is success. While another update runs
     (`... is in UPDATE_IN_PROGRESS state and can not be updated`) it retries with
@@ -228,6 +234,11 @@ def update_serving_stack(
     delay = backoff.first_delay
     attempts = 0
     while True:
+        if attempts and still_wanted is not None:
+            why = still_wanted()
+            if why is not None:
+                logger.info("not updating stack %s any more: %s", stack_name, why)
+                return SUPERSEDED, attempts
         attempts += 1
         keys = stack_parameters(cfn, stack_name).keys()
         try:
@@ -281,9 +292,12 @@ def _apply(
     *,
     backoff: Backoff | None,
     wait: bool,
+    still_wanted: Callable[[], str | None] | None = None,
 ) -> DeployResult:
     previous = live_model_package_arn(cfn, stack_name)
-    status, attempts = update_serving_stack(cfn, stack_name, overrides, backoff=backoff)
+    status, attempts = update_serving_stack(
+        cfn, stack_name, overrides, backoff=backoff, still_wanted=still_wanted
+    )
     final = _wait(cfn, stack_name) if wait and status == UPDATING else ""
     return DeployResult(
         stack_name=stack_name,
@@ -304,6 +318,7 @@ def deploy_model_package(
     *,
     backoff: Backoff | None = None,
     wait: bool = False,
+    still_wanted: Callable[[], str | None] | None = None,
 ) -> DeployResult:
     """Make `model_package_arn` (an Approved, Completed version) the live model.
 
@@ -317,7 +332,7 @@ def deploy_model_package(
     if package.get("ModelPackageStatus", "Completed") != "Completed":
         raise DeployError(f"{model_package_arn} is {package.get('ModelPackageStatus')}")
     overrides = serving_parameters(package)
-    return _apply(cfn, stack_name, overrides, backoff=backoff, wait=wait)
+    return _apply(cfn, stack_name, overrides, backoff=backoff, wait=wait, still_wanted=still_wanted)
 
 
 def undeploy(

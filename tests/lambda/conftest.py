@@ -83,6 +83,7 @@ class FakeClock:
     def __init__(self, now: float = 1_800_000_000.0):
         self.now = now
         self.sleeps: list[float] = []
+        self.on_sleep: Any = None  # called on every sleep: what happens meanwhile
 
     def __call__(self) -> float:
         return self.now
@@ -93,6 +94,8 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep()
 
 
 def emf_records(output: str) -> list[dict[str, Any]]:

@@ -394,6 +394,22 @@ def test_an_update_in_progress_is_retried_with_backoff_until_it_succeeds(
     assert deployer.parameters()["ModelPackageArn"] == v1
 
 
+def test_a_newer_approval_while_waiting_for_a_busy_stack_wins(deployer: Deployer) -> None:
+    v1 = deployer.register("Approved")
+    busy = BusyStack(deployer.app.client("cloudformation"), times=2)
+    deployer.app._clients["cloudformation"] = busy
+    v2: list[str] = []
+    deployer.clock.on_sleep = lambda: v2 or v2.append(deployer.register("Approved"))
+
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "superseded"
+    assert busy.calls == 1  # no update after the newer version appeared
+    assert deployer.parameters()["ModelPackageArn"] == "none"
+    assert deployer(package_event(v2[0], "Approved"))["decision"] == "deployed"
+    assert deployer.parameters()["ModelPackageArn"] == v2[0]
+
+
 def test_a_stack_busy_for_longer_than_the_budget_raises_so_the_event_is_retried(
     deployer: Deployer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
