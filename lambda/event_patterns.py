@@ -67,6 +67,11 @@ def new_data_pattern(raw_bucket: str, raw_prefix: str = "raw/") -> Pattern:
     }
 
 
+def monitoring_schedule_arn_wildcard(schedule_prefix: str) -> str:
+    """An EventBridge wildcard for the ARNs of the monitoring schedules named prefix*."""
+    return f"arn:*:sagemaker:*:*:monitoring-schedule/{schedule_prefix}*"
+
+
 def monitoring_violations_pattern(monitoring_schedule_prefix: str) -> Pattern:
     """A monitoring execution of one of our schedules that completed with violations.
 
@@ -76,7 +81,7 @@ def monitoring_violations_pattern(monitoring_schedule_prefix: str) -> Pattern:
     """
     if not monitoring_schedule_prefix:
         raise ValueError("monitoring_schedule_prefix is required")
-    schedule_arn = f"arn:*:sagemaker:*:*:monitoring-schedule/{monitoring_schedule_prefix}*"
+    schedule_arn = monitoring_schedule_arn_wildcard(monitoring_schedule_prefix)
     return {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Processing Job State Change"],

@@ -67,8 +67,10 @@ def model_monitor_image_uri(region: str) -> str:
 
 
 def schedule_arn_wildcard(schedule_prefix: str) -> str:
-    """An EventBridge wildcard for the ARNs of the monitoring schedules named schedule_prefix*."""
-    return f"arn:*:sagemaker:*:*:monitoring-schedule/{schedule_prefix}*"
+    """The retrain trigger's wildcard for our schedules (lambda/event_patterns.py)."""
+    from .automation_stack import event_patterns  # loaded by path: `lambda` is a keyword
+
+    return event_patterns().monitoring_schedule_arn_wildcard(schedule_prefix)
 
 
 def monitoring_failed_pattern(schedule_prefix: str) -> dict[str, Any]:
