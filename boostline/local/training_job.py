@@ -514,15 +514,26 @@ def _host_output(host: _Host, result: ProcessResult) -> HostOutput:
     )
 
 
+_LOST_PEER = re.compile(
+    r"collective|comm\.cc|socket\.h|Connection reset|Connection refused|Broken pipe"
+)
+
+
 def _failure_reason(
     outputs: list[HostOutput], results: list[ProcessResult], timeout: float | None
 ) -> str:
     if any(res.timed_out for res in results):
         return f"MaxRuntimeExceeded: the job ran longer than {timeout:g} s and was stopped."
-    # The host that failed first holds the cause; its peers usually only lost a connection.
+    # The cause is on the host that failed of its own accord; its peers only report a
+    # lost connection, and may report it first, so those reasons come last.
     by_time = sorted(
         range(len(results)),
-        key=lambda i: (results[i].returncode == 0, results[i].elapsed, i),
+        key=lambda i: (
+            results[i].returncode == 0,
+            bool(outputs[i].failure and _LOST_PEER.search(outputs[i].failure)),
+            results[i].elapsed,
+            i,
+        ),
     )
     for i in by_time:
         if outputs[i].failure:
