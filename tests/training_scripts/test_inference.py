@@ -13,7 +13,6 @@ import math
 import shutil
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -616,34 +615,3 @@ def test_model_fn_takes_undecoded_bodies_from_the_toolkit(book, monkeypatch) -> 
     monkeypatch.setitem(sys.modules, "sagemaker_inference.content_types", content_types)
     inf.model_fn(str(book["model_dir"]))
     assert content_types.UTF8_TYPES == []
-
-
-def test_in_the_real_model_server_toolkit(book, monkeypatch) -> None:
-    """inference.py as the user module of sagemaker-inference's Transformer (as in the image)."""
-    transformer = pytest.importorskip("sagemaker_inference.transformer")
-    mms_context = pytest.importorskip("mms.context")
-    monkeypatch.setenv("SAGEMAKER_PROGRAM", "inference.py")
-    monkeypatch.syspath_prepend(str(Path(inf.__file__).parent))
-    monkeypatch.delitem(sys.modules, "inference", raising=False)
-    handler = transformer.Transformer()
-    context = mms_context.Context("model", str(book["model_dir"]), {}, 1, None, "1.1.11")
-
-    def call(body: bytes, headers: dict) -> tuple[int, str, bytes]:
-        context.request_processor = [mms_context.RequestProcessor(headers)]
-        context.request_ids = {0: "request"}
-        (answer,) = handler.transform([{"body": body}], context)
-        return context.get_response_status(0)[0], context.get_response_content_type(0), answer
-
-    row = book["test_features"][0].encode()
-    status, content_type, answer = call(row, {"Content-Type": CSV, "Accept": CSV})
-    assert (status, content_type) == (200, CSV) and answer.count(b",") == 1
-    explained = call(row, {"Content-Type": CSV, CUSTOM: "explain=true;top_k=2"})
-    assert explained[1] == JSON and len(json.loads(explained[2])["predictions"][0]["reasons"]) == 2
-    for body, media, status in (
-        (b"1,2", CSV, 400),
-        (b"1,\xff", CSV, 400),
-        (b"{", JSON, 400),
-        (row, "application/xml", 415),
-    ):
-        got, content_type, answer = call(body, {"Content-Type": media, "Accept": CSV})
-        assert (got, content_type) == (status, JSON) and json.loads(answer)["error"]
