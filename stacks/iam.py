@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from . import nag
@@ -76,6 +77,27 @@ class ServiceRole(Construct):
                 resources=list(resources),
                 conditions=conditions,
             )
+        )
+
+    def read_assets(self, assets: Sequence[s3_assets.Asset], sid: str) -> None:
+        """Read CDK file assets that a job receives as S3Prefix inputs.
+
+        SageMaker lists an S3Prefix input before it downloads it, so the job needs
+        s3:ListBucket on the asset bucket as well as s3:GetObject on the objects. The
+        listing is limited to exactly these keys (s3:prefix), so the role cannot
+        enumerate the other assets of the bootstrap bucket.
+        """
+        self.allow(
+            ["s3:GetObject"],
+            [asset.bucket.arn_for_objects(asset.s3_object_key) for asset in assets],
+            sid=f"Read{sid}",
+        )
+        # Every file asset of a stack goes to the one bootstrap staging bucket.
+        self.allow(
+            ["s3:ListBucket"],
+            [assets[0].bucket.bucket_arn],
+            conditions={"StringEquals": {"s3:prefix": [a.s3_object_key for a in assets]}},
+            sid=f"List{sid}",
         )
 
     def acknowledge_wildcard(self, finding: str, reason: str) -> None:

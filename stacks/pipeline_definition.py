@@ -514,6 +514,9 @@ def build_definition(
         return JsonGet(step_name=EVALUATE, property_file=evaluation_file, json_path=path)
 
     auc = metric("binary_classification_metrics.auc.value")
+    # A string, as container environment values and package metadata must be. The
+    # deployer and the model-quality monitor read it from the package's metadata.
+    decision_threshold = Join(on="", values=[metric("decision_threshold")])
 
     # ------------------------------------------------------------------ register / fail
     json_source = "application/json"
@@ -530,8 +533,7 @@ def build_definition(
                 on="/", values=[evaluated("code"), "sourcedir.tar.gz"]
             ),
             "SAGEMAKER_REGION": region,
-            # A string, as container environment values must be.
-            "BOOSTLINE_DECISION_THRESHOLD": Join(on="", values=[metric("decision_threshold")]),
+            "BOOSTLINE_DECISION_THRESHOLD": decision_threshold,
         },
     )
     register_args = builder.register(
@@ -569,6 +571,8 @@ def build_definition(
         customer_metadata_properties={
             "trigger_reason": trigger_reason,
             "pipeline_execution_id": execution_id,
+            "decision_threshold": decision_threshold,
+            "auc": Join(on="", values=[auc]),
         },
     )
     register = ModelStep(name=REGISTER, step_args=register_args)

@@ -63,6 +63,8 @@ class PipelineStack(Stack):
 
         # ------------------------------------------------------------ roles
         def job_role(construct_id: str, suffix: str, what: str, kind: str) -> ServiceRole:
+            # The code archive (and, for preprocessing, the dataset schema) arrive as
+            # S3Prefix inputs on the CDK asset bucket.
             role = ServiceRole(
                 self,
                 construct_id,
@@ -71,11 +73,7 @@ class PipelineStack(Stack):
             )
             role.use_key(key)
             role.job_basics(kind, image_account, image_repository)
-            role.allow(
-                ["s3:GetObject"],
-                [source.bucket.arn_for_objects(source.s3_object_key)],
-                sid="ReadSourceArchive",
-            )
+            role.read_assets([schema, source] if suffix == "preprocess" else [source], "Assets")
             if network is not None:
                 role.vpc_access(network.subnet_arns, network.security_group_arns)
             return role
@@ -86,11 +84,6 @@ class PipelineStack(Stack):
         preprocess.allow(["s3:GetObject"], [objects_arn(bucket["raw"], "*")], sid="ReadRawData")
         preprocess.allow(
             ["s3:PutObject"], [objects_arn(bucket["processed"], runs)], sid="WriteProcessedData"
-        )
-        preprocess.allow(
-            ["s3:GetObject"],
-            [schema.bucket.arn_for_objects(schema.s3_object_key)],
-            sid="ReadDatasetSchema",
         )
         preprocess.allow(
             ["secretsmanager:GetSecretValue"], [storage.salt_secret.secret_arn], sid="ReadPiiSalt"

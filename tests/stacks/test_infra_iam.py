@@ -154,3 +154,62 @@ def test_vpc_mode_lets_jobs_attach_to_named_subnets_only(prod_vpc, dev):
     for statement in statements:
         text = json.dumps(statement["Resource"])
         assert text.count(":subnet/") == 2 and ":security-group/" in text
+
+
+def _asset_inputs_by_role(synth) -> dict[str, set[str]]:
+    """Role name -> the CDK asset keys its steps receive as S3Prefix inputs."""
+    (pipeline,) = synth.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+    body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"][
+        "Fn::Sub"
+    ]
+    role_names = {
+        f"${{{placeholder}}}": name
+        for placeholder, ref in variables.items()
+        for logical, res in synth.template("Pipeline")["Resources"].items()
+        if ref == {"Ref": logical} and res["Type"] == "AWS::IAM::Role"
+        for name in [res["Properties"]["RoleName"]]
+    }
+    found: dict[str, set[str]] = {}
+
+    def walk(step: dict) -> None:
+        args = step.get("Arguments", {})
+        for inner in args.get("IfSteps", []) + args.get("ElseSteps", []):
+            walk(inner)
+        job = args.get("TrainingJobDefinition", args)
+        role = job.get("RoleArn")
+        if not isinstance(role, str):
+            return
+        role_name = role_names[role.rsplit("/", 1)[1]]
+        uris = [i["S3Input"] for i in job.get("ProcessingInputs", [])] + [
+            c["DataSource"]["S3DataSource"] for c in job.get("InputDataConfig", [])
+        ]
+        for uri in uris:
+            assert uri["S3DataType"] == "S3Prefix"
+            if isinstance(uri["S3Uri"], str) and uri["S3Uri"].startswith("s3://${AssetBucket}/"):
+                key = uri["S3Uri"].removeprefix("s3://${AssetBucket}/")
+                found.setdefault(role_name, set()).add(key)
+
+    for step in json.loads(body)["Steps"]:
+        walk(step)
+    return found
+
+
+def test_every_asset_prefix_input_can_be_listed_and_read_by_its_role(any_synth):
+    # SageMaker lists an S3Prefix input before it downloads it: GetObject alone fails
+    # the job at its first step.
+    stage = any_synth.stage
+    inputs = _asset_inputs_by_role(any_synth)
+    assert set(inputs) == {f"boostline-{stage}-{c}" for c in ("preprocess", "training", "evaluate")}
+    assert len(inputs[f"boostline-{stage}-preprocess"]) == 2  # code and schema
+    policies = _role_policies(any_synth)
+    for role, keys in inputs.items():
+        lists = [s for s in policies[role] if "s3:ListBucket" in _listify(s["Action"])]
+        asset_lists = [s for s in lists if "cdk-hnb659fds-assets-" in json.dumps(s["Resource"])]
+        (listing,) = asset_lists
+        # Exactly these keys: the role cannot enumerate the rest of the bootstrap bucket.
+        assert set(listing["Condition"]["StringEquals"]["s3:prefix"]) == keys, role
+        reads = json.dumps(
+            [s["Resource"] for s in policies[role] if "s3:GetObject" in _listify(s["Action"])]
+        )
+        for key in keys:
+            assert f"/{key}" in reads, (role, key)

@@ -306,3 +306,21 @@ def test_definition_is_a_pure_function_of_config_and_refs(dev_config):
             "TrainingRole",
         ]
     )
+
+
+def test_registered_package_carries_the_decision_threshold_the_deployer_reads(dev):
+    # The deployer and the model-quality monitor read the threshold from the package's
+    # CustomerMetadataProperties; without it every deploy would serve at 0.5.
+    steps = _steps(_definition(dev))
+    properties = steps["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    env = steps["RegisterModel"]["Arguments"]["InferenceSpecification"]["Containers"][0][
+        "Environment"
+    ]
+    assert properties["decision_threshold"] == env["BOOSTLINE_DECISION_THRESHOLD"]
+    (value,) = properties["decision_threshold"]["Std:Join"]["Values"]
+    assert value["Std:JsonGet"]["Path"] == "decision_threshold"
+    assert value["Std:JsonGet"]["PropertyFile"] == {
+        "Get": "Steps.Evaluate.PropertyFiles.Evaluation"
+    }
+    (auc,) = properties["auc"]["Std:Join"]["Values"]
+    assert auc["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
