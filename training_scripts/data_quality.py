@@ -69,8 +69,10 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,25 @@ class DataQualityError(ValueError):
 
 
 # ---------------------------------------------------------------- feature specs
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_utc_time(text: str) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime; 'Z' or no zone means UTC.
+
+    The image's Python 3.10 `fromisoformat` takes neither 'Z' nor a fraction of other
+    than 3 or 6 digits (3.11 takes both), so both are normalised first.
+    """
+    value = str(text).strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    value = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value, count=1)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
 
 
 def feature_spec(manifest: Mapping[str, Any]) -> tuple[list[str], list[str], dict[str, list[str]]]:

@@ -859,10 +859,7 @@ def _jsonl_files(root: Path) -> list[Path]:
 
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time; 'Z' or no zone means UTC."""
-    value = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    return dq.parse_utc_time(text)
 
 
 def format_time(when: datetime) -> str:

@@ -36,7 +36,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def capture_hours(now: datetime, hours: int) -> list[str]:
     """The `yyyy/mm/dd/hh` partitions of the last `hours` full hours before now, oldest first."""
     if hours < 1:
         raise MonitorError("--hours must be at least 1")
-    current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    current = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     return [(current - timedelta(hours=h)).strftime("%Y/%m/%d/%H") for h in range(hours, 0, -1)]
 
 
@@ -213,8 +213,7 @@ def run(args: argparse.Namespace, client: ClientFactory = _boto3_client) -> dict
 
 
 def _timestamp(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return dq.parse_utc_time(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -231,7 +230,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-metrics", action="store_true", help="do not publish to CloudWatch")
     args = p.parse_args(argv)
     if args.now is None:
-        args.now = datetime.now(UTC)
+        args.now = datetime.now(timezone.utc)
     return args
 
 
