@@ -57,6 +57,7 @@ from .sourcedir import build_archive
 from .storage_stack import StorageRefs
 
 NONE = "none"
+CAPTURE_PREFIX = "capture"  # in the capture bucket: capture/<endpoint>/<variant>/yyyy/mm/dd/hh/
 MODEL_MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 # Model Monitor's binary-classification metrics shown on the dashboard (auc also alarms).
 MODEL_QUALITY_METRICS = ("auc", "f1", "precision", "recall")
@@ -133,7 +134,6 @@ class ServingStack(Stack):
             self, "HasModel", expression=Fn.condition_not(Fn.condition_equals(model_package, NONE))
         )
         self.has_model = has_model
-
         # ------------------------------------------------------------ execution role
         execution = ServiceRole(
             self,
@@ -167,6 +167,19 @@ class ServingStack(Stack):
             ],
             sid="ReadModelAndCode",
         )
+        if serving.capture_percent:
+            # SageMaker writes data capture as the model's execution role (with the KMS
+            # grants of use_key), under <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/.
+            execution.allow(
+                ["s3:PutObject"],
+                [objects_arn(capture_bucket, f"{CAPTURE_PREFIX}/{endpoint_name}/*")],
+                sid="WriteDataCapture",
+            )
+            execution.acknowledge_wildcard(
+                f"Resource::arn:<AWS::Partition>:s3:::{nag_bucket['capture']}/"
+                f"{CAPTURE_PREFIX}/{endpoint_name}/*",
+                "Data capture files are named per variant and hour by SageMaker at run time.",
+            )
         for prefix in ("models", "runs"):
             execution.acknowledge_wildcard(
                 f"Resource::arn:<AWS::Partition>:s3:::{nag_bucket['artifacts']}/{prefix}/*",
@@ -192,6 +205,29 @@ class ServingStack(Stack):
         model.node.add_dependency(execution.policy)
 
         # ------------------------------------------------------------ endpoint config
+        # SageMaker refuses an instance-type change on a variant that is registered for
+        # autoscaling, and CloudFormation would deregister the old target only after the
+        # endpoint update. So a change is two deploys: `cdk deploy` keeps this parameter's
+        # previous value (the type in service) and removes the scaling target; then
+        # `cdk deploy --parameters <stack>:DeployedInstanceType=<new>` moves the endpoint
+        # and registers the target again (docs/infrastructure.md).
+        deployed_type = scaling_in_step = None
+        if not serving.serverless.enabled:
+            deployed_type = CfnParameter(
+                self,
+                "DeployedInstanceType",
+                type="String",
+                default=serving.instance_type,
+                description="Instance type the endpoint runs on; see the runbook to change it",
+            )
+            scaling_in_step = CfnCondition(
+                self,
+                "ScalingInStep",
+                expression=Fn.condition_and(
+                    has_model, Fn.condition_equals(deployed_type, serving.instance_type)
+                ),
+            )
+
         variant_props: dict = {"model_name": model.attr_model_name, "variant_name": variant}
         if serving.serverless.enabled:
             variant_props["serverless_config"] = {
@@ -201,7 +237,7 @@ class ServingStack(Stack):
         else:
             variant_props.update(
                 initial_instance_count=serving.initial_instance_count,
-                instance_type=serving.instance_type,
+                instance_type=deployed_type.value_as_string,
                 initial_variant_weight=1.0,
             )
         capture = None
@@ -209,7 +245,7 @@ class ServingStack(Stack):
             capture = {
                 "enable_capture": True,
                 "initial_sampling_percentage": serving.capture_percent,
-                "destination_s3_uri": f"s3://{capture_bucket}/capture",
+                "destination_s3_uri": f"s3://{capture_bucket}/{CAPTURE_PREFIX}",
                 "kms_key_id": key.key_arn,
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": {
@@ -333,6 +369,11 @@ class ServingStack(Stack):
             endpoint_name=endpoint_name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
             deployment_config=deployment_config,
+            # A model swap is a new endpoint config; without this the variant falls back
+            # to its initial instance count even while autoscaling holds it higher. The
+            # capture settings still come from the new config.
+            retain_all_variant_properties=True,
+            exclude_retained_variant_properties=[{"variant_property_type": "DataCaptureConfig"}],
         )
         self.endpoint.cfn_options.condition = has_model
         for a in rollback_alarms:
@@ -370,11 +411,29 @@ class ServingStack(Stack):
                 disable_scale_in=scaling.disable_scale_in,
             )
             cfn_target = nag.cfn(target)
-            cfn_target.cfn_options.condition = has_model
+            cfn_target.cfn_options.condition = scaling_in_step
             cfn_target.add_resource_dependency(self.endpoint)
             cfn_policy = policy.node.default_child
-            cfn_policy.cfn_options.condition = has_model
+            cfn_policy.cfn_options.condition = scaling_in_step
             self.scalable_target = cfn_target
+            CfnOutput(
+                self,
+                "InstanceTypeChangePending",
+                condition=CfnCondition(
+                    self,
+                    "InstanceTypeChanged",
+                    expression=Fn.condition_and(
+                        has_model,
+                        Fn.condition_not(Fn.condition_equals(deployed_type, serving.instance_type)),
+                    ),
+                ),
+                value=(
+                    f"The endpoint stays on the deployed instance type and autoscaling is off "
+                    f"until you deploy again with --parameters "
+                    f"{Stack.of(self).stack_name}:DeployedInstanceType={serving.instance_type}"
+                ),
+                description="An instance-type change is half done (docs/infrastructure.md)",
+            )
 
         # ------------------------------------------------------------ monitoring
         self.monitors: list[EndpointMonitor] = []
@@ -645,7 +704,7 @@ class ServingStack(Stack):
             [source.bucket.arn_for_objects(source.s3_object_key)],
             sid="ReadSourceArchive",
         )
-        capture_prefix = f"capture/{names.endpoint}/"
+        capture_prefix = f"{CAPTURE_PREFIX}/{names.endpoint}/"
         job.allow(
             ["s3:ListBucket"],
             [bucket_arn(capture_bucket)],

@@ -46,7 +46,7 @@ def test_every_serving_resource_waits_for_a_model(dev):
     for name, res in resources.items():
         if res["Type"] in conditional:
             seen.add(res["Type"])
-            assert res.get("Condition") in {"HasModel", "HasBaseline"}, name
+            assert res.get("Condition") in {"HasModel", "HasBaseline", "ScalingInStep"}, name
     assert seen == set(conditional)
 
 
@@ -71,7 +71,10 @@ def test_data_capture_is_on_encrypted_and_sampled_from_config(variant, request):
     assert "KmsKeyId" in capture and "KmsKeyId" in config["Properties"]
     assert "-capture-" in str(capture["DestinationS3Uri"])
     (variant_props,) = config["Properties"]["ProductionVariants"]
-    assert variant_props["InstanceType"] == serving.instance_type
+    assert variant_props["InstanceType"] == {"Ref": "DeployedInstanceType"}
+    assert synth.template(STACK)["Parameters"]["DeployedInstanceType"]["Default"] == (
+        serving.instance_type
+    )
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod_vpc"])
@@ -160,3 +163,79 @@ def test_monitoring_needs_capture_and_scaling_bounds_are_checked(dev_config, tmp
         load_config(
             _config(dev_config, tmp_path, autoscaling={"min_instances": 3, "max_instances": 2})
         )
+
+
+def _statements_of(synth, role_name: str) -> list[dict]:
+    resources = synth.template(STACK)["Resources"]
+    (logical,) = [
+        n
+        for n, r in resources.items()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"] == role_name
+    ]
+    return [
+        statement
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::ManagedPolicy" and {"Ref": logical} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod_vpc"])
+def test_the_endpoint_role_writes_capture_under_the_endpoints_own_prefix(variant, request):
+    # SageMaker writes captured requests as the model's execution role.
+    synth = request.getfixturevalue(variant)
+    names = names_for(synth.config, synth.stage)
+    _, model = _one(synth, "AWS::SageMaker::Model")
+    _, config = _one(synth, "AWS::SageMaker::EndpointConfig")
+    destination = str(config["Properties"]["DataCaptureConfig"]["DestinationS3Uri"])
+    assert destination.endswith("/capture']]}"), destination
+    role_ref = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    role_name = synth.template(STACK)["Resources"][role_ref]["Properties"]["RoleName"]
+    writes = [
+        s
+        for s in _statements_of(synth, role_name)
+        if "s3:PutObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    (write,) = writes
+    text = str(write["Resource"])
+    assert "-capture-" in text and f"/capture/{names.endpoint}/*" in text
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod_vpc"])
+def test_a_model_swap_keeps_the_scaled_out_capacity(variant, request):
+    synth = request.getfixturevalue(variant)
+    _, endpoint = _one(synth, "AWS::SageMaker::Endpoint")
+    props = endpoint["Properties"]
+    assert props["RetainAllVariantProperties"] is True
+    # Capture settings of the new config still apply; instance count and weight stay.
+    assert props["ExcludeRetainedVariantProperties"] == [
+        {"VariantPropertyType": "DataCaptureConfig"}
+    ]
+
+
+def test_an_instance_type_change_takes_autoscaling_off_until_the_second_deploy(dev):
+    template = dev.template(STACK)
+    serving = dev.config.stage("dev").serving
+    param = template["Parameters"]["DeployedInstanceType"]
+    assert param["Default"] == serving.instance_type
+    _, config = _one(dev, "AWS::SageMaker::EndpointConfig")
+    (variant_props,) = config["Properties"]["ProductionVariants"]
+    # The variant runs the deployed type (a parameter cdk deploy keeps) ...
+    assert variant_props["InstanceType"] == {"Ref": "DeployedInstanceType"}
+    # ... and the scaling target exists only while it equals the configured type.
+    condition = template["Conditions"]["ScalingInStep"]
+    assert condition == {
+        "Fn::And": [
+            {"Condition": "HasModel"},
+            {"Fn::Equals": [{"Ref": "DeployedInstanceType"}, serving.instance_type]},
+        ]
+    }
+    for type_ in (
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+    ):
+        _, res = _one(dev, type_)
+        assert res["Condition"] == "ScalingInStep"
+    output = template["Outputs"]["InstanceTypeChangePending"]
+    assert output["Condition"] == "InstanceTypeChanged"
+    assert f"DeployedInstanceType={serving.instance_type}" in output["Value"]
