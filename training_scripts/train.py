@@ -17,8 +17,16 @@ Outputs
   $SM_OUTPUT_DIR/failure                why the job failed, on failure only
 
 With several hosts (SM_HOSTS) the first sorted host runs the XGBoost tracker and every
-host trains on the files in its own channel dirs. Rank 0 checkpoints the booster every
-`checkpoint_interval` rounds; a restarted job resumes from the latest checkpoint.
+host trains on the files in its own channel dirs.
+
+Checkpoints: rank 0 saves the booster every `checkpoint_interval` rounds under
+/opt/ml/checkpoints/<TRAINING_JOB_NAME>/ (SageMaker sets TRAINING_JOB_NAME and syncs the
+whole of /opt/ml/checkpoints with CheckpointConfig.S3Uri, which every trial of a tuning
+job shares). Without TRAINING_JOB_NAME (a run by hand) they go in /opt/ml/checkpoints
+itself. Each checkpoint carries a fingerprint of the data (a hash of every host's rows,
+their counts) and of the hyperparameters it was trained with; a restarted job resumes
+from the newest checkpoint whose fingerprint matches its own, and says why it passes
+over any other. BOOSTLINE_CHECKPOINT_DIR moves /opt/ml/checkpoints (local runs).
 """
 
 from __future__ import annotations
@@ -57,6 +65,10 @@ FAILURE_FILE = "failure"
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 DEFAULT_OUTPUT_DIR = "/opt/ml/output"
 DEFAULT_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+JOB_NAME_ENV = "TRAINING_JOB_NAME"
+# SageMaker's job names are [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}; a local name may add . and _.
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+FINGERPRINT_ATTR = "boostline_fingerprint"
 DEFAULT_TRACKER_PORT = 9099
 TRACKER_WAIT_SECONDS = 900.0
 TRACKER_SHUTDOWN_SECONDS = 60
@@ -274,7 +286,8 @@ class JobEnv:
     output_dir: Path
     output_data_dir: Path
     channels: dict[str, Path]
-    checkpoint_dir: Path
+    checkpoint_dir: Path  # this job's own folder (see the module docstring)
+    job_name: str | None
     num_cpus: int
     tracker_host: str
     tracker_port: int
@@ -294,6 +307,10 @@ class JobEnv:
         if current not in hosts:
             raise TrainingError(f"SM_CURRENT_HOST {current!r} is not in SM_HOSTS {hosts}")
         output_dir = Path(env.get("SM_OUTPUT_DIR", DEFAULT_OUTPUT_DIR))
+        job_name = env.get(JOB_NAME_ENV) or None
+        if job_name is not None and not _JOB_NAME.match(job_name):
+            raise TrainingError(f"{JOB_NAME_ENV} {job_name!r} cannot name a checkpoint folder")
+        checkpoints = Path(env.get("BOOSTLINE_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR))
         prefix = "SM_CHANNEL_"
         return cls(
             hosts=hosts,
@@ -304,7 +321,8 @@ class JobEnv:
             channels={
                 k[len(prefix) :].lower(): Path(v) for k, v in env.items() if k.startswith(prefix)
             },
-            checkpoint_dir=Path(env.get("BOOSTLINE_CHECKPOINT_DIR", DEFAULT_CHECKPOINT_DIR)),
+            checkpoint_dir=checkpoints / job_name if job_name else checkpoints,
+            job_name=job_name,
             num_cpus=_positive_int(env, "SM_NUM_CPUS", os.cpu_count() or 1),
             tracker_host=env.get("BOOSTLINE_TRACKER_HOST") or hosts[0],
             tracker_port=_positive_int(env, "BOOSTLINE_TRACKER_PORT", DEFAULT_TRACKER_PORT),
@@ -667,16 +685,127 @@ def check_summary(summary: DataSummary, hps: Hyperparameters, validation: bool) 
 
 # -- checkpoints ---------------------------------------------------------------------------------
 
+# Hyperparameters that do not change the trees of the rounds done so far: a job restarted
+# with more (or fewer) rounds, another checkpoint interval or another thread count may
+# resume (train() cuts a longer booster down to num_round).
+_NOT_FINGERPRINTED = ("nthread",)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a checkpoint was trained on and with; a job resumes only an equal one."""
+
+    data: str  # sha256 over every host's rows and the feature names, in rank order
+    train_rows: int
+    validation_rows: int
+    features: int
+    params: dict[str, Any]  # the XGBoost parameters but nthread, and early stopping
+
+    def to_text(self) -> str:
+        return json.dumps(
+            {
+                "data": self.data,
+                "train_rows": self.train_rows,
+                "validation_rows": self.validation_rows,
+                "features": self.features,
+                "params": self.params,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Fingerprint | None:
+        try:
+            value = json.loads(text) if text else None
+            return cls(
+                data=str(value["data"]),
+                train_rows=int(value["train_rows"]),
+                validation_rows=int(value["validation_rows"]),
+                features=int(value["features"]),
+                params=dict(value["params"]),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def mismatch(self, other: Fingerprint | None) -> str | None:
+        """Why a checkpoint with fingerprint `other` is not this job's; None if it is."""
+        if other is None:
+            return "it carries no data and hyperparameter fingerprint"
+        if other.data != self.data:
+            counts = [
+                f"{label} {theirs} -> {ours}"
+                for label, theirs, ours in (
+                    ("train rows", other.train_rows, self.train_rows),
+                    ("validation rows", other.validation_rows, self.validation_rows),
+                    ("features", other.features, self.features),
+                )
+                if theirs != ours
+            ]
+            detail = ", ".join(counts) or "same row and feature counts, other values"
+            return f"it was trained on other data ({detail})"
+        if other.params != self.params:
+            names = sorted(set(other.params) | set(self.params))
+            changes = [
+                f"{name} {other.params.get(name, '(unset)')} -> {self.params.get(name, '(unset)')}"
+                for name in names
+                if other.params.get(name) != self.params.get(name)
+            ]
+            return f"it was trained with other hyperparameters ({', '.join(changes)})"
+        return None
+
+
+def fingerprint(
+    train: Dataset,
+    validation: Dataset | None,
+    names: list[str] | None,
+    summary: DataSummary,
+    params: Mapping[str, Any],
+    early_stopping_rounds: int | None,
+    job: JobEnv,
+    rank: int,
+) -> Fingerprint:
+    """This job's fingerprint, the same on every rank (a collective call on several hosts).
+
+    Hashes the rows as loaded (float32 features and labels, in file order): one pass
+    over memory that is already there, cheaper than reading the files again.
+    """
+    digest = hashlib.sha256(json.dumps(names).encode())
+    for data in (train, validation):
+        if data is None:
+            digest.update(b"no channel;")
+            continue
+        digest.update(f"{data.features.shape};".encode())
+        digest.update(np.ascontiguousarray(data.features).data)
+        digest.update(np.ascontiguousarray(data.labels).data)
+    local = digest.hexdigest()
+    if job.distributed:  # every host's digest, in rank order
+        parts = [collective.broadcast(local if rank == r else "", r) for r in range(len(job.hosts))]
+        local = hashlib.sha256(",".join(parts).encode()).hexdigest()
+    kept = {k: v for k, v in params.items() if k not in _NOT_FINGERPRINTED}
+    kept["early_stopping_rounds"] = early_stopping_rounds
+    return Fingerprint(
+        data=local,
+        train_rows=summary.train_rows,
+        validation_rows=summary.validation_rows,
+        features=summary.columns - 1,
+        params=json.loads(json.dumps(kept, sort_keys=True)),  # as it reads back from a file
+    )
+
 
 class Checkpoints:
-    """Rank 0's checkpoints: `xgboost-checkpoint-<rounds>.ubj`, written atomically."""
+    """Rank 0's checkpoints: `xgboost-checkpoint-<rounds>.ubj`, written atomically, each
+    with the job's fingerprint in the booster attribute `boostline_fingerprint`."""
 
     PATTERN = re.compile(r"^xgboost-checkpoint-(\d+)\.ubj$")
 
-    def __init__(self, directory: Path, keep: int = CHECKPOINTS_KEPT) -> None:
+    def __init__(
+        self, directory: Path, fingerprint: Fingerprint, keep: int = CHECKPOINTS_KEPT
+    ) -> None:
         self.directory = directory
+        self.fingerprint = fingerprint
         self.keep = keep
         self.enabled = True
+        self._ours: set[int] = set()  # rounds of the checkpoints that match, to prune among
 
     def existing(self) -> list[tuple[int, Path]]:
         if not self.directory.is_dir():
@@ -689,31 +818,56 @@ class Checkpoints:
         return sorted(found)
 
     def latest(self) -> tuple[int, bytes] | None:
-        """The newest checkpoint that loads, as (rounds, raw UBJSON bytes)."""
+        """The newest checkpoint that loads and matches this job, as (rounds, UBJSON bytes).
+
+        Any other is left where it is (never deleted) and named in the log with the reason.
+        """
+        best: tuple[int, bytes] | None = None
+        passed_over = 0
         for rounds, path in reversed(self.existing()):
             raw = path.read_bytes()
             try:
-                xgb.Booster(model_file=bytearray(raw))
+                booster = xgb.Booster(model_file=bytearray(raw))
             except xgb.core.XGBoostError:
                 print(f"skipping unreadable checkpoint {path.name}", flush=True)
                 continue
-            return rounds, raw
-        return None
+            why = self.fingerprint.mismatch(Fingerprint.from_text(booster.attr(FINGERPRINT_ATTR)))
+            if why is not None:
+                passed_over += 1
+                print(f"not resuming checkpoint {path.name}: {why}", flush=True)
+                continue
+            self._ours.add(rounds)
+            if best is None:
+                best = (rounds, raw)
+        if best is None and passed_over:
+            print(
+                "no checkpoint matches this job's data and hyperparameters: training from scratch",
+                flush=True,
+            )
+        return best
 
     def save(self, booster: xgb.Booster, rounds: int) -> None:
         if not self.enabled:
             return
         final = self.directory / f"xgboost-checkpoint-{rounds:08d}.ubj"
         temporary = self.directory / f".{final.name}.tmp"
+        # On the live booster only while it is serialised: the final model must not carry it.
+        booster.set_attr(**{FINGERPRINT_ATTR: self.fingerprint.to_text()})
+        try:
+            raw = booster.save_raw("ubj")
+        finally:
+            booster.set_attr(**{FINGERPRINT_ATTR: None})
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             with temporary.open("wb") as handle:
-                handle.write(booster.save_raw("ubj"))
+                handle.write(raw)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, final)
-            for _, old in self.existing()[: -self.keep]:
-                old.unlink(missing_ok=True)
+            self._ours.add(rounds)
+            for old in sorted(self._ours)[: -self.keep]:
+                (self.directory / f"xgboost-checkpoint-{old:08d}.ubj").unlink(missing_ok=True)
+                self._ours.discard(old)
             print(f"checkpoint saved: {final.name}", flush=True)
         except OSError as exc:
             self.enabled = False
@@ -721,14 +875,17 @@ class Checkpoints:
 
 
 def initial_model(checkpoints: Checkpoints | None, distributed: bool) -> xgb.Booster | None:
-    """Rank 0's latest checkpoint, broadcast so every rank resumes from the same booster."""
+    """Rank 0's latest matching checkpoint, broadcast so every rank resumes from the same
+    booster (the fingerprint attribute removed)."""
     found = checkpoints.latest() if checkpoints is not None else None
     raw = found[1] if found else b""
     if distributed:
         raw = collective.broadcast(raw, 0)
     if not raw:
         return None
-    return xgb.Booster(model_file=bytearray(raw))
+    booster = xgb.Booster(model_file=bytearray(raw))
+    booster.set_attr(**{FINGERPRINT_ATTR: None})
+    return booster
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -907,17 +1064,25 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
     load_seconds = time.perf_counter() - started
 
     spw = hps.scale_pos_weight or summary.negatives / summary.positives
+    params = hps.xgb_params(nthread, spw)
+    stopping = hps.early_stopping_rounds if dvalid is not None else None
+    mark = fingerprint(train_data, valid_data, names, summary, params, stopping, job, rank)
+    checkpoints = None
     if rank == 0:
         _announce(job, hps, summary, spw, nthread, dvalid is not None)
-    checkpoints = Checkpoints(job.checkpoint_dir) if rank == 0 else None
+        if job.job_name is None:
+            print(
+                f"{JOB_NAME_ENV} is not set: checkpoints are kept in {job.checkpoint_dir}",
+                flush=True,
+            )
+        checkpoints = Checkpoints(job.checkpoint_dir, mark)
     start = initial_model(checkpoints, job.distributed)
     if start is not None:
-        _check_resumable(start, summary.columns - 1)
         print(f"resuming from checkpoint at round {start.num_boosted_rounds()}", flush=True)
 
     began = time.perf_counter()
     result = train(
-        hps.xgb_params(nthread, spw),
+        params,
         dtrain,
         hps.num_round,
         dvalid=dvalid,
@@ -949,6 +1114,7 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         "stopped_early": result.stopped_early,
         "scale_pos_weight": spw,
         "nthread": nthread,
+        "data_fingerprint": mark.data,
         "load_seconds": round(load_seconds, 3),
         "train_seconds": round(train_seconds, 3),
     }
@@ -971,14 +1137,6 @@ def _dmatrix(data: Dataset, names: list[str] | None, nthread: int) -> xgb.DMatri
     return xgb.DMatrix(
         data.features, label=data.labels, missing=np.nan, feature_names=names, nthread=nthread
     )
-
-
-def _check_resumable(booster: xgb.Booster, features: int) -> None:
-    if booster.num_features() != features:
-        raise TrainingError(
-            f"the checkpoint has {booster.num_features()} features, the data {features}: "
-            "it belongs to another dataset; use a new checkpoint location"
-        )
 
 
 def _announce(

@@ -5,8 +5,10 @@ environment variables the SageMaker training toolkit gives a script-mode entry p
 `job_dir/<host>/` mirrors `/opt/ml`. Channels are hard links (or symlinks) to the given
 files; `ShardedByS3Key` hands sorted object i to host i % N. The checkpoint location
 plays the part of `checkpoint_s3_uri`: every host's local checkpoint dir is seeded from
-it before the start, and algo-1's is synced back after the end. Like SageMaker, the job
-packages algo-1's model dir as `job_dir/output/model.tar.gz`.
+it before the start, and algo-1's is synced back after the end. Like SageMaker, every
+host gets the job's name in TRAINING_JOB_NAME (train.py keeps its checkpoints in a folder
+of that name, so jobs sharing a checkpoint location never resume each other's), and
+the job packages algo-1's model dir as `job_dir/output/model.tar.gz`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ TRACKER_HOST = "127.0.0.1"
 LOCAL_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 FAILURE_REASON_LIMIT = 1024  # SageMaker truncates FailureReason to this length
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # what train.py accepts
 _PORT_LOCK = threading.Lock()
 _RECENT_PORTS: deque[int] = deque(maxlen=256)
 
@@ -119,23 +122,27 @@ def run_training_job(
     environment: Mapping[str, str] | None = None,
     grace: float = 10.0,
     on_start: Callable[[str, int], None] | None = None,
+    job_name: str | None = None,
 ) -> TrainingJobResult:
     """Run `script` as a SageMaker training job with `instance_count` local instances.
 
     A failing script gives a Failed result with the reason the script wrote to
     `output/failure`; only bad arguments raise (ValueError). `environment` is added to
     every host's environment last, so it can override anything. `on_start(host, pid)` is
-    called as each instance starts (the pid is also its process group id).
+    called as each instance starts (the pid is also its process group id). `job_name`
+    (default: the job dir's name) is the TRAINING_JOB_NAME; a SageMaker job restarted
+    after a spot interruption keeps its name, so pass the same one to resume.
     """
     job_dir, script = Path(job_dir).absolute(), Path(script).absolute()
     hps = _normalise_hyperparameters(hyperparameters)
-    _check_arguments(job_dir, script, channels, instance_count, timeout)
+    job_name = job_dir.name if job_name is None else job_name
+    _check_arguments(job_dir, script, channels, instance_count, timeout, job_name)
     hosts = [_Host(f"algo-{i}", job_dir / f"algo-{i}") for i in range(1, instance_count + 1)]
     port = free_port()
     specs = []
     for index, host in enumerate(hosts):
         _lay_out(host, index, hosts, channels, hps)
-        env = _host_env(job_dir.name, host, hosts, channels, hps, script, port, environment)
+        env = _host_env(job_name, host, hosts, channels, hps, script, port, environment)
         argv = [sys.executable, str(script.resolve()), *to_cmd_args(hps)]
         specs.append(ProcessSpec(host.name, argv, env, cwd=script.resolve().parent))
     seeded = _seed_checkpoints(checkpoint_dir, hosts)
@@ -230,7 +237,10 @@ def _check_arguments(
     channels: Mapping[str, Channel],
     instance_count: int,
     timeout: float | None,
+    job_name: str,
 ) -> None:
+    if not _JOB_NAME.match(job_name):
+        raise ValueError(f"job name {job_name!r} must match {_JOB_NAME.pattern}")
     if isinstance(instance_count, bool) or not isinstance(instance_count, int):
         raise ValueError(f"instance_count must be an int, got {instance_count!r}")
     if instance_count < 1:
@@ -358,6 +368,7 @@ def _host_env(
     env.update(
         {
             "SM_TRAINING_ENV": json.dumps(_training_env(job_name, sm, hps), sort_keys=True),
+            "TRAINING_JOB_NAME": job_name,
             "BOOSTLINE_CHECKPOINT_DIR": str(host.checkpoint_dir),
             "BOOSTLINE_TRACKER_HOST": TRACKER_HOST,
             "BOOSTLINE_TRACKER_PORT": str(port),

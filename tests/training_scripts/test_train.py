@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -80,7 +82,7 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Job:
         checkpoint_dir=tmp_path / "checkpoints",
     )
     paths.train_dir.mkdir(parents=True)
-    for name in ("SM_HPS", "SM_CHANNEL_MANIFEST", "SM_CHANNEL_VALIDATION"):
+    for name in ("SM_HPS", "SM_CHANNEL_MANIFEST", "SM_CHANNEL_VALIDATION", "TRAINING_JOB_NAME"):
         monkeypatch.delenv(name, raising=False)
     env = {
         "SM_MODEL_DIR": paths.model_dir,
@@ -329,19 +331,42 @@ def test_load_channel_reads_missing_values_as_nan(tmp_path: Path) -> None:
 # -- checkpoints ---------------------------------------------------------------------------
 
 
+def a_fingerprint(**params: Any) -> train.Fingerprint:
+    return train.Fingerprint("d" * 64, 200, 0, 3, {"eta": 0.3, **params})
+
+
 def test_checkpoints_are_written_atomically_and_pruned(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(size=(200, 3))
     dtrain = xgb.DMatrix(x, label=(x[:, 0] > 0).astype(float))
     booster = xgb.train({"nthread": 1}, dtrain, 3)
-    store = train.Checkpoints(tmp_path / "ck")
+    mark = a_fingerprint()
+    store = train.Checkpoints(tmp_path / "ck", mark)
     for rounds in (1, 2, 3):
         store.save(booster[:rounds], rounds)
     assert [rounds for rounds, _ in store.existing()] == [2, 3]
     assert not [p for p in (tmp_path / "ck").iterdir() if p.name.startswith(".")]
     (tmp_path / "ck" / "xgboost-checkpoint-00000009.ubj").write_bytes(b"torn")
-    rounds, raw = store.latest()
+    rounds, raw = train.Checkpoints(tmp_path / "ck", mark).latest()
     assert rounds == 3
-    assert xgb.Booster(model_file=bytearray(raw)).num_boosted_rounds() == 3
+    saved = xgb.Booster(model_file=bytearray(raw))
+    assert saved.num_boosted_rounds() == 3
+    assert train.Fingerprint.from_text(saved.attr(train.FINGERPRINT_ATTR)) == mark
+    assert booster.attr(train.FINGERPRINT_ATTR) is None  # the live booster stays clean
+
+
+def test_pruning_spares_checkpoints_of_another_fingerprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    booster = xgb.train({"nthread": 1}, xgb.DMatrix(x, label=x[:, 0] > 0), 9)
+    train.Checkpoints(tmp_path, a_fingerprint(eta=0.1)).save(booster, 9)
+    ours = train.Checkpoints(tmp_path, a_fingerprint())
+    assert ours.latest() is None
+    assert "eta 0.1 -> 0.3" in capsys.readouterr().out
+    for rounds in (1, 2, 3):
+        ours.save(booster[:rounds], rounds)
+    assert [rounds for rounds, _ in ours.existing()] == [2, 3, 9]
+    assert train.Checkpoints(tmp_path, a_fingerprint()).latest()[0] == 3
 
 
 def test_training_resumes_from_the_latest_checkpoint(
@@ -359,3 +384,120 @@ def test_training_resumes_from_the_latest_checkpoint(
     assert job.metrics["resumed_from_round"] == 12 and job.metrics["rounds"] == 20
     names = sorted(p.name for p in job.checkpoint_dir.iterdir())
     assert names == ["xgboost-checkpoint-00000016.ubj", "xgboost-checkpoint-00000020.ubj"]
+
+
+def test_a_matching_checkpoint_resumes_to_the_model_a_fresh_start_gives(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 500)
+    train.main(["--num_round", "20", "--checkpoint_interval", "4", "--eta", "0.3"])
+    fresh = (job.model_dir / train.MODEL_FILE).read_bytes()
+    shutil.rmtree(job.checkpoint_dir)
+    train.main(["--num_round", "12", "--checkpoint_interval", "4", "--eta", "0.3"])
+    capsys.readouterr()
+
+    train.main(["--num_round", "20", "--checkpoint_interval", "5", "--eta", "0.3"])
+
+    assert "resuming from checkpoint at round 12" in capsys.readouterr().out
+    resumed = (job.model_dir / train.MODEL_FILE).read_bytes()
+    assert xgb.Booster(model_file=bytearray(resumed)).attr(train.FINGERPRINT_ATTR) is None
+    # why num_round and checkpoint_interval are not part of the fingerprint
+    assert resumed == fresh
+
+
+def test_a_checkpoint_from_other_hyperparameters_is_not_resumed(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 500)
+    train.main(["--num_round", "12", "--checkpoint_interval", "4", "--eta", "0.3"])
+    capsys.readouterr()
+
+    train.main(["--num_round", "12", "--checkpoint_interval", "4", "--eta", "0.1"])
+
+    log = capsys.readouterr().out
+    assert (
+        "not resuming checkpoint xgboost-checkpoint-00000012.ubj: it was trained with other "
+        "hyperparameters (eta 0.3 -> 0.1)" in log
+    )
+    assert "training from scratch" in log and "resuming from" not in log
+    assert job.metrics["resumed_from_round"] == 0 and job.metrics["rounds"] == 12
+
+
+@pytest.mark.parametrize(
+    ("rows", "seed", "why"),
+    [
+        (500, 5, "it was trained on other data (same row and feature counts, other values)"),
+        (700, 0, "it was trained on other data (train rows 500 -> 700)"),
+    ],
+)
+def test_a_checkpoint_from_other_data_is_not_resumed(
+    job: Job, capsys: pytest.CaptureFixture[str], rows: int, seed: int, why: str
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 500)
+    train.main(["--num_round", "12", "--checkpoint_interval", "4"])
+    write_csv(job.train_dir / "part-0.csv", rows, seed=seed)
+    capsys.readouterr()
+
+    train.main(["--num_round", "16", "--checkpoint_interval", "4"])
+
+    log = capsys.readouterr().out
+    assert f"not resuming checkpoint xgboost-checkpoint-00000012.ubj: {why}" in log
+    assert "resuming from" not in log
+    assert job.metrics["resumed_from_round"] == 0 and job.metrics["rounds"] == 16
+
+
+def test_a_checkpoint_without_a_fingerprint_is_not_resumed(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 500)
+    x = np.random.default_rng(0).normal(size=(200, FEATURES))
+    old = xgb.train({"nthread": 1}, xgb.DMatrix(x, label=x[:, 0] > 0), 30)
+    job.checkpoint_dir.mkdir()
+    (job.checkpoint_dir / "xgboost-checkpoint-00000030.ubj").write_bytes(old.save_raw("ubj"))
+
+    train.main(["--num_round", "8"])
+
+    assert "it carries no data and hyperparameter fingerprint" in capsys.readouterr().out
+    assert job.metrics["resumed_from_round"] == 0 and job.metrics["rounds"] == 8
+
+
+def test_each_training_job_keeps_its_checkpoints_in_its_own_folder(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 500)
+    monkeypatch.setenv("TRAINING_JOB_NAME", "tuning-001-abc")
+    train.main(["--num_round", "8", "--checkpoint_interval", "4"])
+    assert sorted(p.name for p in (job.checkpoint_dir / "tuning-001-abc").iterdir()) == [
+        "xgboost-checkpoint-00000004.ubj",
+        "xgboost-checkpoint-00000008.ubj",
+    ]
+    capsys.readouterr()
+
+    monkeypatch.setenv("TRAINING_JOB_NAME", "tuning-002-abc")  # a parallel trial
+    train.main(["--num_round", "8", "--checkpoint_interval", "4"])
+    log = capsys.readouterr().out
+    assert "checkpoint" in log and "resuming" not in log and "not resuming" not in log
+
+    monkeypatch.setenv("TRAINING_JOB_NAME", "tuning-001-abc")  # a spot restart of the first
+    train.main(["--num_round", "12", "--checkpoint_interval", "4"])
+    assert "resuming from checkpoint at round 8" in capsys.readouterr().out
+    assert not list(job.checkpoint_dir.glob("*.ubj"))
+
+
+def test_without_a_job_name_checkpoints_are_kept_in_the_checkpoint_dir_itself(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
+    write_csv(job.train_dir / "part-0.csv", 300)
+    train.main(["--num_round", "4", "--checkpoint_interval", "4"])
+    assert f"TRAINING_JOB_NAME is not set: checkpoints are kept in {job.checkpoint_dir}" in (
+        capsys.readouterr().out
+    )
+    assert [p.name for p in job.checkpoint_dir.iterdir()] == ["xgboost-checkpoint-00000004.ubj"]
+
+
+def test_a_job_name_that_is_no_folder_name_fails(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_csv(job.train_dir / "part-0.csv", 300)
+    monkeypatch.setenv("TRAINING_JOB_NAME", "../elsewhere")
+    fail(["--num_round", "4"])
+    assert "TRAINING_JOB_NAME '../elsewhere' cannot name a checkpoint folder" in job.failure

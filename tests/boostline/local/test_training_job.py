@@ -169,15 +169,23 @@ def test_a_killed_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         timeout=JOB_TIMEOUT,
         echo=kill_at_first_checkpoint,
         on_start=pids.__setitem__,
+        job_name="loans-train",
     )
 
     assert killed.is_set()
     assert first.status == "Failed" and "SIGKILL" in first.failure_reason
     assert first.model_tar is None
-    assert list(shared.glob("xgboost-checkpoint-*.ubj"))
+    assert list((shared / "loans-train").glob("xgboost-checkpoint-*.ubj"))
 
+    # a spot restart: the same job (name), new instances
     second = run_training_job(
-        tmp_path / "job-2", TRAIN_PY, hps, channels, checkpoint_dir=shared, timeout=JOB_TIMEOUT
+        tmp_path / "job-2",
+        TRAIN_PY,
+        hps,
+        channels,
+        checkpoint_dir=shared,
+        timeout=JOB_TIMEOUT,
+        job_name="loans-train",
     )
 
     assert second.status == "Completed", second.failure_reason
@@ -187,7 +195,28 @@ def test_a_killed_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     booster = xgb.Booster(model_file=str(second.model_dir / train.MODEL_FILE))
     assert booster.num_boosted_rounds() == 300
     assert metrics(second.hosts[0])["resumed_from_round"] == int(resumed.group(1))
-    assert len(list(shared.glob("xgboost-checkpoint-*.ubj"))) == 2
+    assert len(list((shared / "loans-train").glob("xgboost-checkpoint-*.ubj"))) == 2
+
+
+def test_jobs_sharing_a_checkpoint_location_never_resume_each_other(tmp_path: Path) -> None:
+    """Tuning trials get one CheckpointConfig.S3Uri; each job keeps to its own folder."""
+    write_csv(tmp_path / "train.csv", 400)
+    channels = {"train": Channel([tmp_path / "train.csv"])}
+    hps = {"num_round": 8, "max_depth": 3, "checkpoint_interval": 4}
+    shared = tmp_path / "s3-checkpoints"
+    for trial in ("trial-1", "trial-2"):
+        result = run_training_job(
+            tmp_path / trial, TRAIN_PY, hps, channels, checkpoint_dir=shared, timeout=JOB_TIMEOUT
+        )
+        assert result.status == "Completed", result.failure_reason
+        assert "resuming" not in result.log
+        assert metrics(result.hosts[0])["resumed_from_round"] == 0
+    assert sorted(p.relative_to(shared).as_posix() for p in shared.rglob("*.ubj")) == [
+        "trial-1/xgboost-checkpoint-00000004.ubj",
+        "trial-1/xgboost-checkpoint-00000008.ubj",
+        "trial-2/xgboost-checkpoint-00000004.ubj",
+        "trial-2/xgboost-checkpoint-00000008.ubj",
+    ]
 
 
 def test_rank_0_broadcasts_its_checkpoint_to_hosts_without_one(tmp_path: Path) -> None:
@@ -271,7 +300,9 @@ def test_bad_data_on_one_host_fails_the_job_with_that_hosts_reason(tmp_path: Pat
 PROBE = """
 import json, os, sys
 from pathlib import Path
-env = {k: v for k, v in os.environ.items() if k.startswith(("SM_", "BOOSTLINE_", "OMP_"))}
+env = {
+    k: v for k, v in os.environ.items() if k.startswith(("SM_", "BOOSTLINE_", "OMP_", "TRAINING_"))
+}
 channels = {}
 for name in json.loads(env["SM_CHANNELS"]):
     channels[name] = sorted(p.name for p in Path(env["SM_CHANNEL_" + name.upper()]).iterdir())
@@ -322,6 +353,7 @@ def test_hosts_get_the_sagemaker_layout_and_environment(tmp_path: Path) -> None:
     assert json.loads(env["SM_CHANNELS"]) == ["train", "validation"]
     assert json.loads(env["SM_TRAINING_ENV"])["current_host"] == "algo-2"
     assert env["BOOSTLINE_CHECKPOINT_DIR"] == str(root / "checkpoints")
+    assert env["TRAINING_JOB_NAME"] == "job"
     assert env["BOOSTLINE_TRACKER_HOST"] == "127.0.0.1"
     assert env["BOOSTLINE_TRACKER_PORT"] == probes[0]["env"]["BOOSTLINE_TRACKER_PORT"]
     config = root / "input" / "config"
@@ -364,6 +396,7 @@ def test_sagemaker_command_line_arguments() -> None:
         ({"channels": {"bad name": Channel([])}}, "channel name"),
         ({"script": Path("/nonexistent/train.py")}, "is not a file"),
         ({"hyperparameters": {"x": object()}}, "not JSON"),
+        ({"job_name": "../up"}, "job name '../up' must match"),
     ],
 )
 def test_bad_arguments_raise(tmp_path: Path, kwargs: dict, message: str) -> None:
