@@ -300,6 +300,11 @@ class StageConfig(_Strict):
     region: str = "eu-west-1"
     model_approval: Literal["auto", "manual"] = "manual"
     retain_data: bool = True
+    # Reserve Lambda concurrency (5 for the retrain trigger, 1 for the deployer). A
+    # reservation counts against the account's quota and must leave 10 unreserved,
+    # so an account whose quota is still the new-account 10 fails `cdk deploy` with
+    # it on. Off, the deployer still serialises updates: a busy stack is waited for.
+    reserve_lambda_concurrency: bool = True
     vpc: VpcConfig = VpcConfig()
     storage: StorageConfig = StorageConfig()
     serving: ServingConfig = ServingConfig()

@@ -132,6 +132,8 @@ class AutomationStack(Stack):
             POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION),
         )
 
+        reserve = stage_config.reserve_lambda_concurrency
+
         def function(
             construct_id: str,
             directory: str,
@@ -187,7 +189,7 @@ class AutomationStack(Stack):
                 role=role,
                 timeout=Duration.seconds(timeout),
                 memory_size=256,
-                reserved_concurrent_executions=reserved,
+                reserved_concurrent_executions=reserved if reserve else None,
                 dead_letter_queue=dlq,
                 retry_attempts=2,
                 max_event_age=Duration.hours(6),
@@ -200,6 +202,13 @@ class AutomationStack(Stack):
                     **environment,
                 },
             )
+            if not reserve:
+                nag.acknowledge(
+                    nag.cfn(fn),
+                    "NIST.800.53.R5-LambdaConcurrency",
+                    "The stage's account cannot reserve concurrency (a new account's quota "
+                    "of 10 must stay unreserved); reserve_lambda_concurrency turns it on.",
+                )
             nag.acknowledge(
                 nag.cfn(fn),
                 "NIST.800.53.R5-LambdaInsideVPC",

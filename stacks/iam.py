@@ -136,10 +136,19 @@ class ServiceRole(Construct):
             "objects are copied.",
         )
 
-    def job_basics(self, kind: str, image_account: str, image_repository: str) -> None:
+    def job_basics(
+        self,
+        kind: str,
+        image_account: str,
+        image_repository: str,
+        metric_namespaces: Sequence[str] = (),
+    ) -> None:
         """Logs, metrics and the image pull every SageMaker job needs.
 
         kind: "ProcessingJobs" or "TrainingJobs" (the log group and metric namespace).
+        metric_namespaces: the namespaces the job's own code publishes to, besides
+        SageMaker's; callers pass the constants their alarms read, so the permission
+        and the publisher cannot drift apart.
         """
         group = f"/aws/sagemaker/{kind}"
         self.allow(
@@ -161,7 +170,11 @@ class ServiceRole(Construct):
         self.allow(
             ["cloudwatch:PutMetricData"],
             ["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": f"/aws/sagemaker/{kind}"}},
+            conditions={
+                "StringEquals": {
+                    "cloudwatch:namespace": [f"/aws/sagemaker/{kind}", *metric_namespaces]
+                }
+            },
             sid="PutJobMetrics",
         )
         self.acknowledge_wildcard(

@@ -59,6 +59,7 @@ from .storage_stack import StorageRefs
 NONE = "none"
 CAPTURE_PREFIX = "capture"  # in the capture bucket: capture/<endpoint>/<variant>/yyyy/mm/dd/hh/
 MODEL_MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+MODEL_MONITOR_NAMESPACES = ("aws/sagemaker/Endpoints/data-metrics", MODEL_MONITOR_NAMESPACE)
 # Model Monitor's binary-classification metrics shown on the dashboard (auc also alarms).
 MODEL_QUALITY_METRICS = ("auc", "f1", "precision", "recall")
 
@@ -523,7 +524,11 @@ class ServingStack(Stack):
             role.use_key(storage.key)
             analyzer = model_monitor_image_uri(stage_config.region)
             role.job_basics(
-                "ProcessingJobs", analyzer.split(".", 1)[0], analyzer.split("/", 1)[1].split(":")[0]
+                "ProcessingJobs",
+                analyzer.split(".", 1)[0],
+                analyzer.split("/", 1)[1].split(":")[0],
+                # What the Model Monitor analyzer publishes, as the job role.
+                metric_namespaces=MODEL_MONITOR_NAMESPACES,
             )
             ground_truth = f"s3://{capture_bucket}/{monitoring.ground_truth_prefix.rstrip('/')}"
             role.allow(
@@ -697,7 +702,10 @@ class ServingStack(Stack):
         )
         job.use_key(storage.key)
         job.job_basics(
-            "ProcessingJobs", image.split(".", 1)[0], image.split("/", 1)[1].split(":")[0]
+            "ProcessingJobs",
+            image.split(".", 1)[0],
+            image.split("/", 1)[1].split(":")[0],
+            metric_namespaces=[OWN_MONITOR_NAMESPACE],
         )
         job.allow(
             ["s3:GetObject"],
@@ -725,12 +733,6 @@ class ServingStack(Stack):
             ["sagemaker:DescribeModelPackage"],
             [arn("sagemaker", f"model-package/{group}/*")],
             sid="DescribeLiveModelPackage",
-        )
-        job.allow(
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": OWN_MONITOR_NAMESPACE}},
-            sid="PutMonitorMetrics",
         )
         job.acknowledge_wildcard(
             f"Resource::arn:<AWS::Partition>:s3:::{nag_bucket['capture']}/{capture_prefix}*",

@@ -74,7 +74,10 @@ def test_functions_settings_and_environment(dev):
         (layer,) = fn["Layers"]
         assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64" in str(layer)
     assert (trigger["Timeout"], deployer["Timeout"]) == (60, 900)
-    assert deployer["ReservedConcurrentExecutions"] == 1
+    # dev must deploy into a new account (concurrency quota 10, none reservable).
+    assert not dev.config.stage("dev").reserve_lambda_concurrency
+    assert "ReservedConcurrentExecutions" not in trigger
+    assert "ReservedConcurrentExecutions" not in deployer
     env = trigger["Environment"]["Variables"]
     retrain = dev.config.stage("dev").retrain
     assert env["PIPELINE_NAME"] == names.pipeline
@@ -123,3 +126,11 @@ def test_deployer_may_update_only_the_serving_stack(dev):
         "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
     }
     assert not any("sagemaker:Create" in str(s["Action"]) for s in statements)
+
+
+def test_prod_reserves_concurrency_one_deployer_at_a_time(prod_vpc):
+    names = names_for(prod_vpc.config, "prod")
+    functions = _functions(prod_vpc)
+    assert prod_vpc.config.stage("prod").reserve_lambda_concurrency
+    assert functions[f"{names.prefix}-deployer"]["ReservedConcurrentExecutions"] == 1
+    assert functions[f"{names.prefix}-retrain-trigger"]["ReservedConcurrentExecutions"] == 5

@@ -414,7 +414,7 @@ def test_own_code_job_role_reads_only_what_the_check_needs(own_code):
     policies = json.dumps(
         [p["Properties"] for p in own_code.resources(STACK, "AWS::IAM::ManagedPolicy").values()]
     )
-    assert '"cloudwatch:namespace": "Boostline/Monitoring"' in policies
+    assert "Boostline/Monitoring" in _metric_permissions(own_code)
     assert "sagemaker:DescribeModelPackage" in policies
 
 
@@ -436,3 +436,63 @@ def test_own_code_acknowledgements_match_real_findings(tmp_path_factory):
             for construct in violation["violatingConstructs"]:
                 findings.add((construct["constructPath"], violation["ruleName"]))
     assert set(recorded) == findings
+
+
+def _metric_permissions(synth) -> set[str]:
+    """Namespaces the serving stack's job roles may publish metrics to."""
+    allowed: set[str] = set()
+    for policy in synth.resources(STACK, "AWS::IAM::ManagedPolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "cloudwatch:PutMetricData" in json.dumps(statement["Action"]):
+                namespaces = statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
+                allowed.update([namespaces] if isinstance(namespaces, str) else namespaces)
+    return allowed
+
+
+@pytest.mark.parametrize("variant", ["dev", "own_code"])
+def test_every_alarmed_job_metric_is_one_its_job_may_publish(variant, request):
+    # AWS/* namespaces are published by the services themselves; every other one is
+    # published by a monitoring job, under its role.
+    synth = request.getfixturevalue(variant)
+    alarms = synth.resources(STACK, "AWS::CloudWatch::Alarm").values()
+    job_namespaces = {
+        a["Properties"]["Namespace"]
+        for a in alarms
+        if "Namespace" in a["Properties"] and not a["Properties"]["Namespace"].startswith("AWS/")
+    }
+    assert job_namespaces, "no monitoring alarm reads a job's metric"
+    assert job_namespaces <= _metric_permissions(synth)
+
+
+def test_own_code_job_publishes_where_its_role_and_alarms_agree(own_code):
+    from training_scripts import monitor_job
+
+    names = names_for(own_code.config, "dev")
+    (pipeline,) = [
+        p
+        for p in own_code.resources(STACK, "AWS::SageMaker::Pipeline").values()
+        if "monitor" in p["Properties"]["PipelineName"]
+    ]
+    body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+    (step,) = json.loads(body)["Steps"]
+    namespace = step["Arguments"]["Environment"]["BOOSTLINE_METRICS_NAMESPACE"]
+    assert namespace in _metric_permissions(own_code)
+
+    calls: list[dict] = []
+
+    class Recorder:
+        def put_metric_data(self, **kwargs):
+            calls.append(kwargs)
+
+    monitor_job.publish_metrics(namespace, names.endpoint, 2, 10, lambda _service: Recorder())
+    (call,) = calls
+    published = {
+        (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+        for m in call["MetricData"]
+    }
+    for alarm in own_code.resources(STACK, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if props.get("Namespace") != namespace:
+            continue
+        dims = tuple(sorted((d["Name"], d["Value"]) for d in props["Dimensions"]))
+        assert (props["MetricName"], dims) in published, props["AlarmName"]
