@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from training_scripts import data_quality as dq
 from training_scripts import monitor_job as mj
 from training_scripts import preprocess as pp
 
-NOW = datetime(2026, 11, 12, 2, 0, 5, tzinfo=UTC)
+NOW = datetime(2026, 11, 12, 2, 0, 5, tzinfo=timezone.utc)
 ENDPOINT = "boostline-dev-endpoint"
 
 
