@@ -13,7 +13,14 @@ Events: `SageMaker Model Package State Change` for our model package group.
   for a person; "undeploy" serves nothing instead (README has the reasoning).
 - Anything else (other groups, other statuses, stale events) is ignored.
 
-Real failures raise (the event is retried, then goes to the dead-letter queue).
+Errors that a retry cannot cure (the package does not exist, its decision_threshold
+is missing or invalid, a validation error from SageMaker or CloudFormation, a
+serving stack stuck in UPDATE_ROLLBACK_FAILED or ROLLBACK_COMPLETE) are
+`permanent-error` decisions: one ERROR line with the reason (for a stuck stack,
+its state and the recovery), the `DeployDecision{decision=permanent-error}`
+metric, and a normal return, so the event is not retried into the dead-letter
+queue. Other failures (throttling, a stack busy for longer than the retry budget,
+a package still being created) raise: the event is retried, then dead-lettered.
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from deploy import (
     NONE,
     SUPERSEDED,
     UPDATING,
     Backoff,
+    DeployError,
     DeployResult,
+    StackStuck,
     deploy_model_package,
     live_model_package_arn,
     newest_approved,
@@ -50,6 +60,11 @@ metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "Boostline
 copy_config_to_registered_loggers(source_logger=logger, include={deploy_module.__name__})
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
+PERMANENT = "permanent-error"
+# Error codes of requests that are wrong in themselves: sending them again cannot help.
+# SageMaker: ValidationException (e.g. "Model package ... not found"), ResourceNotFound;
+# CloudFormation: ValidationError (busy and "No updates" are handled in deploy.py).
+PERMANENT_CODES = frozenset({"ValidationException", "ValidationError", "ResourceNotFound"})
 KEEP = "keep"
 UNDEPLOY = "undeploy"
 SAFETY_MARGIN_SECONDS = 20.0
@@ -237,9 +252,41 @@ def on_rejected(change: StateChange, settings: Settings, context: Any) -> dict[s
     }
 
 
+def permanent_failure(error: Exception) -> dict[str, Any] | None:
+    """The decision record for an error no retry can cure; None when a retry may help."""
+    if isinstance(error, DeployError):
+        if not error.permanent:
+            return None
+        result: dict[str, Any] = {"decision": PERMANENT, "why": str(error)}
+        result["error"] = type(error).__name__
+        if isinstance(error, StackStuck):
+            result.update(stack_status=error.status, recovery=error.recovery)
+        return result
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = str(details.get("Code", ""))
+        if code not in PERMANENT_CODES:
+            return None
+        message = str(details.get("Message", "")) or str(error)
+        return {
+            "decision": PERMANENT,
+            "why": f"{error.operation_name}: {code}: {message}",
+            "error": code,
+        }
+    return None
+
+
 def _emit(result: dict[str, Any]) -> None:
-    logger.info(f"deploy decision: {result['decision']}", extra={"deploy": result})
-    metrics.add_dimension(name="decision", value=str(result["decision"]))
+    decision = str(result["decision"])
+    if decision == PERMANENT:
+        logger.error(
+            f"deploy decision: {PERMANENT}: {result['why']} (not retried; the serving "
+            "stack was not changed)",
+            extra={"deploy": result},
+        )
+    else:
+        logger.info(f"deploy decision: {decision}", extra={"deploy": result})
+    metrics.add_dimension(name="decision", value=decision)
     metrics.add_metric(name="DeployDecision", unit=MetricUnit.Count, value=1)
 
 
@@ -258,7 +305,13 @@ def _handler(event: Any, context: Any) -> dict[str, Any]:
                 approval_status=change.status,
             )
             handle = on_approved if change.status == "Approved" else on_rejected
-            result = handle(change, settings, context)
+            try:
+                result = handle(change, settings, context)
+            except Exception as error:
+                permanent = permanent_failure(error)
+                if permanent is None:
+                    raise
+                result = permanent
     except Exception:
         logger.exception("deployer failed; the event will be retried")
         metrics.add_dimension(name="decision", value="error")

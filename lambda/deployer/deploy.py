@@ -33,7 +33,27 @@ DEFAULT_THRESHOLD = "0.5"
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 
 NO_UPDATES = "No updates are to be performed"
-IN_PROGRESS = re.compile(r"is in (\w+_IN_PROGRESS) state and can not be updated")
+NOT_UPDATABLE = re.compile(r"is in (\w+) state and can not be updated")
+
+# Stack states that UpdateStack refuses until a person acts, and what to do.
+_REDEPLOY = (
+    "delete the stack (`aws cloudformation delete-stack --stack-name {stack}`) and deploy it "
+    "again with `cdk deploy`"
+)
+RECOVERY = {
+    "UPDATE_ROLLBACK_FAILED": (
+        "continue the rollback with ContinueUpdateRollback (`aws cloudformation "
+        "continue-update-rollback --stack-name {stack}`, adding `--resources-to-skip` for "
+        "resources that cannot roll back) until the stack is UPDATE_ROLLBACK_COMPLETE"
+    ),
+    "ROLLBACK_COMPLETE": "its creation failed and it can only be deleted: " + _REDEPLOY,
+    "ROLLBACK_FAILED": "its creation failed and so did the rollback: " + _REDEPLOY,
+    "CREATE_FAILED": "its creation failed: " + _REDEPLOY,
+    "DELETE_FAILED": (
+        "a deletion failed: delete it again (`--retain-resources` for what cannot be "
+        "deleted) and deploy it again with `cdk deploy`"
+    ),
+}
 
 UPDATING = "updating"
 UNCHANGED = "unchanged"
@@ -41,11 +61,39 @@ SUPERSEDED = "superseded"  # while it waited, the model to serve changed
 
 
 class DeployError(RuntimeError):
-    """The deployment cannot be done; the message says why."""
+    """The deployment cannot be done; the message says why.
+
+    `permanent`: asking again with the same input cannot succeed (a person must act),
+    so the deployer reports it instead of having the event retried.
+    """
+
+    permanent = True
 
 
 class StackBusy(DeployError):
     """The stack stayed in an *_IN_PROGRESS state for longer than the retry budget."""
+
+    permanent = False
+
+
+class PackageNotReady(DeployError):
+    """The model package is still being created (Pending / InProgress)."""
+
+    permanent = False
+
+
+class StackStuck(DeployError):
+    """The stack is in a state that UpdateStack refuses until a person recovers it."""
+
+    def __init__(self, stack_name: str, status: str):
+        self.stack_name = stack_name
+        self.status = status
+        self.recovery = RECOVERY[status].format(stack=stack_name)
+        super().__init__(
+            f"serving stack {stack_name!r} is in {status} and cannot be updated; recovery: "
+            f"{self.recovery}; then serve the wanted version with "
+            "`boostline rollback --stage <stage> --to <version>`"
+        )
 
 
 @dataclass(frozen=True)
@@ -93,9 +141,12 @@ def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any]:
     return stacks[0]
 
 
-def stack_parameters(cfn: Any, stack_name: str) -> dict[str, str]:
-    stack = describe_stack(cfn, stack_name)
+def _parameters(stack: dict[str, Any]) -> dict[str, str]:
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+def stack_parameters(cfn: Any, stack_name: str) -> dict[str, str]:
+    return _parameters(describe_stack(cfn, stack_name))
 
 
 def live_model_package_arn(cfn: Any, stack_name: str) -> str:
@@ -227,7 +278,9 @@ def update_serving_stack(
     "No updates are to be performed" is success. While another update runs
     (`... is in UPDATE_IN_PROGRESS state and can not be updated`) it retries with
     exponential backoff within the budget, then raises StackBusy, so the event is
-    retried or lands in the dead-letter queue instead of being lost.
+    retried or lands in the dead-letter queue instead of being lost. A stack that
+    only a person can bring back (UPDATE_ROLLBACK_FAILED, ROLLBACK_COMPLETE, ...;
+    see RECOVERY) raises StackStuck at once, naming the state and the recovery.
     """
     backoff = backoff or Backoff()
     deadline = backoff.clock() + backoff.budget_seconds
@@ -240,7 +293,11 @@ def update_serving_stack(
                 logger.info("not updating stack %s any more: %s", stack_name, why)
                 return SUPERSEDED, attempts
         attempts += 1
-        keys = stack_parameters(cfn, stack_name).keys()
+        stack = describe_stack(cfn, stack_name)
+        status = str(stack.get("StackStatus", ""))
+        if status in RECOVERY:
+            raise StackStuck(stack_name, status)
+        keys = _parameters(stack).keys()
         try:
             cfn.update_stack(
                 StackName=stack_name,
@@ -253,20 +310,23 @@ def update_serving_stack(
             message = _error_message(error)
             if NO_UPDATES in message:
                 return UNCHANGED, attempts
-            busy = IN_PROGRESS.search(message)
-            if not busy:
+            refused = NOT_UPDATABLE.search(message)
+            state = refused.group(1) if refused else ""
+            if state in RECOVERY:  # it changed state since DescribeStacks
+                raise StackStuck(stack_name, state) from error
+            if not state.endswith("_IN_PROGRESS"):
                 raise
             left = deadline - backoff.clock()
             if left <= 0:
                 raise StackBusy(
-                    f"stack {stack_name!r} stayed in {busy.group(1)} for "
+                    f"stack {stack_name!r} stayed in {state} for "
                     f"{backoff.budget_seconds:.0f} s ({attempts} attempts)"
                 ) from error
             pause = min(delay, left)
             logger.info(
                 "stack %s is in %s; retrying in %.1f s (attempt %d)",
                 stack_name,
-                busy.group(1),
+                state,
                 pause,
                 attempts,
             )
@@ -280,7 +340,9 @@ def _wait(cfn: Any, stack_name: str) -> str:
             StackName=stack_name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
         )
     except WaiterError as error:
-        status = describe_stack(cfn, stack_name).get("StackStatus", "unknown")
+        status = str(describe_stack(cfn, stack_name).get("StackStatus", "unknown"))
+        if status in RECOVERY:
+            raise StackStuck(stack_name, status) from error
         raise DeployError(f"stack {stack_name!r} update ended in {status}") from error
     return str(describe_stack(cfn, stack_name).get("StackStatus", ""))
 
@@ -329,8 +391,11 @@ def deploy_model_package(
     approval = package.get("ModelApprovalStatus")
     if approval != "Approved":
         raise DeployError(f"{model_package_arn} is {approval}; only Approved versions are served")
-    if package.get("ModelPackageStatus", "Completed") != "Completed":
-        raise DeployError(f"{model_package_arn} is {package.get('ModelPackageStatus')}")
+    status = package.get("ModelPackageStatus", "Completed")
+    if status in ("Pending", "InProgress"):
+        raise PackageNotReady(f"{model_package_arn} is still {status}")
+    if status != "Completed":
+        raise DeployError(f"{model_package_arn} is {status}; only Completed versions are served")
     overrides = serving_parameters(package)
     return _apply(cfn, stack_name, overrides, backoff=backoff, wait=wait, still_wanted=still_wanted)
 

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from lambda_test_helpers import (
+    ACCOUNT,
     REGION,
     FakeClock,
     FakeContext,
@@ -125,6 +126,14 @@ class Deployer:
 
     def set_status(self, arn: str, status: str) -> None:
         self.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
+
+    def set_stack_status(self, status: str) -> None:
+        """moto's stacks never fail; a real update can leave them in a state like this."""
+        from moto.cloudformation.models import cloudformation_backends
+
+        stacks = cloudformation_backends[ACCOUNT][REGION].stacks
+        [stack] = [stack for stack in stacks.values() if stack.name == STACK]
+        stack.status = status
 
 
 def package_event(arn: str, status: str, group: str = GROUP) -> dict[str, Any]:
@@ -432,13 +441,156 @@ def test_the_retry_budget_leaves_time_before_the_lambda_timeout(deployer: Deploy
     assert backoff.budget_seconds == pytest.approx(30.0)
 
 
-def test_other_stack_errors_are_not_retried(deployer: Deployer) -> None:
+def test_a_missing_serving_stack_is_a_permanent_error(deployer: Deployer) -> None:
     v1 = deployer.register("Approved")
     deployer.cfn.delete_stack(StackName=STACK)
 
-    with pytest.raises(deployer.deploy.DeployError, match="does not exist"):
-        deployer(package_event(v1, "Approved"))
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "permanent-error"
+    assert "does not exist" in result["why"]
     assert deployer.clock.sleeps == []
+
+
+# --- errors no retry can cure ----------------------------------------------------------------
+
+
+class RefusingStack:
+    """The CloudFormation client, except that UpdateStack fails with `code` and `message`."""
+
+    def __init__(self, cfn: Any, code: str, message: str):
+        self._cfn = cfn
+        self.error = {"Error": {"Code": code, "Message": message}}
+        self.calls = 0
+
+    def update_stack(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise ClientError(self.error, "UpdateStack")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cfn, name)
+
+
+def permanent_error(out: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one ERROR line and the one metric of a permanent-error decision."""
+    [error] = [r for r in log_records(out) if r.get("level") == "ERROR"]
+    [metric] = [m for m in emf_records(out) if m.get("decision") == "permanent-error"]
+    assert metric["DeployDecision"] == [1.0]
+    assert metric["service"] == "deployer"
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BoostlineTest"
+    assert error["message"].startswith("deploy decision: permanent-error: ")
+    return error, metric
+
+
+def test_an_approval_for_a_package_that_does_not_exist_is_not_retried(
+    deployer: Deployer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployer.register("Approved")
+    missing = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/7"
+
+    result = deployer(package_event(missing, "Approved"))  # returns: no retry, no DLQ
+
+    assert result["decision"] == "permanent-error"
+    assert result["why"].startswith("DescribeModelPackage: ValidationException: ")
+    assert missing in result["why"]
+    error, _ = permanent_error(capsys.readouterr().out)
+    assert result["why"] in error["message"]
+    assert error["deploy"]["error"] == "ValidationException"
+    assert error["model_package_arn"] == missing
+    assert deployer.parameters()["ModelPackageArn"] == "none"
+    assert deployer.clock.sleeps == []
+
+
+def test_a_validation_error_from_cloudformation_is_not_retried(
+    deployer: Deployer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = deployer.register("Approved")
+    refusing = RefusingStack(
+        deployer.app.client("cloudformation"),
+        "ValidationError",
+        "Parameter DecisionThreshold failed to satisfy constraint: Malformed input-Parameter "
+        "DecisionThreshold must match pattern ^(0(\\.\\d+)?|1(\\.0+)?)$",
+    )
+    deployer.app._clients["cloudformation"] = refusing
+
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "permanent-error"
+    assert result["why"].startswith("UpdateStack: ValidationError: Parameter DecisionThreshold")
+    assert refusing.calls == 1
+    assert deployer.clock.sleeps == []
+    permanent_error(capsys.readouterr().out)
+
+
+def test_a_throttled_request_still_raises_so_the_event_is_retried(
+    deployer: Deployer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = deployer.register("Approved")
+    deployer.app._clients["cloudformation"] = RefusingStack(
+        deployer.app.client("cloudformation"), "Throttling", "Rate exceeded"
+    )
+
+    with pytest.raises(ClientError, match="Rate exceeded"):
+        deployer(package_event(v1, "Approved"))
+
+    out = capsys.readouterr().out
+    [metric] = [m for m in emf_records(out) if "DeployDecision" in m]
+    assert metric["decision"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("status", "recovery"),
+    [
+        ("UPDATE_ROLLBACK_FAILED", "ContinueUpdateRollback"),
+        ("ROLLBACK_COMPLETE", "cdk deploy"),
+    ],
+)
+def test_a_stuck_serving_stack_names_its_state_and_the_recovery(
+    deployer: Deployer, capsys: pytest.CaptureFixture[str], status: str, recovery: str
+) -> None:
+    v1 = deployer.register("Approved")
+    deployer.set_stack_status(status)
+
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "permanent-error"
+    assert result["stack_status"] == status
+    assert recovery in result["recovery"]
+    assert f"is in {status}" in result["why"] and recovery in result["why"]
+    assert deployer.clock.sleeps == []  # never waited for as if it were busy
+    error, _ = permanent_error(capsys.readouterr().out)
+    assert status in error["message"] and recovery in error["message"]
+    assert deployer.parameters()["ModelPackageArn"] == "none"
+
+
+def test_a_stack_that_gets_stuck_between_describe_and_update_is_recognised(
+    deployer: Deployer,
+) -> None:
+    v1 = deployer.register("Approved")
+    refusing = RefusingStack(
+        deployer.app.client("cloudformation"),
+        "ValidationError",
+        f"Stack:arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/1 is in "
+        "UPDATE_ROLLBACK_FAILED state and can not be updated.",
+    )
+    deployer.app._clients["cloudformation"] = refusing
+
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "permanent-error"
+    assert result["error"] == "StackStuck"
+    assert "ContinueUpdateRollback" in result["recovery"]
+    assert refusing.calls == 1
+    assert deployer.clock.sleeps == []
+
+
+def test_the_cli_functions_raise_stack_stuck(deployer: Deployer) -> None:
+    deployer.register("Approved")
+    deployer.set_stack_status("UPDATE_ROLLBACK_FAILED")
+
+    with pytest.raises(deployer.deploy.StackStuck, match="continue-update-rollback"):
+        deployer.deploy.rollback_to(deployer.cfn, deployer.sagemaker, STACK, GROUP, 1)
+    assert deployer.parameters()["ModelPackageArn"] == "none"
 
 
 # --- the functions the CLI reuses -------------------------------------------------------------
@@ -486,12 +638,16 @@ def test_deploy_refuses_a_package_that_is_not_approved(deployer: Deployer) -> No
         deployer.deploy.deploy_model_package(deployer.cfn, deployer.sagemaker, STACK, pending)
 
 
-@pytest.mark.parametrize("threshold", ["high", "1.5", "0"])
+@pytest.mark.parametrize("threshold", ["high", "1.5", "0", "1", "-0.2", "nan", "inf", " "])
 def test_an_invalid_threshold_is_refused(deployer: Deployer, threshold: str) -> None:
     v1 = deployer.register("Approved", threshold=threshold)
     with pytest.raises(deployer.deploy.DeployError, match="decision_threshold"):
         deployer.deploy.deploy_model_package(deployer.cfn, deployer.sagemaker, STACK, v1)
     assert deployer.parameters()["ModelPackageArn"] == "none"
+
+    result = deployer(package_event(v1, "Approved"))  # the handler: reported, not retried
+    assert result["decision"] == "permanent-error"
+    assert "decision_threshold" in result["why"]
 
 
 def test_update_parameters_keep_every_other_parameter() -> None:
