@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
@@ -29,7 +30,7 @@ PARAM_CONSTRAINTS = "BaselineConstraintsUri"
 PARAM_THRESHOLD = "DecisionThreshold"
 SERVING_PARAMETERS = (PARAM_MODEL_PACKAGE, PARAM_STATISTICS, PARAM_CONSTRAINTS, PARAM_THRESHOLD)
 NONE = "none"
-DEFAULT_THRESHOLD = "0.5"
+THRESHOLD_KEY = "decision_threshold"
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 
 NO_UPDATES = "No updates are to be performed"
@@ -205,37 +206,49 @@ def _s3_uri(section: dict[str, Any], name: str) -> str:
     return str(uri) if uri else ""
 
 
+def decision_threshold(package: dict[str, Any]) -> str:
+    """`CustomerMetadataProperties.decision_threshold`, checked: a number in (0, 1).
+
+    Returned as a plain decimal (`1E-3` becomes `0.001`), the form the serving stack's
+    `DecisionThreshold` parameter accepts. A missing or invalid value is a DeployError:
+    the threshold was chosen for this model on its validation set, and serving it at
+    any other (0.5, or the previous model's) would change its decisions unnoticed.
+    """
+    arn = package.get("ModelPackageArn", "the model package")
+    raw = (package.get("CustomerMetadataProperties") or {}).get(THRESHOLD_KEY)
+    if raw is None or not str(raw).strip():
+        raise DeployError(
+            f"{arn} has no {THRESHOLD_KEY} in its CustomerMetadataProperties; it is not "
+            "served at a threshold it was not tuned for. Set it "
+            f"(`aws sagemaker update-model-package --model-package-arn {arn} "
+            f"--customer-metadata-properties {THRESHOLD_KEY}=<value>`) and approve it again"
+        )
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation as error:
+        raise DeployError(f"{arn}: {THRESHOLD_KEY} {raw!r} is not a number") from error
+    if not value.is_finite() or not Decimal(0) < value < Decimal(1):
+        raise DeployError(f"{arn}: {THRESHOLD_KEY} {raw!r} is not between 0 and 1")
+    return format(value, "f")
+
+
 def serving_parameters(package: dict[str, Any]) -> dict[str, str]:
     """The serving stack's parameters for a described model package.
 
     Baselines come from `DriftCheckBaselines.ModelDataQuality` (what the pipeline
     registers for monitoring), else `ModelMetrics.ModelDataQuality`, else "none"
     (monitoring off for this model). The threshold comes from
-    `CustomerMetadataProperties.decision_threshold`, else the serving default 0.5:
-    a threshold belongs to the model it was tuned on, never to its predecessor.
+    `CustomerMetadataProperties.decision_threshold` and is required (see
+    `decision_threshold`): a threshold belongs to the model it was tuned on.
     """
     arn = str(package["ModelPackageArn"])
+    threshold = decision_threshold(package)
     drift = package.get("DriftCheckBaselines", {}).get("ModelDataQuality", {}) or {}
     metrics = package.get("ModelMetrics", {}).get("ModelDataQuality", {}) or {}
     statistics = _s3_uri(drift, "Statistics") or _s3_uri(metrics, "Statistics") or NONE
     constraints = _s3_uri(drift, "Constraints") or _s3_uri(metrics, "Constraints") or NONE
     if NONE in (statistics, constraints):
         logger.warning("model package %s has no data-quality baselines; monitoring is off", arn)
-
-    raw = (package.get("CustomerMetadataProperties") or {}).get("decision_threshold")
-    if raw is None:
-        logger.warning(
-            "model package %s has no decision_threshold; using %s", arn, DEFAULT_THRESHOLD
-        )
-        threshold = DEFAULT_THRESHOLD
-    else:
-        try:
-            value = float(raw)
-        except ValueError as error:
-            raise DeployError(f"{arn}: decision_threshold {raw!r} is not a number") from error
-        if not 0.0 < value < 1.0:
-            raise DeployError(f"{arn}: decision_threshold {raw!r} is not between 0 and 1")
-        threshold = str(raw).strip()
     return {
         PARAM_MODEL_PACKAGE: arn,
         PARAM_STATISTICS: statistics,

@@ -86,7 +86,7 @@ class Deployer:
         self,
         status: str,
         *,
-        threshold: str | None = None,
+        threshold: str | None = "0.4",
         drift_baselines: bool = True,
         model_metrics: bool = False,
     ) -> str:
@@ -260,17 +260,15 @@ def test_a_redelivered_approval_is_a_successful_no_op(deployer: Deployer) -> Non
     assert deployer.parameters()["ModelPackageArn"] == v1
 
 
-def test_baselines_fall_back_to_model_metrics_and_the_threshold_to_the_default(
-    deployer: Deployer,
-) -> None:
-    v1 = deployer.register("Approved", drift_baselines=False, model_metrics=True)
+def test_baselines_fall_back_to_model_metrics(deployer: Deployer) -> None:
+    v1 = deployer.register("Approved", threshold="0.27", drift_baselines=False, model_metrics=True)
 
     deployer(package_event(v1, "Approved"))
 
     parameters = deployer.parameters()
     assert parameters["BaselineStatisticsUri"].endswith("/v1/statistics-metrics.json")
     assert parameters["BaselineConstraintsUri"].endswith("/v1/constraints-metrics.json")
-    assert parameters["DecisionThreshold"] == "0.5"
+    assert parameters["DecisionThreshold"] == "0.27"
 
 
 def test_an_approval_of_an_older_version_does_not_replace_a_newer_one(
@@ -591,6 +589,66 @@ def test_the_cli_functions_raise_stack_stuck(deployer: Deployer) -> None:
     with pytest.raises(deployer.deploy.StackStuck, match="continue-update-rollback"):
         deployer.deploy.rollback_to(deployer.cfn, deployer.sagemaker, STACK, GROUP, 1)
     assert deployer.parameters()["ModelPackageArn"] == "none"
+
+
+# --- the decision threshold -------------------------------------------------------------------
+
+
+def test_a_package_without_a_decision_threshold_is_refused_not_served_at_half(
+    deployer: Deployer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = deployer.register("Approved", threshold=None)
+
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "permanent-error"
+    assert "no decision_threshold" in result["why"]
+    assert deployer.parameters()["ModelPackageArn"] == "none"
+    assert deployer.parameters()["DecisionThreshold"] == "0.5"  # the stack's, untouched
+    error, _ = permanent_error(capsys.readouterr().out)
+    assert "update-model-package" in error["message"]
+
+
+def test_a_package_without_a_threshold_does_not_replace_the_live_model(
+    deployer: Deployer,
+) -> None:
+    v1 = deployer.register("Approved", threshold="0.38")
+    deployer(package_event(v1, "Approved"))
+    v2 = deployer.register("Approved", threshold=None)
+
+    result = deployer(package_event(v2, "Approved"))
+
+    assert result["decision"] == "permanent-error"
+    assert deployer.parameters()["ModelPackageArn"] == v1
+    assert deployer.parameters()["DecisionThreshold"] == "0.38"
+
+
+def test_a_rollback_target_without_a_threshold_leaves_the_rejected_model_live(
+    deployer: Deployer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployer.register("Approved", threshold=None)  # registered before thresholds were
+    v2 = deployer.register("Approved", threshold="0.41")
+    deployer(package_event(v2, "Approved"))
+    deployer.set_status(v2, "Rejected")
+
+    result = deployer(package_event(v2, "Rejected"))
+
+    assert result["decision"] == "permanent-error"
+    assert "no decision_threshold" in result["why"]
+    assert deployer.parameters()["ModelPackageArn"] == v2
+    permanent_error(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("raw", "served"), [("0.42", "0.42"), (" 0.3125 ", "0.3125"), ("1E-3", "0.001"), (".5", "0.5")]
+)
+def test_the_threshold_reaches_the_stack_as_a_plain_decimal(
+    deployer: Deployer, raw: str, served: str
+) -> None:
+    v1 = deployer.register("Approved", threshold=raw)
+
+    assert deployer(package_event(v1, "Approved"))["decision"] == "deployed"
+    assert deployer.parameters()["DecisionThreshold"] == served
 
 
 # --- the functions the CLI reuses -------------------------------------------------------------
