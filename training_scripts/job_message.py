@@ -1,14 +1,43 @@
-"""The message a SageMaker Processing job leaves behind.
+"""What a SageMaker job leaves behind when it ends.
 
-SageMaker shows `/opt/ml/output/message` as the job's exit message (the
-monitors' `Completed...` line) or its failure reason. `BOOSTLINE_OUTPUT_DIR`
-moves it when the job runs on this machine.
+SageMaker shows a Processing job's `/opt/ml/output/message` as its exit message (the
+monitors' `Completed...` line) or its failure reason. `BOOSTLINE_OUTPUT_DIR` moves it
+when the job runs on this machine.
+
+A training job's `/opt/ml/output/failure` does not survive in the XGBoost image: when
+the script exits non-zero the toolkit overwrites it with `ExecuteUserScriptError:
+Command "..."`. So train.py also prints its reason on stderr as one line starting
+with FAILURE_LINE_PREFIX; stderr lands in CloudWatch Logs
+(/aws/sagemaker/TrainingJobs), where the cloud path reads it, and the local training
+job reads it from the host's output the same way.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+FAILURE_LINE_PREFIX = "Boostline failure: "
+FAILURE_LINE_LIMIT = 1000
+
+
+def print_failure(reason: str) -> None:
+    """`Boostline failure: <reason>` on stderr, as one line (whitespace folded, cut).
+
+    The line goes to the job's log and on to whoever is told of the failure: the
+    reason must name no personal data and quote no raw rows.
+    """
+    line = " ".join(reason.split())[:FAILURE_LINE_LIMIT]
+    print(f"{FAILURE_LINE_PREFIX}{line}", file=sys.stderr, flush=True)
+
+
+def read_failure_line(log: str) -> str | None:
+    """The reason of the last `Boostline failure: ` line of a job's log, if any."""
+    for line in reversed(log.splitlines()):
+        if line.startswith(FAILURE_LINE_PREFIX):
+            return line[len(FAILURE_LINE_PREFIX) :].strip() or None
+    return None
 
 
 def message_dir() -> Path:

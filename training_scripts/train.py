@@ -14,7 +14,9 @@ Outputs
   $SM_MODEL_DIR/xgboost-model           the booster (rank 0 only)
   $SM_OUTPUT_DATA_DIR/model-digest.txt  sha256 of the final booster (every rank)
   $SM_OUTPUT_DATA_DIR/metrics.json      rows, best round and score, timings (every rank)
-  $SM_OUTPUT_DIR/failure                why the job failed, on failure only
+  $SM_OUTPUT_DIR/failure                why the job failed, on failure only; the image's
+                                        toolkit overwrites it, so the reason is also
+                                        printed on stderr: `Boostline failure: <reason>`
 
 With several hosts (SM_HOSTS) the first sorted host runs the XGBoost tracker and every
 host trains on the files in its own channel dirs.
@@ -55,6 +57,11 @@ import xgboost as xgb
 from xgboost import collective
 from xgboost.tracker import RabitTracker
 
+try:  # run as a script from the source dir (SageMaker) or imported as a package
+    from job_message import FAILURE_LINE_LIMIT, print_failure
+except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts.job_message import FAILURE_LINE_LIMIT, print_failure
+
 MODEL_FILE = "xgboost-model"
 # The built-in XGBoost server loads every top-level file of the model dir as a booster.
 EXTRAS_DIR = "boostline"
@@ -76,7 +83,6 @@ CHECKPOINTS_KEPT = 2
 # Scoring the training set is a full AUC sort of it; every round would cost more than
 # the boosting itself on large data.
 TRAIN_METRIC_EVERY = 25
-FAILURE_REASON_LIMIT = 1000
 
 OBJECTIVES = ("binary:logistic", "binary:logitraw")
 EVAL_METRICS = ("auc", "aucpr", "logloss", "error")
@@ -430,14 +436,23 @@ def _read_csv(directory: Path, path: Path, columns: int) -> pa.Table:
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float32())),
         )
     except pa.ArrowInvalid as exc:
-        detail = _find_bad_cell(path, columns) or str(exc)[:300]
+        detail = _find_bad_cell(path, columns) or _arrow_positions(exc)
         raise TrainingError(f"{_name(directory, path)}: {detail}") from None
     _check_labels(_name(directory, path), table.column(0).to_numpy())
     return table
 
 
+def _arrow_positions(exc: pa.ArrowInvalid) -> str:
+    # pyarrow's message quotes the offending row or value; a reason only says where.
+    where = re.findall(r"Row #\d+|column #\d+|Expected \d+ columns, got \d+", str(exc))
+    return "not readable as numbers" + (f" ({', '.join(where)})" if where else "")
+
+
 def _find_bad_cell(path: Path, columns: int) -> str | None:
-    """Line and column of the first value pyarrow refused; slow, only used on error."""
+    """Line and column of the first value pyarrow refused; slow, only used on error.
+
+    The value itself is not quoted: a failure reason reaches logs and people.
+    """
     with path.open(newline="", errors="replace") as handle:
         for line, row in enumerate(csv.reader(handle), start=1):
             header = " (the files must not have a header row)" if line == 1 else ""
@@ -450,7 +465,7 @@ def _find_bad_cell(path: Path, columns: int) -> str | None:
                 )
             for column, cell in enumerate(row, start=1):
                 if not _is_number(cell):
-                    return f"line {line}, column {column}: {cell[:40]!r} is not a number{header}"
+                    return f"line {line}, column {column} is not a number{header}"
     return None
 
 
@@ -1188,7 +1203,7 @@ def failure_reason(exc: BaseException) -> str:
         reason = f"XGBoost error: {hint}{text.strip()}"
     else:
         reason = f"unexpected error: {type(exc).__name__}: {exc}"
-    return " ".join(reason.split())[:FAILURE_REASON_LIMIT]
+    return " ".join(reason.split())[:FAILURE_LINE_LIMIT]
 
 
 def write_failure(output_dir: Path, reason: str) -> None:
@@ -1205,7 +1220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not isinstance(exc, TrainingError):
             traceback.print_exc()
         reason = failure_reason(exc)
-        print(f"training failed: {reason}", file=sys.stderr, flush=True)
+        print_failure(reason)
         write_failure(Path(os.environ.get("SM_OUTPUT_DIR", DEFAULT_OUTPUT_DIR)), reason)
         sys.exit(1)
 

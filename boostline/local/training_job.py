@@ -9,6 +9,13 @@ it before the start, and algo-1's is synced back after the end. Like SageMaker, 
 host gets the job's name in TRAINING_JOB_NAME (train.py keeps its checkpoints in a folder
 of that name, so jobs sharing a checkpoint location never resume each other's), and
 the job packages algo-1's model dir as `job_dir/output/model.tar.gz`.
+
+A failure reads as it does on AWS. The XGBoost image's toolkit runs the script as
+`python -m <module> <args>` and, when it exits non-zero, overwrites the host's
+`output/failure` with `ExecuteUserScriptError:\nCommand "..."`, which DescribeTrainingJob
+shows as `AlgorithmError: ExecuteUserScriptError: ...`; this runner does the same. The
+script's own reason is taken as the cloud path takes it from CloudWatch Logs: the last
+`Boostline failure: ` line of the host's output. `failure_reason` presents both.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from boostline.local.processes import ProcessResult, ProcessSpec, run_processes
+from training_scripts.job_message import read_failure_line
 
 Distribution = Literal["FullyReplicated", "ShardedByS3Key"]
 DISTRIBUTIONS: tuple[str, ...] = ("FullyReplicated", "ShardedByS3Key")
@@ -63,12 +71,14 @@ class HostOutput:
     output_data_dir: Path
     checkpoint_dir: Path
     log: str
-    failure: str | None  # the text of output/failure, if the script wrote one
+    failure: str | None  # the text of output/failure: the toolkit's, when the script failed
+    script_failure: str | None  # the reason of the script's `Boostline failure: ` line
 
 
 @dataclass
 class TrainingJobResult:
     status: Literal["Completed", "Failed"]
+    # For a person: the script's reason (or how the host ended), then what AWS would show.
     failure_reason: str | None
     job_dir: Path
     model_dir: Path  # algo-1's model dir
@@ -77,6 +87,8 @@ class TrainingJobResult:
     log: str  # algo-1's output
     wall_seconds: float
     timed_out: bool = False
+    sagemaker_failure_reason: str | None = None  # DescribeTrainingJob's FailureReason on AWS
+    script_failure_reason: str | None = None  # from the failed host's `Boostline failure: ` line
 
     @property
     def output_data_dir(self) -> Path:
@@ -126,8 +138,8 @@ def run_training_job(
 ) -> TrainingJobResult:
     """Run `script` as a SageMaker training job with `instance_count` local instances.
 
-    A failing script gives a Failed result with the reason the script wrote to
-    `output/failure`; only bad arguments raise (ValueError). `environment` is added to
+    A failing script gives a Failed result (see the module docstring for its reasons);
+    only bad arguments raise (ValueError). `environment` is added to
     every host's environment last, so it can override anything. `on_start(host, pid)` is
     called as each instance starts (the pid is also its process group id). `job_name`
     (default: the job dir's name) is the TRAINING_JOB_NAME; a SageMaker job restarted
@@ -151,7 +163,13 @@ def run_training_job(
     wall = time.monotonic() - started
     if checkpoint_dir is not None:
         _sync_back(hosts[0].checkpoint_dir, Path(checkpoint_dir), seeded)
-    return _result(job_dir, hosts, results, wall, timeout)
+    command = _toolkit_command(script, hps)
+    return _result(job_dir, hosts, results, wall, timeout, command)
+
+
+def _toolkit_command(script: Path, hps: Mapping[str, Any]) -> str:
+    """The command the image's toolkit names in ExecuteUserScriptError (this interpreter)."""
+    return " ".join([sys.executable, "-m", script.stem, *to_cmd_args(hps)])
 
 
 def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
@@ -484,23 +502,33 @@ def _read_failure(host: _Host) -> str | None:
     return text or None
 
 
+def _execute_user_script_error(command: str) -> str:
+    # sagemaker-containers' _CalledProcessError.__str__ (capture_error=False: no output)
+    return f'ExecuteUserScriptError:\nCommand "{command}"'
+
+
 def _result(
     job_dir: Path,
     hosts: list[_Host],
     results: list[ProcessResult],
     wall: float,
     timeout: float | None,
+    command: str,
 ) -> TrainingJobResult:
+    for host, res in zip(hosts, results, strict=True):
+        if res.returncode != 0 and not res.timed_out:
+            # What the image's toolkit does after the script exits non-zero.
+            (host.output_dir / "failure").write_text(_execute_user_script_error(command))
     outputs = [_host_output(host, res) for host, res in zip(hosts, results, strict=True)]
     timed_out = any(res.timed_out for res in results)
     failed = timed_out or any(res.returncode != 0 for res in results)
     model_tar = None
     if not failed:
         model_tar = package_model(hosts[0].model_dir, job_dir / "output" / "model.tar.gz")
-    reason = _failure_reason(outputs, results, timeout) if failed else None
+    reasons = _failure_reasons(outputs, results, timeout) if failed else (None, None, None)
     return TrainingJobResult(
         status="Failed" if failed else "Completed",
-        failure_reason=reason,
+        failure_reason=reasons[0],
         job_dir=job_dir,
         model_dir=hosts[0].model_dir,
         model_tar=model_tar,
@@ -508,6 +536,8 @@ def _result(
         log=results[0].output,
         wall_seconds=wall,
         timed_out=timed_out,
+        sagemaker_failure_reason=reasons[1],
+        script_failure_reason=reasons[2],
     )
 
 
@@ -522,6 +552,7 @@ def _host_output(host: _Host, result: ProcessResult) -> HostOutput:
         checkpoint_dir=host.checkpoint_dir,
         log=result.output,
         failure=_read_failure(host),
+        script_failure=read_failure_line(result.output),
     )
 
 
@@ -530,29 +561,34 @@ _LOST_PEER = re.compile(
 )
 
 
-def _failure_reason(
+def _failure_reasons(
     outputs: list[HostOutput], results: list[ProcessResult], timeout: float | None
-) -> str:
+) -> tuple[str, str, str | None]:
+    """(for a person, DescribeTrainingJob's FailureReason, the script's own reason)."""
     if any(res.timed_out for res in results):
-        return f"MaxRuntimeExceeded: the job ran longer than {timeout:g} s and was stopped."
+        reason = f"MaxRuntimeExceeded: the job ran longer than {timeout:g} s and was stopped."
+        return reason, reason, None
     # The cause is on the host that failed of its own accord; its peers only report a
     # lost connection, and may report it first, so those reasons come last.
     by_time = sorted(
         range(len(results)),
         key=lambda i: (
             results[i].returncode == 0,
-            bool(outputs[i].failure and _LOST_PEER.search(outputs[i].failure)),
+            bool(outputs[i].script_failure and _LOST_PEER.search(outputs[i].script_failure)),
             results[i].elapsed,
             i,
         ),
     )
+    failed = outputs[by_time[0]]
+    sagemaker = f"AlgorithmError: {failed.failure or 'the script failed'}"[:FAILURE_REASON_LIMIT]
+    on_aws = f"(FailureReason on AWS: {' '.join(sagemaker.split())})"
     for i in by_time:
-        if outputs[i].failure:
-            return outputs[i].failure[:FAILURE_REASON_LIMIT]
+        if outputs[i].script_failure:
+            return f"{outputs[i].script_failure} {on_aws}", sagemaker, outputs[i].script_failure
     first = results[by_time[0]]
     tail = " | ".join(line for line in first.output.splitlines()[-5:] if line.strip())
-    reason = f"AlgorithmError: {first.name} exited with {_describe_exit(first.returncode)}"
-    return (reason + (f"; last output: {tail}" if tail else ""))[:FAILURE_REASON_LIMIT]
+    ended = f"{first.name} exited with {_describe_exit(first.returncode)}"
+    return ended + (f"; last output: {tail}" if tail else "") + f" {on_aws}", sagemaker, None
 
 
 def _describe_exit(returncode: int) -> str:

@@ -277,8 +277,8 @@ def test_given_scale_pos_weight_is_used_as_is(job: Job) -> None:
     ("content", "expected"),
     [
         ("1,0.5,0.25\n0,0.1\n", "part-9.csv: line 2 has 2 columns, expected 3"),
-        ("1,0.5,0.25\n0,abc,0.1\n", "part-9.csv: line 2, column 2: 'abc' is not a number"),
-        ("label,a,b\n1,0.5,0.25\n", "line 1, column 1: 'label' is not a number"),
+        ("1,0.5,0.25\n0,abc,0.1\n", "part-9.csv: line 2, column 2 is not a number"),
+        ("label,a,b\n1,0.5,0.25\n", "line 1, column 1 is not a number (the files must not"),
         ("1,0.5,0.25\n2,0.1,0.2\n", "part-9.csv: line 2: label is 2; the first column must be"),
         ("1,0.5,0.25\n,0.1,0.2\n", "label is missing"),
     ],
@@ -287,6 +287,41 @@ def test_bad_data_fails_with_a_clear_reason(job: Job, content: str, expected: st
     (job.train_dir / "part-9.csv").write_text(content)
     fail(["--num_round", "3"])
     assert expected in job.failure
+
+
+def test_the_failure_is_one_boostline_line_on_stderr_without_the_data(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The image's toolkit overwrites output/failure; the log line is what reaches people."""
+    (job.train_dir / "part-9.csv").write_text("1,0.5,0.25\n0,jane.doe@example.com,0.1\n")
+    fail(["--num_round", "3"])
+    lines = capsys.readouterr().err.splitlines()
+    marked = [line for line in lines if line.startswith("Boostline failure: ")]
+    assert marked == [f"Boostline failure: {job.failure.strip()}"]
+    assert marked[0] == "Boostline failure: train/part-9.csv: line 2, column 2 is not a number"
+    assert "jane" not in job.failure
+
+
+def test_a_pyarrow_message_is_cut_to_positions() -> None:
+    exc = pa.ArrowInvalid("CSV parse error: Expected 3 columns, got 2: 0,jane.doe@example.com")
+    assert train._arrow_positions(exc) == "not readable as numbers (Expected 3 columns, got 2)"
+    exc = pa.ArrowInvalid("In CSV column #1: Row #2: CSV conversion error to float: 'jane'")
+    assert train._arrow_positions(exc) == "not readable as numbers (column #1, Row #2)"
+
+
+def test_an_unexpected_error_is_reported_on_one_line(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 100)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk\nfull")
+
+    monkeypatch.setattr(train, "save_outputs", broken)
+    fail(["--num_round", "2"])
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert "Boostline failure: unexpected error: RuntimeError: disk full\n" in err
 
 
 def test_files_with_different_column_counts_fail(job: Job) -> None:

@@ -173,7 +173,9 @@ def test_a_killed_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     )
 
     assert killed.is_set()
-    assert first.status == "Failed" and "SIGKILL" in first.failure_reason
+    assert first.status == "Failed" and "algo-1 exited with signal SIGKILL" in first.failure_reason
+    assert first.script_failure_reason is None
+    assert first.sagemaker_failure_reason.startswith("AlgorithmError: ExecuteUserScriptError:")
     assert first.model_tar is None
     assert list((shared / "loans-train").glob("xgboost-checkpoint-*.ubj"))
 
@@ -261,7 +263,7 @@ def test_rank_0_broadcasts_its_checkpoint_to_hosts_without_one(tmp_path: Path) -
     assert model.num_boosted_rounds() == 16
 
 
-def test_a_failed_job_reports_the_scripts_reason(tmp_path: Path) -> None:
+def test_a_failed_job_reports_what_aws_shows_and_the_scripts_reason(tmp_path: Path) -> None:
     write_csv(tmp_path / "train.csv", 100)
     result = run_training_job(
         tmp_path / "job",
@@ -271,8 +273,30 @@ def test_a_failed_job_reports_the_scripts_reason(tmp_path: Path) -> None:
         timeout=JOB_TIMEOUT,
     )
     assert result.status == "Failed" and result.model_tar is None
-    assert result.failure_reason.startswith("hyperparameter 'eta': must be")
     assert result.hosts[0].returncode != 0
+    # the image's toolkit overwrites output/failure, and FailureReason shows that
+    command = f"{sys.executable} -m train --eta 0 --num_round 5"
+    toolkit = f'ExecuteUserScriptError:\nCommand "{command}"'
+    assert (result.hosts[0].output_dir / "failure").read_text() == toolkit
+    assert result.hosts[0].failure == toolkit
+    assert result.sagemaker_failure_reason == f"AlgorithmError: {toolkit}"
+    # the script's reason comes from its log line, as on AWS from CloudWatch Logs
+    reason = "hyperparameter 'eta': must be a number in (0, 1], got '0'"
+    assert f"Boostline failure: {reason}" in result.log
+    assert result.script_failure_reason == result.hosts[0].script_failure == reason
+    on_aws = f'AlgorithmError: ExecuteUserScriptError: Command "{command}"'
+    assert result.failure_reason == f"{reason} (FailureReason on AWS: {on_aws})"
+
+
+def test_a_script_without_a_failure_line_is_reported_by_its_exit(tmp_path: Path) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text("import sys\nprint('loading', flush=True)\nsys.exit(3)\n")
+    result = run_training_job(tmp_path / "job", script, {"rows": 1}, {}, timeout=JOB_TIMEOUT)
+    assert result.status == "Failed" and result.script_failure_reason is None
+    assert result.sagemaker_failure_reason == (
+        f'AlgorithmError: ExecuteUserScriptError:\nCommand "{sys.executable} -m crash --rows 1"'
+    )
+    assert result.failure_reason.startswith("algo-1 exited with code 3; last output: loading (")
 
 
 def test_bad_data_on_one_host_fails_the_job_with_that_hosts_reason(tmp_path: Path) -> None:
@@ -291,7 +315,11 @@ def test_bad_data_on_one_host_fails_the_job_with_that_hosts_reason(tmp_path: Pat
     )
 
     assert result.status == "Failed"
-    assert "train files differ in column count between hosts: 3 and 9" in result.failure_reason
+    assert result.script_failure_reason.startswith(
+        "train files differ in column count between hosts: 3 and 9"
+    )
+    assert result.failure_reason.startswith(result.script_failure_reason)
+    assert "ExecuteUserScriptError" in result.sagemaker_failure_reason
     assert time.monotonic() - started < 30
 
 
