@@ -115,14 +115,20 @@ class PreprocessConfig(_Strict):
     def _instance_type(cls, value: str) -> str:
         return _check_instance_type(value)
 
-    def arguments(self) -> list[str]:
-        """preprocess.py's command-line settings, the same locally and on SageMaker."""
+    def arguments(self, training_instance_count: Any) -> list[Any]:
+        """preprocess.py's command-line settings, the same locally and on SageMaker.
+
+        training_instance_count: the training step's host count, as text (on SageMaker
+        a pipeline expression of the TrainingInstanceCount parameter), so preprocessing
+        refuses a run whose hosts would outnumber its shards.
+        """
         return [
             "--validation-fraction", str(self.validation_fraction),
             "--test-fraction", str(self.test_fraction),
             "--train-shards", str(self.train_shards),
             "--max-rejected-fraction", str(self.max_rejected_fraction),
             "--seed", str(self.seed),
+            "--training-instance-count", training_instance_count,
         ]  # fmt: skip
 
 
@@ -360,6 +366,17 @@ class BoostlineConfig(_Strict):
             if not re.fullmatch(r"[a-z][a-z0-9]{1,15}", name):
                 raise ValueError(f"stage name {name!r} must be 2-16 lowercase letters/digits")
         return value
+
+    @model_validator(mode="after")
+    def _hosts_have_shards(self) -> BoostlineConfig:
+        # ShardedByS3Key hands out whole files: each training host needs a shard.
+        if self.preprocess.train_shards < self.training.instance_count:
+            raise ValueError(
+                f"preprocess.train_shards ({self.preprocess.train_shards}) is below "
+                f"training.instance_count ({self.training.instance_count}): some training "
+                "hosts would get no data"
+            )
+        return self
 
     def stage(self, name: str) -> StageConfig:
         if name not in self.stages:

@@ -340,7 +340,8 @@ def build_definition(
             f"{PROCESSING}/input/schema",
             "--output-dir",
             f"{PROCESSING}/output",
-            *pre.arguments(),
+            # A string, as container arguments must be.
+            *pre.arguments(Join(on="", values=[training_instance_count])),
         ],
     )
     preprocess = ProcessingStep(

@@ -417,10 +417,18 @@ def preprocess(
     max_rejected_fraction: float = 0.05,
     seed: int = 42,
     salt: str | None = None,
+    training_instance_count: int = 1,
 ) -> dict[str, Any]:
     started = time.monotonic()
     if train_shards < 1:
         raise PreprocessError("--train-shards must be at least 1")
+    # ShardedByS3Key hands out whole files: a training host beyond the shard count
+    # gets no data and is paid for nothing. Stop before any work is done.
+    if training_instance_count > train_shards:
+        raise PreprocessError(
+            f"{_too_many_hosts(training_instance_count, train_shards)}; raise "
+            "preprocess.train_shards or lower the TrainingInstanceCount parameter"
+        )
     if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
         raise PreprocessError("split fractions must lie between 0 and 1")
     if validation_fraction + test_fraction >= 0.9:
@@ -511,6 +519,11 @@ def preprocess(
             )
     train = splits["train"]
     shards = np.array_split(train, min(train_shards, len(train)))
+    if training_instance_count > len(shards):
+        raise PreprocessError(
+            f"{_too_many_hosts(training_instance_count, len(shards))} (only {len(train)} "
+            "training rows)"
+        )
     for k, rows in enumerate(shards):
         write_matrix(output_dir / "train" / f"train-{k:05d}.csv", labels[rows], features[rows])
     for name in ("validation", "test"):
@@ -559,6 +572,10 @@ def log(message: str) -> None:
     print(f"preprocess: {message}", flush=True)
 
 
+def _too_many_hosts(hosts: int, shards: int) -> str:
+    return f"{hosts} training instances but {shards} training shard(s): hosts would get no data"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--input", type=Path, default=PROCESSING / "input" / "data")
@@ -569,6 +586,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-shards", type=int, default=4)
     p.add_argument("--max-rejected-fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--training-instance-count",
+        type=int,
+        default=1,
+        help="hosts of the training step; each needs a shard of its own",
+    )
     return p.parse_args(argv)
 
 
@@ -585,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             max_rejected_fraction=args.max_rejected_fraction,
             seed=args.seed,
             salt=read_salt(),
+            training_instance_count=args.training_instance_count,
         )
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"preprocessing failed: {exc}"

@@ -150,7 +150,7 @@ def _preprocess(
                 str(i["schema"]),
                 "--output-dir",
                 str(o["train"].parent),
-                *pre.arguments(),
+                *pre.arguments(str(run.parameters["instance_count"])),
             ],
             env={preprocess_script.SALT_ENV: workdir.pii_salt()},
             echo=progress.detail,

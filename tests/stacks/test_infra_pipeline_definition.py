@@ -324,3 +324,17 @@ def test_registered_package_carries_the_decision_threshold_the_deployer_reads(de
     }
     (auc,) = properties["auc"]["Std:Join"]["Values"]
     assert auc["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
+
+
+def test_preprocess_refuses_more_training_hosts_than_shards(dev):
+    # The TrainingInstanceCount parameter can be raised per execution; preprocessing
+    # gets it and fails the run before anything is trained (training_scripts/preprocess.py).
+    args = _steps(_definition(dev))["Preprocess"]["Arguments"]["AppSpecification"][
+        "ContainerArguments"
+    ]
+    flag = args.index("--training-instance-count")
+    assert args[flag + 1] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.TrainingInstanceCount"}]}
+    }
+    shards = args[args.index("--train-shards") + 1]
+    assert shards == str(dev.config.preprocess.train_shards)

@@ -257,3 +257,43 @@ def test_script_exits_nonzero_with_message(tmp_path: Path, schema_file: Path) ->
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr
     assert "does not exist" in (tmp_path / "o" / "message").read_text()
+
+
+def test_more_training_hosts_than_shards_stops_before_reading(tmp_path: Path, schema_file) -> None:
+    with pytest.raises(pp.PreprocessError, match="3 training instances but 2 training shard"):
+        run(tmp_path, schema_file, make_rows(200), train_shards=2, training_instance_count=3)
+    assert not (tmp_path / "out" / "train").exists()
+
+
+def test_too_few_training_rows_for_the_hosts_is_refused(tmp_path: Path, schema_file) -> None:
+    # Fewer training rows than shards leaves fewer shard files than hosts.
+    with pytest.raises(pp.PreprocessError, match="training rows"):
+        run(tmp_path, schema_file, make_rows(30), train_shards=40, training_instance_count=40)
+
+
+def test_the_host_count_reaches_the_script_from_its_command_line(
+    tmp_path: Path, schema_file
+) -> None:
+    data = write_csv(tmp_path / "raw" / "loans.csv", make_rows(200))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--input",
+            str(data.parent),
+            "--schema",
+            str(schema_file),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--train-shards",
+            "2",
+            "--training-instance-count",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "BOOSTLINE_OUTPUT_DIR": str(tmp_path / "msg")},
+    )
+    assert proc.returncode == 1
+    assert "4 training instances but 2 training shard(s)" in proc.stderr
