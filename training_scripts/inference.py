@@ -1,18 +1,28 @@
 """Inference hooks for the Boostline loan-default classifier.
 
 SageMaker's XGBoost framework image (3.0-5) imports this module as the entry
-point and calls `model_fn(model_dir)` once per worker, then
-`transform_fn(model, body, content_type, accept[, context])` per request. The
-local endpoint (boostline.serving.server) and batch predictions
-(boostline.serving.batch) call the very same functions, so all targets answer
-alike. Only the standard library, numpy, pyarrow and xgboost are used.
+point and calls `model_fn(model_dir)` once per worker, then `transform_fn` per
+request. What calls it:
+
+- a single-model endpoint (and batch transform): sagemaker-containers' Flask
+  `Worker` around a `Transformer(model_fn, transform_fn)`, under gunicorn with
+  gevent workers. It calls `transform_fn(model, body, content_type, accept)`
+  with no context, CSV and JSON bodies as `str`;
+- a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true) only: the sagemaker-inference
+  toolkit on multi-model-server, which adds a context argument;
+- the local endpoint (boostline.serving.server), with a context like the
+  toolkit's, and batch predictions (boostline.serving.batch), through `handle`.
+
+All of them run the very same functions, so all targets answer alike. Only the
+standard library, numpy, pyarrow and xgboost are used (flask where the image's
+server already imported it).
 
 Model directory (what training writes)::
 
     xgboost-model                      the booster (also servable by the built-in algorithm)
     boostline/feature_manifest.json    column order, kinds, categories, bounds (preprocess.py)
 
-Requests
+Requests (a missing Content-Type is application/json, as in the image's server)
     text/csv          already-encoded features in manifest column order, one row
                       per line, no label, no header; an empty field is a missing
                       value; literal nan/inf are rejected. What the built-in
@@ -25,7 +35,8 @@ Requests
     application/jsonlines  one raw application object per line.
 
 Responses (Accept: application/json, application/jsonlines or text/csv; a
-missing or */* Accept answers in the request's own format)
+missing or */* Accept answers SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, by default
+application/json, as the image's server does)
     JSON   {"predictions": [{"probability": p, "score": p, "default": bool,
             "decision": "reject" | "approve"}, ...]}; `score` is the key the
             built-in algorithm uses. default = probability >= threshold.
@@ -34,7 +45,9 @@ missing or */* Accept answers in the request's own format)
 
 Explanations: ask with `"explain": true` (and optionally `"top_k": k`) at the top
 level of a JSON body, or for any content type with the custom attributes header
-(`X-Amzn-SageMaker-Custom-Attributes: explain=true;top_k=3`). Each row then gets
+(`X-Amzn-SageMaker-Custom-Attributes: explain=true;top_k=3`; read from the context
+where one is passed, else from `flask.request.headers` inside the image's Flask
+server, which passes none). Each row then gets
 its top-k reason codes: SHAP contributions (xgboost pred_contribs) in log-odds,
 sorted by magnitude, positive = raises the risk of default, plus `bias` and
 `margin` (bias + all contributions = margin = logit(probability)). JSON adds
@@ -80,6 +93,7 @@ MANIFEST_FILE = "boostline/feature_manifest.json"
 THRESHOLD_ENV = "BOOSTLINE_DECISION_THRESHOLD"
 THREADS_ENV = "BOOSTLINE_PREDICT_THREADS"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_K = 5
@@ -172,11 +186,13 @@ def model_fn(model_dir: str) -> Model:
 
 
 def _receive_bytes() -> None:
-    """Have the image's model server hand text/csv and application/json bodies over undecoded.
+    """On a multi-model endpoint, have the toolkit hand CSV and JSON bodies over undecoded.
 
-    The sagemaker-inference toolkit decodes those two types as UTF-8 before it
-    calls transform_fn, so invalid UTF-8 would end as a 500 there; undecoded, it
-    gets its 400 here. A no-op outside the image.
+    The sagemaker-inference toolkit (multi-model endpoints only) decodes those two
+    types as UTF-8 before it calls transform_fn, so invalid UTF-8 would end as a 500
+    there; undecoded, it gets its 400 here. The single-model server (sagemaker-containers)
+    decodes them itself with errors replaced, so a bad byte arrives as U+FFFD and fails
+    as a bad field (400). A no-op where sagemaker-inference is not installed.
     """
     try:
         from sagemaker_inference import content_types
@@ -295,20 +311,23 @@ def _threads() -> int:
 # --------------------------------------------------------------------------- the hooks
 
 
-def transform_fn(model: Model, request_body: Any, content_type: str, accept: str, context=None):
+def transform_fn(
+    model: Model, request_body: Any, content_type: str, accept: str, context: Any = None
+) -> Any:
     """SageMaker hook: one request in, one response out, with the right status.
 
-    `context` is passed by the sagemaker-inference toolkit (the image's model
-    server) and by the local server; it carries the request headers (for the
-    custom attributes) and takes the response status.
+    A single-model endpoint's server (sagemaker-containers' Flask Worker) passes no
+    `context`: the custom attributes header is read from the Flask request then.
+    The sagemaker-inference toolkit (multi-model endpoints) and the local server pass
+    one; it carries the request headers and takes the response status.
     """
     response = handle(model, request_body, content_type, accept, _custom_attributes(context))
     return _to_container(response, context)
 
 
-def _custom_attributes(context) -> str | None:
+def _custom_attributes(context: Any) -> str | None:
     if context is None:
-        return None
+        return _flask_custom_attributes()
     try:
         headers = context.request_processor[0].get_request_properties()
     except (AttributeError, IndexError, TypeError):
@@ -321,15 +340,27 @@ def _custom_attributes(context) -> str | None:
     return None
 
 
-def _to_container(response: Response, context):
+def _flask_custom_attributes() -> str | None:
+    """The header from the Flask request being served, if any (the image's single-model
+    server); flask is imported only here, so the module runs without it."""
+    try:
+        import flask
+    except ImportError:
+        return None
+    if not flask.has_request_context():
+        return None
+    return flask.request.headers.get(CUSTOM_ATTRIBUTES_HEADER)  # case-insensitive
+
+
+def _to_container(response: Response, context: Any) -> Any:
     """Hand a response to whichever model server called us, keeping its status.
 
-    - The sagemaker-inference toolkit (what the XGBoost image runs today) and the
-      local server pass a context: the status goes on the context; the toolkit
-      turns a raised exception into a 500, so nothing is raised.
-    - The legacy sagemaker-containers (Flask) server passes no context and
-      accepts its own Response object with a status; that package exists only
-      inside the image.
+    - sagemaker-containers' Flask Worker (a single-model endpoint in the XGBoost
+      image) passes no context and accepts its own Response object with a status;
+      that package exists only inside the image.
+    - The sagemaker-inference toolkit (multi-model endpoints) and the local server
+      pass a context: the status goes on the context; the toolkit turns a raised
+      exception into a 500, so nothing is raised.
     - Called directly (tests, scripts): a 200 returns (body, content type); an
       error raises InferenceError carrying the status.
     """
@@ -384,7 +415,7 @@ def handle(
                 413, f"request body of {len(body)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
             )
         media = _media_type(content_type)
-        out = _accept_type(accept, media)
+        out = _accept_type(accept, os.environ.get(DEFAULT_ACCEPT_ENV) or JSON)
         options = _parse_attributes(custom_attributes) if custom_attributes else Options()
         if media == CSV:
             X = parse_csv(model, body)
@@ -408,7 +439,7 @@ def handle(
 @lru_cache(maxsize=64)
 def _media_type(content_type: str | None) -> str:
     if not content_type:
-        return CSV  # the built-in algorithm's default
+        return JSON  # what the image's server (sagemaker-containers) puts in its place
     media, _, params = content_type.partition(";")
     media = media.strip().lower()
     if media == "application/x-jsonlines":
@@ -431,17 +462,19 @@ def _media_type(content_type: str | None) -> str:
 
 
 @lru_cache(maxsize=64)
-def _accept_type(accept: str | None, media: str) -> str:
-    if not accept:
-        return media
+def _accept_type(accept: str | None, default: str) -> str:
+    """The response type; a missing or */* Accept gets `default`, as in the image's server
+    (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON) whatever the request's type."""
+    if not accept or accept.strip() in ("*/*", "*"):
+        accept = default
     for part in accept.split(","):
         kind = part.partition(";")[0].strip().lower()
         if kind in _ACCEPTS:
             return kind
         if kind == "application/x-jsonlines":
             return JSONLINES
-        if kind in ("*/*", "*"):
-            return media
+        if kind in ("*/*", "*"):  # in a list ("image/png, */*;q=0.8"): the default too
+            return JSON if accept == default else _accept_type(default, JSON)
         if kind == "text/*":
             return CSV
         if kind == "application/*":

@@ -5,21 +5,26 @@
     GET  /execution-parameters  what a batch transform job asks the container
 
 It serves the same inference.py as the endpoint, through the same hook and the
-same status convention (a context object like the model server's), so a local
-answer is the endpoint's answer. Gunicorn runs `workers` processes (default:
-SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU) of `threads` threads each, a
-request timeout of SAGEMAKER_MODEL_SERVER_TIMEOUT (default 60 s), and on
+same status convention (a context object like the sagemaker-inference toolkit's;
+on a single-model endpoint the image's Flask server passes none and inference.py
+reads the headers from the Flask request), with the same request defaults as the
+image's server, so a local answer is the endpoint's answer. Gunicorn runs `workers`
+processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU) of `threads`
+threads each, a request timeout of SAGEMAKER_MODEL_SERVER_TIMEOUT (default 60 s), and on
 SIGTERM stops accepting and finishes the requests in flight (SIGINT: at once).
 
 Requests
   - a body over 6 MB gets 413 before it is read when Content-Length says so
     (and once 6 MB have been read otherwise);
   - `X-Amzn-SageMaker-Custom-Attributes` reaches the hook (explain=true;top_k=3);
+  - a missing Content-Type is application/json (a `ContentType` header, which some
+    AWS services send, wins over `Content-Type`), as sagemaker-containers does;
   - `X-Amzn-SageMaker-Inference-Id` (1-64 printable characters, optional) is
     recorded in data capture as eventMetadata.inferenceId and echoed back;
   - every answer carries `X-Boostline-Event-Id`, the capture record's eventId;
-  - a missing or */* Accept is replaced, as the model server does, by
-    SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (default application/json).
+  - a missing or */* Accept is replaced, as the image's server does, by
+    SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (default application/json), whatever
+    the request's type.
 
 Data capture (capture_dir set): successful (2xx) invocations only, sampled at
 `sampling_percentage`, in SageMaker's layout and format (boostline.serving.capture).
@@ -120,7 +125,7 @@ def _env_int(name: str) -> int | None:
 
 
 class _RequestProcessor:
-    """What the model server's context exposes per request (mms.context.RequestProcessor)."""
+    """What the toolkit's context exposes per request (mms.context.RequestProcessor)."""
 
     def __init__(self, headers: dict[str, str]) -> None:
         self._headers = headers
@@ -135,7 +140,7 @@ class _RequestProcessor:
 
 
 class _Context:
-    """The subset of the model server's request context that transform_fn uses."""
+    """The subset of the multi-model toolkit's request context that transform_fn uses."""
 
     def __init__(self, headers: dict[str, str]) -> None:
         self.request_processor = [_RequestProcessor(headers)]
@@ -213,7 +218,10 @@ class EndpointApp:
                 f"request body exceeds the {MAX_REQUEST_BYTES}-byte limit",
                 headers,
             )
-        content_type = environ.get("CONTENT_TYPE") or inference.CSV
+        # sagemaker-containers' Request.content_type, header for header
+        content_type = (
+            environ.get("HTTP_CONTENTTYPE") or environ.get("CONTENT_TYPE") or inference.JSON
+        )
         accept = environ.get("HTTP_ACCEPT", "").strip()
         if not accept or accept in ("*/*", "*"):
             accept = self.default_accept

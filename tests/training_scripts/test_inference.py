@@ -169,8 +169,11 @@ def test_json_shapes(book, model, wrap) -> None:
 @pytest.mark.parametrize(
     ("content_type", "accept", "answer"),
     [
-        (CSV, None, CSV),
-        (CSV, "*/*", CSV),
+        # a missing or */* Accept answers JSON whatever the request, as the image's server
+        (CSV, None, JSON),
+        (CSV, "*/*", JSON),
+        (JSONL, "*/*", JSON),
+        (CSV, "image/png, */*;q=0.8", JSON),
         (JSON, None, JSON),
         (CSV, JSON, JSON),
         (JSON, CSV, CSV),
@@ -192,6 +195,24 @@ def test_content_types_and_accepts(book, model, content_type, accept, answer) ->
     assert response.content_type == answer
     expected = reference(model, book["test_features"][:3])
     assert probabilities(ok(response), answer) == pytest.approx(expected.tolist(), abs=5e-7)
+
+
+def test_a_missing_content_type_is_json(book, model) -> None:
+    body = json.dumps(book["test_raw"][:2]).encode()
+    assert ok(inf.handle(model, body, None, JSON)) == ok(inf.handle(model, body, JSON, JSON))
+    csv_body = "\n".join(book["test_features"][:2]).encode()
+    assert "not valid JSON" in error(inf.handle(model, csv_body, "", CSV), 400)["error"]
+
+
+@pytest.mark.parametrize("accept", [None, "", "*/*", "image/png, */*"])
+def test_the_default_accept_comes_from_the_environment(book, model, monkeypatch, accept) -> None:
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", CSV)
+    body = json.dumps(book["test_raw"][:3]).encode()
+    response = inf.handle(model, body, JSON, accept)
+    assert response.content_type == CSV and len(ok(response).splitlines()) == 3
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "image/png")
+    refused = error(inf.handle(model, body, JSON, accept), 406)
+    assert "cannot answer in 'image/png'" in refused["error"]
 
 
 def test_many_rows_use_the_same_formatting(book, model) -> None:
@@ -536,7 +557,8 @@ class FakeProcessor:
 
 
 class FakeContext:
-    """The sagemaker-inference toolkit's context (mms.context.Context) as far as used."""
+    """The sagemaker-inference toolkit's context (mms.context.Context) as far as used: what
+    a multi-model endpoint passes (the local server passes one like it)."""
 
     def __init__(self, headers=None):
         self.request_processor = [FakeProcessor(headers or {})]
@@ -556,6 +578,44 @@ def test_transform_fn_with_model_server_context(model, row) -> None:
     assert content_type == JSON and json.loads(body)["row"] == 1
 
 
+def single_model_server(model: inf.Model):
+    """What transform_fn sees on a single-model endpoint, on the real Flask.
+
+    sagemaker-containers 2.8.6 (not installable here; the image lane runs it) routes
+    POST /invocations of its Flask Worker to Transformer.transform, which calls
+    transform_fn(model, request.content, request.content_type, request.accept): four
+    arguments, no context, CSV and JSON bodies as str.
+    """
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("worker")
+
+    def invocations():
+        content_type = flask.request.headers.get("Content-Type") or JSON
+        accept = flask.request.headers.get("Accept") or JSON
+        body = flask.request.get_data(as_text=content_type in (JSON, CSV))
+        result = inf.transform_fn(model, body, content_type, accept)
+        return flask.Response(result[0], mimetype=result[1])
+
+    app.add_url_rule("/invocations", view_func=invocations, methods=["POST"])
+    return app.test_client()
+
+
+@pytest.mark.parametrize("name", [CUSTOM, CUSTOM.lower()])
+def test_the_explain_header_works_where_no_context_is_passed(model, row, name) -> None:
+    client = single_model_server(model)
+    headers = {"Content-Type": CSV, "Accept": CSV, name: "explain=true;top_k=2"}
+    answer = client.post("/invocations", data=row, headers=headers)
+    assert answer.status_code == 200 and answer.data.count(b",") == 1 + 2 * 2
+    plain = client.post("/invocations", data=row, headers={"Content-Type": CSV, "Accept": CSV})
+    assert plain.status_code == 200 and plain.data.count(b",") == 1
+
+
+def test_transform_fn_runs_without_flask(model, row, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "flask", None)  # import flask raises ImportError
+    body, content_type = inf.transform_fn(model, row.encode(), CSV, CSV)
+    assert content_type == CSV and body.count(b",") == 1
+
+
 def test_transform_fn_without_container(model, row) -> None:
     body, content_type = inf.transform_fn(model, row.encode(), CSV, JSON)
     assert content_type == JSON and json.loads(body)["predictions"]
@@ -564,7 +624,7 @@ def test_transform_fn_without_container(model, row) -> None:
     assert raised.value.status == 415
 
 
-def test_transform_fn_in_the_legacy_flask_server(model, monkeypatch) -> None:
+def test_transform_fn_answers_the_single_model_server_with_its_response(model, monkeypatch) -> None:
     class Response:
         def __init__(self, response, status, mimetype):
             self.response, self.status, self.mimetype = response, status, mimetype

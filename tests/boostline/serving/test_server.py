@@ -116,8 +116,28 @@ def test_predictions_match_the_hooks(endpoint, model, book) -> None:
             status, headers, answer = invoke(endpoint, body, content_type, accept)
             assert status == 200 and headers["content-type"] == accept
             assert answer == inference.handle(model, body, content_type, accept).body
-    status, headers, answer = invoke(endpoint, csv_body, CSV, "*/*")  # as the model server does
+    status, headers, answer = invoke(endpoint, csv_body, CSV, "*/*")  # as the image's server does
     assert headers["content-type"] == JSON and len(json.loads(answer)["predictions"]) == 25
+
+
+def test_missing_content_type_and_accept_default_to_json(endpoint, book) -> None:
+    """As the image's server (sagemaker-containers) fills them in."""
+    json_body = json.dumps(book["raw"][:3]).encode()
+    status, headers, answer = call(endpoint, "POST", "/invocations", json_body, {})
+    assert status == 200 and headers["content-type"] == JSON
+    assert len(json.loads(answer)["predictions"]) == 3
+    csv_body = "\n".join(book["features"][:3]).encode()
+    status, headers, answer = call(endpoint, "POST", "/invocations", csv_body, {})
+    assert status == 400 and "not valid JSON" in json.loads(answer)["error"]
+    for accept in ({}, {"Accept": "*/*"}):
+        status, headers, answer = call(
+            endpoint, "POST", "/invocations", csv_body, {"Content-Type": CSV, **accept}
+        )
+        assert status == 200 and headers["content-type"] == JSON
+    status, _, answer = call(
+        endpoint, "POST", "/invocations", csv_body, {"ContentType": CSV, "Content-Type": JSON}
+    )
+    assert status == 200 and len(json.loads(answer)["predictions"]) == 3
 
 
 def test_custom_attributes_reach_the_hook(endpoint, book) -> None:
