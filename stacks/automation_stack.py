@@ -1,9 +1,9 @@
 """Automation: the retrain trigger and the deployer Lambdas, their rules, table and DLQs.
 
-Each function is a plain asset of its directory under lambda/ (boto3 comes with the
-runtime, Powertools from its public layer). The EventBridge patterns come from
-lambda/event_patterns.py, the same functions the handler tests check against the
-sample events. The stack also owns the alerts topic every alarm of the stage
+Each function is an asset of its directory under lambda/ with the pinned Powertools
+copied in (stacks/lambda_bundle.py; boto3 comes with the runtime). The EventBridge
+patterns come from lambda/event_patterns.py, the same functions the handler tests
+check against the sample events. The stack also owns the alerts topic every alarm of the stage
 notifies (`{project}-{stage}-alerts`, with its own key so CloudWatch and
 EventBridge may publish to it).
 """
@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -32,17 +32,13 @@ from boostline.config import BoostlineConfig
 
 from . import nag
 from .iam import arn
+from .lambda_bundle import build_function_code
 from .naming import Names
 from .storage_stack import StorageRefs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_DIR = REPO_ROOT / "lambda"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
-# Powertools for AWS Lambda (Python) v3, public layer (account 017000801446), pinned.
-POWERTOOLS_LAYER = (
-    "arn:{partition}:lambda:{region}:017000801446:layer:"
-    "AWSLambdaPowertoolsPythonV3-python314-x86_64:27"
-)
 
 
 def event_patterns() -> ModuleType:
@@ -126,11 +122,8 @@ class AutomationStack(Stack):
             removal_policy=removal,
         )
 
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self,
-            "Powertools",
-            POWERTOOLS_LAYER.format(partition=Aws.PARTITION, region=Aws.REGION),
-        )
+        # Each function's asset holds its handler and the pinned Powertools (no layer).
+        code_dir = Path(Stage.of(self).outdir) / "boostline-functions"
 
         reserve = stage_config.reserve_lambda_concurrency
 
@@ -184,8 +177,9 @@ class AutomationStack(Stack):
                 description=f"{names.prefix}: {service}",
                 runtime=RUNTIME,
                 handler="app.lambda_handler",
-                code=lambda_.Code.from_asset(str(LAMBDA_DIR / directory)),
-                layers=[layer],
+                code=lambda_.Code.from_asset(
+                    str(build_function_code(LAMBDA_DIR / directory, code_dir / directory))
+                ),
                 role=role,
                 timeout=Duration.seconds(timeout),
                 memory_size=256,

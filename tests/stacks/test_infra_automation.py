@@ -71,8 +71,8 @@ def test_functions_settings_and_environment(dev):
         assert fn["Runtime"] == "python3.14"
         assert fn["Handler"] == "app.lambda_handler"
         assert "KmsKeyArn" in fn and "TargetArn" in fn["DeadLetterConfig"]
-        (layer,) = fn["Layers"]
-        assert "017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-x86_64" in str(layer)
+        # Powertools travels in the function's own asset (stacks/lambda_bundle.py).
+        assert "Layers" not in fn
     assert (trigger["Timeout"], deployer["Timeout"]) == (60, 900)
     # dev must deploy into a new account (concurrency quota 10, none reservable).
     assert not dev.config.stage("dev").reserve_lambda_concurrency
