@@ -616,7 +616,8 @@ def test_transform_fn_runs_without_flask(model, row, monkeypatch) -> None:
     assert content_type == CSV and body.count(b",") == 1
 
 
-def test_transform_fn_without_container(model, row) -> None:
+def test_transform_fn_without_container(model, row, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sagemaker_containers", None)  # as outside the image
     body, content_type = inf.transform_fn(model, row.encode(), CSV, JSON)
     assert content_type == JSON and json.loads(body)["predictions"]
     with pytest.raises(inf.InferenceError) as raised:
