@@ -502,9 +502,12 @@ def _read_failure(host: _Host) -> str | None:
     return text or None
 
 
+_TOOLKIT_ERROR = "ExecuteUserScriptError:"
+
+
 def _execute_user_script_error(command: str) -> str:
     # sagemaker-containers' _CalledProcessError.__str__ (capture_error=False: no output)
-    return f'ExecuteUserScriptError:\nCommand "{command}"'
+    return f'{_TOOLKIT_ERROR}\nCommand "{command}"'
 
 
 def _result(
@@ -516,8 +519,10 @@ def _result(
     command: str,
 ) -> TrainingJobResult:
     for host, res in zip(hosts, results, strict=True):
-        if res.returncode != 0 and not res.timed_out:
-            # What the image's toolkit does after the script exits non-zero.
+        written = _read_failure(host) or ""
+        if res.returncode != 0 and not res.timed_out and not written.startswith(_TOOLKIT_ERROR):
+            # What the image's toolkit does after the script exits non-zero (unless the
+            # script ran under the real toolkit, which has done it already).
             (host.output_dir / "failure").write_text(_execute_user_script_error(command))
     outputs = [_host_output(host, res) for host, res in zip(hosts, results, strict=True)]
     timed_out = any(res.timed_out for res in results)
