@@ -5,6 +5,15 @@ that completed with violations, a drift alarm entering ALARM, the retrain
 schedule, and the end of a pipeline execution (to start work that arrived while
 it ran). Anything else is ignored with a log line.
 
+A Failed execution is also explained: its failed steps (ListPipelineExecutionSteps)
+and, for their training, tuning and processing jobs, the script's own
+`Boostline failure: ` line from the job's CloudWatch Logs (FilterLogEvents), since
+SageMaker's FailureReason for a script that exits non-zero is the toolkit's generic
+`ExecuteUserScriptError`. The reason is logged as one ERROR line and kept in the
+state item (`last_failed_execution_arn`, `last_failure_reason`, `last_failed_at`)
+and in the decision record (`pipeline_failure`). The lookup is bounded and never
+fails the invocation (failure.py).
+
 Every decision (started / debounced / busy / ignored / duplicate) is logged as
 one structured line and counted in the `RetrainDecision` metric with a
 `decision` dimension. Real failures raise, so the event is retried and then
@@ -21,7 +30,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -34,8 +43,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from botocore.config import Config
-from classify import Filters, Ignored, Signal, classify
+from classify import Filters, Ignored, PipelineFinished, Signal, classify
 from decide import DUPLICATE, IGNORED, STARTED, Decision, State, Thresholds, decide
+from failure import Budget, PipelineFailure, explain
 from retrain_state import StateConflict, StateStore
 
 SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME", "retrain-trigger")
@@ -51,6 +61,7 @@ BOTO_CONFIG = Config(
 
 # Injectable for tests and the local runtime.
 clock: Callable[[], float] = time.time
+monotonic: Callable[[], float] = time.monotonic  # the failure lookup's time budget
 _clients: dict[str, Any] = {}
 
 
@@ -204,6 +215,21 @@ def start_run(
     return str(response["PipelineExecutionArn"])
 
 
+def report_failure(sagemaker: Any, execution_arn: str) -> PipelineFailure:
+    """Why the execution failed, logged as one ERROR line; never raises."""
+    try:
+        failure = explain(sagemaker, client("logs"), execution_arn, budget=Budget(clock=monotonic))
+    except Exception as error:  # diagnosis only: it must not cost the retrain decision
+        logger.warning("could not read why the pipeline execution failed", exc_info=True)
+        failure = PipelineFailure(execution_arn, note=f"{type(error).__name__}: {error}")
+    execution = execution_arn.rsplit("/", 1)[-1] or execution_arn
+    logger.error(
+        f"pipeline execution {execution} failed: {failure.reason}",
+        extra={"pipeline_failure": failure.as_dict()},
+    )
+    return failure
+
+
 # --- the decision, once per event id -----------------------------------------------
 
 
@@ -229,6 +255,11 @@ def process(*, event: dict[str, Any], signal: Signal, settings: Settings) -> dic
     sagemaker = client("sagemaker")
     store = StateStore(client("dynamodb"), settings.state_table, settings.pipeline_name)
     event_id = str(event["id"])
+    failed: dict[str, Any] = {}
+    if isinstance(signal, PipelineFinished) and signal.status == "Failed":
+        failure = report_failure(sagemaker, signal.execution_arn)
+        signal = replace(signal, failure_reason=failure.reason)
+        failed["pipeline_failure"] = failure.as_dict()
     for _ in range(MAX_STATE_ATTEMPTS):
         state = store.load()
         running: list[str] | None = None
@@ -248,6 +279,7 @@ def process(*, event: dict[str, Any], signal: Signal, settings: Settings) -> dic
             pipeline_running=pipeline_running,
         )
         extra: dict[str, Any] = {"running_executions": running} if running else {}
+        extra.update(failed)
         if decision.action != STARTED:
             if decision.state != state:
                 try:
@@ -279,6 +311,7 @@ def process(*, event: dict[str, Any], signal: Signal, settings: Settings) -> dic
             pipeline_execution_arn=arn,
             champion_model_data_url=champion,
             input_data_prefix=settings.input_data_prefix,
+            **failed,
         )
     raise StateConflict(
         f"the retrain state changed under {MAX_STATE_ATTEMPTS} attempts in a row; retry later"

@@ -52,6 +52,8 @@ class PipelineFinished:
     execution_arn: str
     status: str
     kind: str = "pipeline-finished"
+    # Why a Failed execution failed; not in the event: the handler reads it (failure.py).
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ Rules (README has the reasoning):
 - No run starts while one is running (`busy`): the work stays pending. A start
   recorded less than `start_grace_seconds` ago counts as running too, because a
   new execution can take a moment to show in ListPipelineExecutions.
+- A Failed execution is remembered with its reason (`last_failed_*`), whatever
+  the decision, next to the last started run.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class State:
     last_event_id: str = ""
     last_reason: str = ""
     last_execution_arn: str = ""
+    last_failed_execution_arn: str = ""
+    last_failure_reason: str = ""
+    last_failed_at: float | None = None
     version: int = 0
 
     @property
@@ -89,7 +94,16 @@ def trigger_reason(state: State, schedule: bool) -> str:
 
 
 def with_signal(state: State, signal: Signal, now: float) -> State:
-    """The state with the signal's work added to what is pending."""
+    """The state with the signal's work added to what is pending (and a failure noted)."""
+    if isinstance(signal, PipelineFinished):
+        if signal.status != "Failed":
+            return state
+        return replace(
+            state,
+            last_failed_execution_arn=signal.execution_arn,
+            last_failure_reason=signal.failure_reason or "reason unavailable",
+            last_failed_at=now,
+        )
     if isinstance(signal, NewData):
         return replace(
             state,

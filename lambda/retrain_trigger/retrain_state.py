@@ -1,4 +1,4 @@
-"""The retrain state item in DynamoDB: pending work and the last started run.
+"""The retrain state item in DynamoDB: pending work, the last started run, the last failure.
 
 One item per pipeline, key ``id = "retrain-state#<pipeline>"`` in a table whose
 partition key is ``id`` (string) — the same key schema as the Powertools
@@ -44,6 +44,9 @@ def from_item(item: dict[str, Any]) -> State:
         last_event_id=_text(item, "last_event_id"),
         last_reason=_text(item, "last_reason"),
         last_execution_arn=_text(item, "last_execution_arn"),
+        last_failed_execution_arn=_text(item, "last_failed_execution_arn"),
+        last_failure_reason=_text(item, "last_failure_reason"),
+        last_failed_at=_num(item, "last_failed_at"),
         version=int(_num(item, "version") or 0),
     )
 
@@ -63,6 +66,11 @@ def to_item(key: str, state: State) -> dict[str, Any]:
         item["pending_since"] = {"N": repr(state.pending_since)}
     if state.last_started_at is not None:
         item["last_started_at"] = {"N": repr(state.last_started_at)}
+    if state.last_failed_execution_arn:
+        item["last_failed_execution_arn"] = {"S": state.last_failed_execution_arn}
+        item["last_failure_reason"] = {"S": state.last_failure_reason}
+    if state.last_failed_at is not None:
+        item["last_failed_at"] = {"N": repr(state.last_failed_at)}
     return item
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from lambda_test_helpers import (
     ACCOUNT,
     LAMBDA_DIR,
@@ -583,3 +587,415 @@ def test_decide_keeps_at_most_ten_drift_reasons_and_shortens_long_reasons(
     reason = decide_module.trigger_reason(state, schedule=False)
     assert len(reason) <= decide_module.MAX_REASON_LENGTH
     assert reason.startswith("drift: alarm-05-")
+
+
+# --- a failed execution: the script's own reason reaches the person ----------------------
+
+EXECUTION = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/p4jn9xou8a8s"
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+PROCESSING_LOGS = "/aws/sagemaker/ProcessingJobs"
+GENERIC = (
+    'AlgorithmError: ExecuteUserScriptError:\nCommand "/miniconda3/bin/python3 -m train '
+    '--eta 0.1 --max_depth 6 --num_round 200"'
+)
+SHARDS = (
+    "the train channel holds 1 file for 2 training instances: ShardedByS3Key leaves a host "
+    "without data; write at least 2 files or train on 1 instance"
+)
+STARTED_AT = datetime.now(timezone.utc) - timedelta(minutes=20)
+JOB_ARN_TYPES = {
+    "TrainingJob": "training-job",
+    "TuningJob": "hyper-parameter-tuning-job",
+    "ProcessingJob": "processing-job",
+}
+
+
+def failed_event(execution_arn: str = EXECUTION) -> dict[str, Any]:
+    event = sample_event("pipeline", id=new_id())
+    event["detail"]["currentPipelineExecutionStatus"] = "Failed"
+    event["detail"]["pipelineExecutionArn"] = execution_arn
+    return event
+
+
+def step(
+    name: str,
+    status: str = "Failed",
+    *,
+    job_type: str = "",
+    job: str = "",
+    reason: str = GENERIC,
+    fail_message: str = "",
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "StepName": name,
+        "StepStatus": status,
+        "StartTime": STARTED_AT,
+        "EndTime": STARTED_AT + timedelta(minutes=5),
+        "AttemptCount": 1,
+        "Metadata": {},
+    }
+    if status == "Failed" and reason:
+        entry["FailureReason"] = reason
+    if job_type:
+        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{JOB_ARN_TYPES[job_type]}/{job}"
+        entry["Metadata"][job_type] = {"Arn": arn}
+    if fail_message:
+        entry["Metadata"]["Fail"] = {"ErrorMessage": fail_message}
+    return entry
+
+
+class StepsStub:
+    """ListPipelineExecutionSteps, which moto does not implement, through botocore's Stubber.
+
+    Only that call is stubbed: every other SageMaker call of the handler still goes to moto.
+    """
+
+    def __init__(self, trigger: Trigger):
+        self.client = boto3.client("sagemaker", region_name=REGION)
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+        sagemaker = trigger.app.client("sagemaker")
+        sagemaker.list_pipeline_execution_steps = self.client.list_pipeline_execution_steps
+
+    def page(
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        token: str | None = None,
+        next_token: str | None = None,
+        execution_arn: str = EXECUTION,
+    ) -> None:
+        expected: dict[str, Any] = {"PipelineExecutionArn": execution_arn, "MaxResults": 100}
+        if token:
+            expected["NextToken"] = token
+        response: dict[str, Any] = {"PipelineExecutionSteps": steps}
+        if next_token:
+            response["NextToken"] = next_token
+        self.stubber.add_response("list_pipeline_execution_steps", response, expected)
+
+
+@pytest.fixture
+def steps(trigger: Trigger) -> Iterator[StepsStub]:
+    stub = StepsStub(trigger)
+    yield stub
+    stub.stubber.assert_no_pending_responses()
+
+
+def job_log(group: str, stream: str, *lines: str, start: datetime = STARTED_AT) -> None:
+    """Log lines of a job in moto's CloudWatch Logs, one event per line, a second apart."""
+    logs = boto3.client("logs", region_name=REGION)
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    first = int(start.timestamp() * 1000) + 60_000
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[
+            {"timestamp": first + index * 1000, "message": line} for index, line in enumerate(lines)
+        ],
+    )
+
+
+def filter_requests(trigger: Trigger) -> list[dict[str, Any]]:
+    """The FilterLogEvents requests the handler's logs client sends (recorded, not changed)."""
+    requests: list[dict[str, Any]] = []
+    trigger.app.client("logs").meta.events.register(
+        "provide-client-params.logs.FilterLogEvents",
+        lambda params, **_: requests.append(dict(params)),
+    )
+    return requests
+
+
+def errors(out: str) -> list[dict[str, Any]]:
+    return [r for r in log_records(out) if r.get("level") == "ERROR"]
+
+
+@pytest.mark.parametrize(
+    ("job_type", "job", "group", "stream"),
+    [
+        (
+            "TrainingJob",
+            "pipelines-p4jn9xou8a8s-Train-Kq2Ws9aB1c",
+            TRAINING_LOGS,
+            "pipelines-p4jn9xou8a8s-Train-Kq2Ws9aB1c/algo-1-1795000000",
+        ),
+        (
+            "TuningJob",
+            "p4jn9xou8a8s-Tune-a1b2c3d4e5",
+            TRAINING_LOGS,
+            "p4jn9xou8a8s-Tune-a1b2c3d4e5-001-6f0c2a1e/algo-1-1795000000",
+        ),
+        (
+            "ProcessingJob",
+            "pipelines-p4jn9xou8a8s-Preprocess-Zx81",
+            PROCESSING_LOGS,
+            "pipelines-p4jn9xou8a8s-Preprocess-Zx81/algo-1-1795000000",
+        ),
+    ],
+)
+def test_a_failed_execution_reports_the_scripts_own_reason_once_and_records_it(
+    trigger: Trigger,
+    steps: StepsStub,
+    capsys: pytest.CaptureFixture[str],
+    job_type: str,
+    job: str,
+    group: str,
+    stream: str,
+) -> None:
+    job_log(
+        group,
+        stream,
+        "INFO boostline: reading /opt/ml/input/data/train",
+        f"Boostline failure: {SHARDS}",
+        "Traceback (most recent call last):",
+    )
+    steps.page([step("Preprocess", "Succeeded"), step("Work", job_type=job_type, job=job)])
+    requests = filter_requests(trigger)
+
+    result = trigger(failed_event())
+
+    assert result["decision"] == "ignored"  # nothing was pending
+    failure = result["pipeline_failure"]
+    assert failure["reason"] == f"Work: {SHARDS}"
+    [work] = failure["steps"]
+    assert work["failure_reason"] == " ".join(GENERIC.split())  # SageMaker's, kept alongside
+    assert (work["job_type"], work["job_name"], work["log_group"]) == (job_type, job, group)
+    assert work["log_stream"] == stream
+    [request] = requests
+    assert request["logGroupName"] == group
+    assert request["logStreamNamePrefix"] == job + ("-" if job_type == "TuningJob" else "/")
+    assert request["filterPattern"] == '"Boostline failure:"'
+    assert request["startTime"] == int(STARTED_AT.timestamp() * 1000) - 60_000
+
+    out = capsys.readouterr().out
+    [error] = errors(out)
+    assert error["message"] == f"pipeline execution p4jn9xou8a8s failed: Work: {SHARDS}"
+    assert error["pipeline_failure"]["execution_arn"] == EXECUTION
+    [decision] = [r for r in log_records(out) if r.get("message") == "retrain decision: ignored"]
+    assert decision["retrain"]["pipeline_failure"]["reason"] == f"Work: {SHARDS}"
+    state = trigger.state()
+    assert state["last_failed_execution_arn"]["S"] == EXECUTION
+    assert state["last_failure_reason"]["S"] == f"Work: {SHARDS}"
+    assert float(state["last_failed_at"]["N"]) == trigger.clock.now
+
+
+def test_a_redelivered_failure_event_is_reported_once(
+    trigger: Trigger, steps: StepsStub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps.page([step("Evaluate", reason="ClientError: the evaluation found no test rows")])
+    event = failed_event()
+
+    first = trigger(event)
+    second = trigger(json.loads(json.dumps(event)))  # the same event id, delivered again
+
+    assert second["decision"] == "duplicate"
+    assert second["pipeline_failure"] == first["pipeline_failure"]
+    assert len(errors(capsys.readouterr().out)) == 1
+
+
+def test_the_reason_comes_from_the_failed_job_and_the_host_that_failed_of_its_own_accord(
+    trigger: Trigger, steps: StepsStub
+) -> None:
+    tuning = "p4jn9xou8a8s-Tune-a1b2c3d4e5"
+    # The peer lost its connection first and says so; the cause is on algo-1.
+    job_log(
+        TRAINING_LOGS,
+        f"{tuning}-001-6f0c2a1e/algo-2-1795000000",
+        "Boostline failure: [algo-2] collective communication failed: Connection reset by peer",
+        start=STARTED_AT - timedelta(seconds=30),
+    )
+    job_log(
+        TRAINING_LOGS, f"{tuning}-001-6f0c2a1e/algo-1-1795000000", f"Boostline failure: {SHARDS}"
+    )
+    # Another tuning job whose name extends this one's: not this execution's.
+    job_log(
+        TRAINING_LOGS,
+        f"{tuning}x-001-00000000/algo-1-1795000000",
+        "Boostline failure: another job's reason",
+        start=STARTED_AT - timedelta(minutes=1),
+    )
+    steps.page([step("Tune", job_type="TuningJob", job=tuning, reason="No training job succeeded")])
+
+    result = trigger(failed_event())
+
+    assert result["pipeline_failure"]["reason"] == f"Tune: {SHARDS}"
+    assert result["pipeline_failure"]["steps"][0]["log_stream"].endswith("/algo-1-1795000000")
+
+
+def test_without_logs_the_reason_is_sagemakers_failure_reason(
+    trigger: Trigger, steps: StepsStub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps.page([step("Train", job_type="TrainingJob", job="pipelines-p4jn9xou8a8s-Train-1")])
+
+    result = trigger(failed_event())  # no log group at all: moto has none yet
+
+    failure = result["pipeline_failure"]
+    assert failure["reason"] == f"Train: {' '.join(GENERIC.split())}"
+    assert "ResourceNotFoundException" in failure["steps"][0]["note"]
+    [error] = errors(capsys.readouterr().out)
+    assert "ExecuteUserScriptError" in error["message"]
+    assert trigger.state()["last_failure_reason"]["S"] == failure["reason"]
+
+
+def test_logs_without_the_scripts_line_leave_sagemakers_failure_reason(
+    trigger: Trigger, steps: StepsStub
+) -> None:
+    job = "pipelines-p4jn9xou8a8s-Train-2"
+    job_log(TRAINING_LOGS, f"{job}/algo-1-1795000000", "Killed", "MemoryError")
+    steps.page([step("Train", job_type="TrainingJob", job=job, reason="OutOfMemory: ...")])
+
+    result = trigger(failed_event())
+
+    [train] = result["pipeline_failure"]["steps"]
+    assert train["script_reason"] == ""
+    assert "no 'Boostline failure:' line" in train["note"]
+    assert result["pipeline_failure"]["reason"] == "Train: OutOfMemory: ..."
+
+
+def test_a_fail_step_reports_its_error_message(trigger: Trigger, steps: StepsStub) -> None:
+    message = "TrainingInstanceCount 4 is above the 2 train shards"
+    steps.page([step("CheckShards", reason="", fail_message=message)])
+
+    result = trigger(failed_event())
+
+    assert result["pipeline_failure"]["reason"] == f"CheckShards: {message}"
+
+
+def test_steps_that_cannot_be_listed_still_leave_a_recorded_failure(
+    trigger: Trigger, steps: StepsStub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps.stubber.add_client_error(
+        "list_pipeline_execution_steps",
+        service_error_code="AccessDeniedException",
+        service_message="not authorized to perform: sagemaker:ListPipelineExecutionSteps",
+        http_status_code=400,
+    )
+
+    result = trigger(failed_event())
+
+    assert result["decision"] == "ignored"
+    reason = result["pipeline_failure"]["reason"]
+    assert reason.startswith("reason unavailable (ListPipelineExecutionSteps: AccessDenied")
+    [error] = errors(capsys.readouterr().out)
+    assert reason in error["message"]
+    assert trigger.state()["last_failure_reason"]["S"] == reason
+
+
+def test_an_emulator_without_the_steps_api_still_records_the_failure(
+    trigger: Trigger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """moto (the local runtime's emulator) does not implement ListPipelineExecutionSteps."""
+    result = trigger(failed_event())
+
+    assert result["decision"] == "ignored"
+    assert "NotImplementedError" in result["pipeline_failure"]["reason"]
+    out = capsys.readouterr().out
+    assert len(errors(out)) == 1
+    assert [r["level"] for r in log_records(out)].count("WARNING") == 1
+    assert trigger.state()["last_failed_execution_arn"]["S"] == EXECUTION
+
+
+def test_the_lookup_reads_at_most_two_pages_of_steps(trigger: Trigger, steps: StepsStub) -> None:
+    steps.page([step("Preprocess", "Succeeded")], next_token="page-2")
+    steps.page([step("Tune", "Succeeded")], token="page-2", next_token="page-3")
+
+    result = trigger(failed_event())  # a third page would be an unstubbed call
+
+    assert result["pipeline_failure"]["reason"] == "reason unavailable (no failed step listed)"
+
+
+def test_the_lookup_reads_the_logs_of_at_most_three_jobs(
+    trigger: Trigger, steps: StepsStub
+) -> None:
+    jobs = [f"pipelines-p4jn9xou8a8s-Train-{n}" for n in range(5)]
+    for job in jobs:
+        job_log(TRAINING_LOGS, f"{job}/algo-1-1795000000", f"Boostline failure: {job} failed")
+    steps.page([step(f"Train{n}", job_type="TrainingJob", job=job) for n, job in enumerate(jobs)])
+    requests = filter_requests(trigger)
+
+    result = trigger(failed_event())
+
+    assert len(requests) == 3
+    found = result["pipeline_failure"]["steps"]
+    assert [s["script_reason"] for s in found[:3]] == [f"{job} failed" for job in jobs[:3]]
+    assert [s["note"] for s in found[3:]] == ["not read: lookup limit reached"] * 2
+    assert found[3]["failure_reason"]  # SageMaker's reason is still there
+
+
+def test_the_lookup_reads_at_most_two_pages_of_log_events(
+    trigger: Trigger, steps: StepsStub
+) -> None:
+    """FilterLogEvents may answer empty pages with a token while it searches; moto never does."""
+    job = "pipelines-p4jn9xou8a8s-Train-3"
+    steps.page([step("Train", job_type="TrainingJob", job=job)])
+    logs = trigger.app.client("logs")
+    stubber = Stubber(logs)
+    for token in ("t1", "t2"):
+        stubber.add_response("filter_log_events", {"events": [], "nextToken": token})
+    with stubber:
+        result = trigger(failed_event())
+    stubber.assert_no_pending_responses()  # exactly the two pages
+
+    [train] = result["pipeline_failure"]["steps"]
+    assert "no 'Boostline failure:' line" in train["note"]
+
+
+def test_the_lookup_stops_when_its_time_budget_is_spent(trigger: Trigger, steps: StepsStub) -> None:
+    job = "pipelines-p4jn9xou8a8s-Train-4"
+    job_log(TRAINING_LOGS, f"{job}/algo-1-1795000000", f"Boostline failure: {SHARDS}")
+    steps.page([step("Train", job_type="TrainingJob", job=job)])
+    slow = FakeClock(0.0)
+    trigger.app.monotonic = lambda: (slow.advance(15.0), slow())[1]  # each look costs 15 s
+
+    result = trigger(failed_event())
+
+    [train] = result["pipeline_failure"]["steps"]
+    assert train["note"] == "not read: lookup limit reached"
+    assert result["pipeline_failure"]["reason"].startswith("Train: AlgorithmError")
+
+
+def test_a_succeeded_or_stopped_execution_is_not_looked_into(
+    trigger: Trigger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[Any] = []
+    sagemaker = trigger.app.client("sagemaker")
+    sagemaker.list_pipeline_execution_steps = lambda **kwargs: calls.append(kwargs)
+
+    for status in ("Succeeded", "Stopped"):
+        event = failed_event()
+        event["detail"]["currentPipelineExecutionStatus"] = status
+        result = trigger(event)
+        assert "pipeline_failure" not in result
+
+    assert calls == []
+    assert errors(capsys.readouterr().out) == []
+    assert trigger.state() is None  # nothing changed, nothing written
+
+
+def test_work_held_back_by_a_failed_run_starts_and_the_failure_stays_recorded(
+    trigger: Trigger, steps: StepsStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIN_INTERVAL_SECONDS", "0")
+    assert trigger(sample_event("schedule"))["decision"] == "started"
+    running = trigger.executions()[0]["PipelineExecutionArn"]
+    trigger.set_status(running, "Executing")
+    trigger.clock.advance(600)
+    assert trigger(s3_event())["decision"] == "busy"
+    trigger.set_status(running, "Failed")
+    steps.page([step("Evaluate", reason="AlgorithmError: see the logs")], execution_arn=running)
+
+    result = trigger(failed_event(running))
+
+    assert result["decision"] == "started"
+    assert result["pipeline_failure"]["execution_arn"] == running
+    state = trigger.state()
+    assert state["last_failed_execution_arn"]["S"] == running
+    assert state["last_failure_reason"]["S"] == "Evaluate: AlgorithmError: see the logs"
+    assert state["last_execution_arn"]["S"] == result["pipeline_execution_arn"]
+
+    trigger.clock.advance(600)
+    trigger.set_status(result["pipeline_execution_arn"], "Executing")
+    later = trigger(s3_event("raw/later.csv"))  # a later decision keeps the failure
+    assert later["decision"] == "busy"
+    assert trigger.state()["last_failure_reason"]["S"] == "Evaluate: AlgorithmError: see the logs"
