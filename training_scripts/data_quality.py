@@ -79,9 +79,9 @@ from typing import Any
 import numpy as np
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
-    from job_message import write_message
+    from job_message import report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
-    from training_scripts.job_message import write_message
+    from training_scripts.job_message import report_failure
 
 KLL_K = 2048
 KLL_C = 0.64
@@ -940,8 +940,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if n and args.fail_on_violations else 0
     except Exception as exc:  # noqa: BLE001 - every failure ends with a clear message
         message = f"data quality {args.command} failed: {exc}"
-        print(message, file=sys.stderr, flush=True)
-        write_message(message)
+        report_failure(message)
         return 1
 
 

@@ -53,10 +53,10 @@ import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import data_quality as dq
-    from job_message import write_message
+    from job_message import report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import data_quality as dq
-    from training_scripts.job_message import write_message
+    from training_scripts.job_message import report_failure
 
 PROCESSING = Path("/opt/ml/processing")
 MODEL_FILE = "xgboost-model"
@@ -1058,8 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluate(args)
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"evaluation failed: {exc}"
-        print(message, file=sys.stderr, flush=True)
-        write_message(message)
+        report_failure(message)
         return 1
     return 0
 

@@ -2,7 +2,8 @@
 
 SageMaker shows a Processing job's `/opt/ml/output/message` as its exit message (the
 monitors' `Completed...` line) or its failure reason. `BOOSTLINE_OUTPUT_DIR` moves it
-when the job runs on this machine.
+when the job runs on this machine. A failing processing script also prints the
+`Boostline failure: ` line below, so every step's log tells its reason the same way.
 
 A training job's `/opt/ml/output/failure` does not survive in the XGBoost image: when
 the script exits non-zero the toolkit overwrites it with `ExecuteUserScriptError:
@@ -15,6 +16,7 @@ job reads it from the host's output the same way.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +32,18 @@ def print_failure(reason: str) -> None:
     """
     line = " ".join(reason.split())[:FAILURE_LINE_LIMIT]
     print(f"{FAILURE_LINE_PREFIX}{line}", file=sys.stderr, flush=True)
+
+
+def report_failure(message: str) -> None:
+    """A processing script's failure: the log line, and the message file (ExitMessage)."""
+    print_failure(message)
+    write_message(message)
+
+
+def positions_only(arrow_message: str) -> str:
+    """Where pyarrow's CSV reader failed, without the row or value its message quotes."""
+    where = re.findall(r"Row #\d+|column #\d+|Expected \d+ columns, got \d+", arrow_message)
+    return "not readable as CSV" + (f" ({', '.join(where)})" if where else "")
 
 
 def read_failure_line(log: str) -> str | None:

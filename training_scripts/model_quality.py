@@ -118,11 +118,11 @@ import numpy as np
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import data_quality as dq
     import evaluate as ev
-    from job_message import write_message
+    from job_message import report_failure, write_message
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import data_quality as dq
     from training_scripts import evaluate as ev
-    from training_scripts.job_message import write_message
+    from training_scripts.job_message import report_failure, write_message
 
 PROBLEM_TYPE = "BinaryClassification"
 CONSTRAINED_METRICS = ("auc", "f1", "precision", "recall")
@@ -996,8 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # noqa: BLE001 - every failure ends with a clear message
         message = f"model quality {args.command} failed: {exc}"
-        print(message, file=sys.stderr, flush=True)
-        write_message(message, create=True)
+        report_failure(message)
         return 1
 
 

@@ -42,10 +42,10 @@ from typing import Any
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import data_quality as dq
-    from job_message import write_message
+    from job_message import report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import data_quality as dq
-    from training_scripts.job_message import write_message
+    from training_scripts.job_message import report_failure
 
 MANIFEST_MEMBER = "boostline/feature_manifest.json"
 NAMESPACE_ENV = "BOOSTLINE_METRICS_NAMESPACE"
@@ -240,8 +240,7 @@ def main(argv: list[str] | None = None, client: ClientFactory = _boto3_client) -
         return 0
     except Exception as exc:  # noqa: BLE001 - every failure ends with a clear message
         message = f"data quality monitor failed: {exc}"
-        print(message, file=sys.stderr, flush=True)
-        write_message(message)
+        report_failure(message)
         return 1
 
 

@@ -36,10 +36,10 @@ import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     from dataset_schema import DatasetSchema, load_schema, normalise_label
-    from job_message import write_message
+    from job_message import positions_only, report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts.dataset_schema import DatasetSchema, load_schema, normalise_label
-    from training_scripts.job_message import write_message
+    from training_scripts.job_message import positions_only, report_failure
 
 PROCESSING = Path("/opt/ml/processing")
 MANIFEST_VERSION = 1
@@ -96,7 +96,8 @@ def read_raw(files: list[Path]) -> tuple[pa.Table, list[str]]:
                 ),
             )
         except (pa.ArrowInvalid, OSError) as exc:
-            raise PreprocessError(f"{file}: cannot be read as CSV: {exc}") from None
+            # pyarrow's message can quote a raw row, PII and all: keep only where it failed
+            raise PreprocessError(f"{file}: {positions_only(str(exc))}") from None
         if tables and table.column_names != tables[0].column_names:
             raise PreprocessError(
                 f"{file}: columns differ from {files[0].name}: "
@@ -612,8 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"preprocessing failed: {exc}"
-        print(message, file=sys.stderr, flush=True)
-        write_message(message)
+        report_failure(message)
         return 1
     return 0
 

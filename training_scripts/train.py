@@ -58,9 +58,9 @@ from xgboost import collective
 from xgboost.tracker import RabitTracker
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
-    from job_message import FAILURE_LINE_LIMIT, print_failure
+    from job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
-    from training_scripts.job_message import FAILURE_LINE_LIMIT, print_failure
+    from training_scripts.job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 
 MODEL_FILE = "xgboost-model"
 # The built-in XGBoost server loads every top-level file of the model dir as a booster.
@@ -436,16 +436,11 @@ def _read_csv(directory: Path, path: Path, columns: int) -> pa.Table:
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float32())),
         )
     except pa.ArrowInvalid as exc:
-        detail = _find_bad_cell(path, columns) or _arrow_positions(exc)
+        # pyarrow's message quotes the offending row or value; a reason only says where
+        detail = _find_bad_cell(path, columns) or positions_only(str(exc))
         raise TrainingError(f"{_name(directory, path)}: {detail}") from None
     _check_labels(_name(directory, path), table.column(0).to_numpy())
     return table
-
-
-def _arrow_positions(exc: pa.ArrowInvalid) -> str:
-    # pyarrow's message quotes the offending row or value; a reason only says where.
-    where = re.findall(r"Row #\d+|column #\d+|Expected \d+ columns, got \d+", str(exc))
-    return "not readable as numbers" + (f" ({', '.join(where)})" if where else "")
 
 
 def _find_bad_cell(path: Path, columns: int) -> str | None:

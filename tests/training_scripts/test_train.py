@@ -302,13 +302,6 @@ def test_the_failure_is_one_boostline_line_on_stderr_without_the_data(
     assert "jane" not in job.failure
 
 
-def test_a_pyarrow_message_is_cut_to_positions() -> None:
-    exc = pa.ArrowInvalid("CSV parse error: Expected 3 columns, got 2: 0,jane.doe@example.com")
-    assert train._arrow_positions(exc) == "not readable as numbers (Expected 3 columns, got 2)"
-    exc = pa.ArrowInvalid("In CSV column #1: Row #2: CSV conversion error to float: 'jane'")
-    assert train._arrow_positions(exc) == "not readable as numbers (column #1, Row #2)"
-
-
 def test_an_unexpected_error_is_reported_on_one_line(
     job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
