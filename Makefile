@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+LANE := .venv-image
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAGE ?= dev
@@ -10,7 +11,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: install demo test lint synth bench clean
+.PHONY: install demo test test-image lint synth bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-image
+
+# The image lane: training_scripts/ on the SageMaker XGBoost 3.0-5 image's Python 3.10 and
+# packages, the toolkit's trainer and its Flask server (tests/image). The lane is built once
+# into $(LANE) and rebuilt when tests/image/requirements.txt changes; with no Python 3.10
+# it fails, saying what to install.
+test-image:
+	$(PYTHON) tests/image/build_lane.py $(LANE)
+	$(LANE)/bin/python -m pytest -q -p no:cacheprovider tests/image tests/training_scripts
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -50,4 +60,4 @@ synth: $(STAMP) $(NODE_STAMP)
 	npx --no-install cdk synth --no-notices --quiet -c stage=$(STAGE) --output cdk.out
 
 clean:
-	rm -rf $(VENV) .boostline cdk.out node_modules
+	rm -rf $(VENV) $(LANE) .boostline cdk.out node_modules
