@@ -109,8 +109,11 @@ class Budget:
 def _error(error: Exception) -> str:
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
-        return f"{error.operation_name}: {details.get('Code', '')}: {details.get('Message', '')}"
-    return f"{type(error).__name__}: {error}"
+        message = str(details.get("Message", ""))
+        if message.lstrip().startswith("<"):  # a proxy's or an emulator's HTML error page
+            message = "an HTML error page"
+        return shorten(f"{error.operation_name}: {details.get('Code', '')}: {message}", 300)
+    return shorten(f"{type(error).__name__}: {error}", 300)
 
 
 def failed_steps(sagemaker: Any, execution_arn: str, budget: Budget) -> list[dict[str, Any]]:
