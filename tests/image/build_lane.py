@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,10 @@ PYTHON_OVERRIDE_ENV = "BOOSTLINE_PYTHON310"
 # `collections`:  sed -i 's/collections\.Mapping/collections.abc.Mapping/g' .../_mapping.py
 PATCH_FILE = "sagemaker_containers/_mapping.py"
 PATCH_FROM, PATCH_TO = re.compile(r"collections\.Mapping"), "collections.abc.Mapping"
+# Imported where neither /opt/ml nor SAGEMAKER_BASE_DIR exists, sagemaker-containers lays out
+# a job under ~/sagemaker_local/jobs/<time>/opt/ml. In the image /opt/ml always exists; in the
+# lane the default is LANE_DIR/opt-ml (whoever sets SAGEMAKER_BASE_DIR still wins).
+BASE_DIR_PTH = "boostline_lane_base_dir.pth"
 # What `pip check` may report: the image uninstalls `typing` after sagemaker-containers.
 KNOWN_GAPS = {"sagemaker-containers 2.8.6.post2 requires typing, which is not installed."}
 INSTALL_TIMEOUT = 1800  # seconds; a cold build downloads and compiles a few packages
@@ -166,18 +169,22 @@ def apply_image_patch(site_packages: Path) -> None:
     target.write_text(patched)
 
 
-def verify(lane_python: Path) -> None:
+def set_default_base_dir(site_packages: Path, lane: Path) -> None:
+    line = f"import os; os.environ.setdefault('SAGEMAKER_BASE_DIR', {str(lane / 'opt-ml')!r})\n"
+    (site_packages / BASE_DIR_PTH).write_text(line)
+
+
+def verify(lane_python: Path, lane: Path) -> None:
     """The toolkit imports on the lane's Python (it fails on 3.10 without the patch)."""
     probe = (
-        "import sys, gethostname, flask, gevent, xgboost, sagemaker_containers.beta.framework\n"
+        "import os, sys, gethostname, flask, gevent, xgboost\n"
+        "import sagemaker_containers.beta.framework\n"
         "assert sys.version_info[:2] == (3, 10), sys.version\n"
         "assert xgboost.__version__ == '3.0.5' and flask.__version__ == '1.1.1'\n"
+        f"assert os.environ['SAGEMAKER_BASE_DIR'] == {str(lane / 'opt-ml')!r}\n"
     )
-    with tempfile.TemporaryDirectory() as base:
-        # Importing sagemaker_containers without /opt/ml or SAGEMAKER_BASE_DIR creates
-        # ~/sagemaker_local/<timestamp>/opt/ml; point it at a throwaway directory.
-        env = {**os.environ, "SAGEMAKER_BASE_DIR": base}
-        _run([str(lane_python), "-c", probe], env=env)
+    env = {k: v for k, v in os.environ.items() if k != "SAGEMAKER_BASE_DIR"}
+    _run([str(lane_python), "-c", probe], env=env)
     check = subprocess.run(
         [str(lane_python), "-m", "pip", "check"], capture_output=True, text=True, timeout=300
     )
@@ -199,8 +206,10 @@ def build(lane: Path, python: str, key: str) -> None:
     # the sdists (sagemaker-containers, psutil, MarkupSafe, ...) build with the pinned
     # setuptools and wheel.
     _run([*pip, "--no-build-isolation", "-r", str(REQUIREMENTS)])
-    apply_image_patch(_site_packages(lane_python))
-    verify(lane_python)
+    site_packages = _site_packages(lane_python)
+    apply_image_patch(site_packages)
+    set_default_base_dir(site_packages, lane)
+    verify(lane_python, lane)
     marker = {"key": key, "python": python, "requirements": REQUIREMENTS.name}
     (lane / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
 

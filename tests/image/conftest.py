@@ -7,10 +7,7 @@ training_scripts test that cannot hold in the image is skipped there with its re
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,24 +29,12 @@ THIRD_PARTY_WARNINGS = [
 
 if not IN_LANE:
     collect_ignore_glob = ["test_*.py"]
-else:
-    # Importing sagemaker_containers without /opt/ml or SAGEMAKER_BASE_DIR makes it create
-    # ~/sagemaker_local/jobs/<time>/opt/ml; give this process a throwaway base instead.
-    if "SAGEMAKER_BASE_DIR" not in os.environ:
-        _BASE = tempfile.mkdtemp(prefix="lane-opt-ml-")
-        os.environ["SAGEMAKER_BASE_DIR"] = _BASE
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if IN_LANE:
         for line in THIRD_PARTY_WARNINGS:
             config.addinivalue_line("filterwarnings", line)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    base = globals().get("_BASE")
-    if base:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

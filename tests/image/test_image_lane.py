@@ -55,6 +55,21 @@ def test_the_toolkit_carries_the_images_patch() -> None:
     assert re.search(r"collections\.Mapping", source) is None
 
 
+def test_the_toolkit_never_lays_out_jobs_in_home(tmp_path: Path) -> None:
+    """Without /opt/ml or SAGEMAKER_BASE_DIR it would create ~/sagemaker_local/jobs/..."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    subprocess.run(
+        [sys.executable, "-c", "import sagemaker_containers.beta.framework"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    assert not (tmp_path / "sagemaker_local").exists()
+    assert (Path(sys.prefix) / "opt-ml" / "code").is_dir()
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_every_script_imports_as_a_package_module(module: str) -> None:
     importlib.import_module(f"training_scripts.{module}")
