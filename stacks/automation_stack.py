@@ -39,6 +39,8 @@ from .storage_stack import StorageRefs
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_DIR = REPO_ROOT / "lambda"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+# The functions' Powertools metrics (dimensions: service, decision).
+FUNCTION_METRICS_NAMESPACE = "Boostline"
 
 
 def event_patterns() -> ModuleType:
@@ -191,7 +193,7 @@ class AutomationStack(Stack):
                 log_group=log_group,
                 environment={
                     "POWERTOOLS_SERVICE_NAME": service,
-                    "POWERTOOLS_METRICS_NAMESPACE": "Boostline",
+                    "POWERTOOLS_METRICS_NAMESPACE": FUNCTION_METRICS_NAMESPACE,
                     "POWERTOOLS_LOG_LEVEL": "INFO",
                     **environment,
                 },
@@ -262,6 +264,24 @@ class AutomationStack(Stack):
         trigger_role.add_to_policy(
             iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
         )
+        # A failed run: its failed steps, then the script's own "Boostline failure:" line
+        # from the job's logs (the toolkit overwrites FailureReason; failure.py).
+        trigger_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListPipelineExecutionSteps"],
+                resources=[
+                    arn("sagemaker", f"pipeline/{names.pipeline}"),
+                    arn("sagemaker", f"pipeline/{names.pipeline}/execution/*"),
+                ],
+            )
+        )
+        job_log_groups = [
+            arn("logs", f"log-group:/aws/sagemaker/{kind}:*")
+            for kind in ("TrainingJobs", "ProcessingJobs")
+        ]
+        trigger_role.add_to_policy(
+            iam.PolicyStatement(actions=["logs:FilterLogEvents"], resources=job_log_groups)
+        )
         trigger_role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -329,6 +349,15 @@ class AutomationStack(Stack):
                     f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
                     f"model-package/{group}/*": "The function reads the versions of this one "
                     "model package group, numbered at registration.",
+                    f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                    f"pipeline/{names.pipeline}/execution/*": "The function lists the steps "
+                    "of this one pipeline's failed executions, whose ids SageMaker assigns.",
+                    "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+                    "log-group:/aws/sagemaker/TrainingJobs:*": "FilterLogEvents is scoped to "
+                    "a log group; the streams are named per job at run time.",
+                    "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+                    "log-group:/aws/sagemaker/ProcessingJobs:*": "FilterLogEvents is scoped "
+                    "to a log group; the streams are named per job at run time.",
                 },
             ),
             (
@@ -359,6 +388,29 @@ class AutomationStack(Stack):
                 "The policy belongs to this one function role, where CDK also writes the "
                 "dead-letter queue and key grants it makes.",
             )
+
+        # Errors a retry cannot fix are not retried, so they never reach the DLQ and its
+        # alarm: the deployer counts them in its decision metric instead.
+        cloudwatch.Alarm(
+            self,
+            "DeployerPermanentErrorAlarm",
+            alarm_name=f"{names.prefix}-deployer-permanent-error",
+            alarm_description=(
+                "The deployer refused an approval it can never deploy (missing package, "
+                "bad decision threshold, stuck serving stack); its log says why"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=FUNCTION_METRICS_NAMESPACE,
+                metric_name="DeployDecision",
+                dimensions_map={"service": "deployer", "decision": "permanent-error"},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        ).add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
 
         # ------------------------------------------------------------ rules
         trigger_target = targets.LambdaFunction(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stacks.automation_stack import event_patterns
@@ -106,7 +108,10 @@ def test_table_and_dead_letter_queues_are_encrypted(dev):
     assert len(queues) == 2
     assert all("KmsMasterKeyId" in q["Properties"] for q in queues.values())
     alarms = [a["Properties"] for a in dev.resources(STACK, "AWS::CloudWatch::Alarm").values()]
-    assert sorted(a["MetricName"] for a in alarms) == ["ApproximateNumberOfMessagesVisible"] * 2
+    assert sorted(a["MetricName"] for a in alarms) == [
+        *["ApproximateNumberOfMessagesVisible"] * 2,
+        "DeployDecision",  # the deployer's permanent errors, which skip the DLQ
+    ]
     assert all(a["AlarmActions"] for a in alarms)
 
 
@@ -134,3 +139,46 @@ def test_prod_reserves_concurrency_one_deployer_at_a_time(prod_vpc):
     assert prod_vpc.config.stage("prod").reserve_lambda_concurrency
     assert functions[f"{names.prefix}-deployer"]["ReservedConcurrentExecutions"] == 1
     assert functions[f"{names.prefix}-retrain-trigger"]["ReservedConcurrentExecutions"] == 5
+
+
+def _role_statements(synth, role_suffix: str) -> list[dict]:
+    resources = synth.template(STACK)["Resources"]
+    (logical,) = [
+        n
+        for n, r in resources.items()
+        if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"].endswith(role_suffix)
+    ]
+    return [
+        statement
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": logical} in r["Properties"]["Roles"]
+        for statement in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_retrain_trigger_may_read_why_a_run_failed(dev):
+    statements = _role_statements(dev, "-retrain-trigger")
+
+    def resources(action: str) -> str:
+        return json.dumps([s["Resource"] for s in statements if action in json.dumps(s["Action"])])
+
+    steps = resources("sagemaker:ListPipelineExecutionSteps")
+    assert f"pipeline/{names_for(dev.config, 'dev').pipeline}/execution/*" in steps
+    logs = resources("logs:FilterLogEvents")
+    for group in ("/aws/sagemaker/TrainingJobs:*", "/aws/sagemaker/ProcessingJobs:*"):
+        assert f"log-group:{group}" in logs
+
+
+def test_a_permanent_deploy_error_pages_through_the_alerts_topic(dev):
+    names = names_for(dev.config, "dev")
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in dev.resources(STACK, "AWS::CloudWatch::Alarm").values()
+    }
+    alarm = alarms[f"{names.prefix}-deployer-permanent-error"]
+    deployer = _functions(dev)[f"{names.prefix}-deployer"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == deployer["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["MetricName"] == "DeployDecision"
+    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dims == {"service": deployer["POWERTOOLS_SERVICE_NAME"], "decision": "permanent-error"}
+    assert alarm["AlarmActions"]
