@@ -14,6 +14,7 @@ import shutil
 import sys
 import types
 
+import bad_inputs
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -346,27 +347,7 @@ def csv_case(book, row_index: int, column: str, value: str, rows: int = 3) -> by
     return "\n".join(",".join(fields) for fields in lines).encode()
 
 
-@pytest.mark.parametrize(
-    ("row_index", "column", "value", "message"),
-    [
-        (2, "fico_score", "abc", "'abc' is not a number"),
-        (3, "dti", "nan", "not a finite number"),
-        (1, "dti", "NaN", "not a finite number"),
-        (2, "annual_income", "inf", "not a finite number"),
-        (2, "annual_income", "-Infinity", "not a finite number"),
-        (3, "revol_bal", "1e400", "not a finite number"),
-        (2, "fico_score", "900", "900 is above the maximum 850"),
-        (3, "loan_amount", "100", "100 is below the minimum 500"),
-        (2, "open_acc", "3.5", "3.5 is not a whole number"),
-        (1, "fico_score", "", "is required but missing"),
-        (2, "grade", "7", "code 7 is not a category code (0 to 6"),
-        (2, "term", "-1", "code -1 is not a category code"),
-        (3, "grade", "1.5", "code 1.5 is not a category code"),
-        (2, "fico_score", "1_000", "'1_000' is not a number"),
-        (2, "fico_score", "0x10", "'0x10' is not a number"),
-        (3, "fico_score", "７００", "is not a number"),
-    ],
-)
+@pytest.mark.parametrize(("row_index", "column", "value", "message"), bad_inputs.CSV_VALUE_CASES)
 def test_bad_csv_values_name_row_and_field(book, model, row_index, column, value, message):
     for rows in (3, 400):  # both the small-body and the pyarrow path
         body = error(
@@ -445,26 +426,7 @@ def json_case(book, row_index: int, field: str, value, rows: int = 3) -> bytes:
     return json.dumps({"instances": instances}).encode()
 
 
-@pytest.mark.parametrize(
-    ("row_index", "field", "value", "message"),
-    [
-        (2, "fico_score", KeyError, "is required but missing"),
-        (3, "fico_score", None, "is required but missing"),
-        (1, "grade", KeyError, "is required but missing"),
-        (2, "grade", "", "is required but missing"),
-        (2, "fico_score", 900, "900 is above the maximum 850"),
-        (2, "loan_amount", "100", "100 is below the minimum 500"),
-        (3, "open_acc", 2.5, "2.5 is not a whole number"),
-        (2, "dti", "abc", "'abc' is not a number"),
-        (2, "dti", "nan", "not a finite number"),
-        (2, "dti", True, "expected a number, got bool"),
-        (2, "dti", [1], "expected a number, got list"),
-        (2, "grade", 3, "expected a category name (a string), got int"),
-        (2, "annual_income", float("inf"), "not a finite number"),
-        (1, "annual_income", float("nan"), "not a finite number"),
-        (2, "annual_income", 10**400, "not a finite number"),
-    ],
-)
+@pytest.mark.parametrize(("row_index", "field", "value", "message"), bad_inputs.JSON_VALUE_CASES)
 def test_bad_json_values_name_row_and_field(book, model, row_index, field, value, message):
     body = error(inf.handle(model, json_case(book, row_index, field, value), JSON, JSON), 400)
     assert message in body["error"]
