@@ -47,6 +47,7 @@ class RenderedStack:
     exports: dict[str, str]
     conditions: dict[str, bool]
     parameters: dict[str, str]
+    physical_names: dict[str, str]  # logical id -> the name CloudFormation gives it
 
     def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == type_}
@@ -200,7 +201,10 @@ class _Renderer:
             outputs[name] = value
             if "Export" in output:
                 exports[str(self.resolve(output["Export"]["Name"], f"Outputs.{name}"))] = value
-        return RenderedStack(resources, outputs, exports, dict(self.conditions), self.parameters)
+        names = {logical: self.name(logical) for logical in resources}
+        return RenderedStack(
+            resources, outputs, exports, dict(self.conditions), self.parameters, names
+        )
 
     # ------------------------------------------------------------------ intrinsics
     def resolve(self, value: Any, where: str) -> Any:
