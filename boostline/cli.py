@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from boostline.config import DEFAULT_CONFIG, ConfigError, load_config
+from boostline.config import DEFAULT_CONFIG, BoostlineConfig, ConfigError, load_config
 from boostline.local.workdir import DEFAULT_WORKDIR, Workdir
 from boostline.progress import Progress
 from training_scripts.dataset_schema import SchemaError, load_schema
@@ -74,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--schema", type=Path, help="dataset schema (default: from the config)")
     run.add_argument("--instance-count", type=int, help="local training workers (hosts)")
     run.add_argument("--max-trials", type=int, help="tuning budget (default: from the config)")
-    run.add_argument("--stage", default="dev", help="stage whose approval rule applies")
+    run.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
+    run.add_argument(
+        "--assembly",
+        type=Path,
+        help="cloud assembly (a cdk.out folder) to execute (default: the stage, "
+        "synthesized offline and cached in the workdir)",
+    )
     run.set_defaults(handler=cmd_pipeline_run)
 
     models = groups.add_parser("models", help="the model registry")
@@ -198,7 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--instance-count", type=int, default=2, help="local training workers")
     demo.add_argument("--max-trials", type=int, default=4, help="tuning trials per run")
-    demo.add_argument("--stage", default="dev", help="stage whose approval rule applies")
+    demo.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
+    demo.add_argument(
+        "--assembly",
+        type=Path,
+        help="cloud assembly (a cdk.out folder) to execute (default: the stage, "
+        "synthesized offline and cached in the workdir)",
+    )
     demo.add_argument(
         "--break-candidate",
         action="store_true",
@@ -222,28 +234,80 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
-    from boostline.local.pipeline import run_pipeline
+    from boostline.local.pipeline import (
+        champion_model_data_url,
+        local_s3,
+        new_execution_id,
+        resolve_assembly,
+        run_pipeline,
+    )
+    from boostline.registry import Registry
 
     config = load_config(args.config)
-    schema = args.schema or config.schema_path()
-    load_schema(schema)  # report a bad schema before anything runs
+    if args.schema is not None:
+        # The schema reaches the jobs as an asset of the assembly: synthesize with this one.
+        config = config.model_copy(update={"dataset_schema": args.schema.resolve()})
+    load_schema(config.schema_path())  # report a bad schema before anything runs
     workdir = Workdir.at(args.workdir)
+    progress = Progress(quiet=args.quiet)
+    assembly = resolve_assembly(config, args.stage, workdir.root, args.assembly, progress)
+    s3 = local_s3(workdir, config, args.stage, assembly)
+    execution_id = new_execution_id()
+    # What StartPipelineExecution would be given: the data as an S3 prefix of the raw
+    # bucket, and the newest approved model as the champion (as the retrain trigger does).
+    parameters: dict[str, object] = {
+        "InputDataPrefix": _raw_prefix(args.data, workdir, config, args.stage, execution_id),
+        "ChampionModelDataUrl": champion_model_data_url(Registry(workdir.root), s3),
+    }
+    if args.instance_count is not None:
+        parameters["TrainingInstanceCount"] = args.instance_count
     run = run_pipeline(
-        args.data,
-        schema,
         workdir,
         config,
-        instance_count=args.instance_count,
-        max_trials=args.max_trials,
         stage=args.stage,
-        progress=Progress(quiet=args.quiet),
+        parameters=parameters,
+        assembly=assembly,
+        execution_id=execution_id,
+        max_trials=args.max_trials,
+        progress=progress,
     )
     print(
         f"run {run.run_id} {run.status.lower()}: model version "
         f"{run.model_package_version} ({run.model_approval_status})"
     )
+    print(f"assembly: {run.assembly}")
     print(f"report: {run.report}")
     return 0
+
+
+def _raw_prefix(
+    data: Path, workdir: Workdir, config: BoostlineConfig, stage: str, execution_id: str
+) -> str:
+    """The s3:// prefix of --data in the raw bucket; files from elsewhere are copied in."""
+    import shutil
+
+    from boostline.local.emulator import ACCOUNT
+    from boostline.naming import names_for
+
+    names = names_for(config, stage)
+    bucket = names.bucket("raw", ACCOUNT, names.region)
+    raw = workdir.bucket("raw")
+    data = data.resolve()
+    if not data.exists():
+        raise ValueError(f"--data {data} does not exist")
+    if data.is_relative_to(raw):
+        key = data.relative_to(raw).as_posix()
+        return f"s3://{bucket}/{key}" + ("/" if data.is_dir() else "")
+    key = f"uploads/{execution_id}/"
+    target = raw / key
+    files = [data] if data.is_file() else sorted(p for p in data.rglob("*.csv") if p.is_file())
+    if not files:
+        raise ValueError(f"--data {data} holds no CSV files")
+    for file in files:
+        rel = file.name if data.is_file() else file.relative_to(data).as_posix()
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, target / rel)
+    return f"s3://{bucket}/{key}"
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -260,7 +324,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         thr = f"{p.threshold:.3f}" if p.threshold is not None else "-"
         print(
             f"{p.version:>7}  {p.status:<22} {auc:>6}  {thr:>9}  "
-            f"{p.data['CreationTime'][:19]:<20} {meta.get('trigger', '-')}"
+            f"{p.data['CreationTime'][:19]:<20} {meta.get('trigger_reason', '-')}"
         )
     return 0
 
@@ -395,6 +459,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         max_trials=args.max_trials,
         stage=args.stage,
         break_candidate=args.break_candidate,
+        assembly=args.assembly,
     )
     result = run_demo(
         Workdir.at(args.workdir).root, config, options, progress=Progress(quiet=args.quiet)

@@ -169,6 +169,52 @@ class Registry:
             os.replace(staging, final)  # the version appears whole or not at all
         return ModelPackage(record, final)
 
+    def register_request(
+        self, request: dict[str, Any], files: dict[str, Path], *, by: str
+    ) -> ModelPackage:
+        """Add a version from a CreateModelPackage request, recorded as the request gives it.
+
+        The record is the request plus what DescribeModelPackage adds (version, ARN,
+        times, status history); nothing else, so a field the pipeline does not register
+        is not in the local registry either. `files` are local copies of the objects the
+        request names (model.tar.gz, evaluation.json, statistics.json, constraints.json)
+        for the local readers; the record keeps the request's S3 URIs.
+        """
+        status = str(request.get("ModelApprovalStatus", "PendingManualApproval"))
+        _check_status(status)
+        metadata = request.get("CustomerMetadataProperties", {})
+        for key, value in metadata.items():
+            if not isinstance(value, str):  # CreateModelPackage takes strings only
+                raise RegistryError(f"CustomerMetadataProperties {key!r} is not a string")
+        with self._lock:
+            version = max((p.version for p in self.versions()), default=0) + 1
+            staging = Path(tempfile.mkdtemp(dir=self.dir, prefix=f".{version}-"))
+            for name, source in files.items():
+                shutil.copy2(source, staging / name)
+            final = self.dir / str(version)
+            created = now()
+            group = str(request.get("ModelPackageGroupName", self.group))
+            record = {
+                **request,
+                "ModelPackageGroupName": group,
+                "ModelPackageVersion": version,
+                "ModelPackageArn": LOCAL_ARN.format(group=group, version=version),
+                "ModelPackageStatus": "Completed",
+                "CreationTime": created,
+                "ModelApprovalStatus": status,
+                "ApprovalHistory": [
+                    {
+                        "ModelApprovalStatus": status,
+                        "By": by,
+                        "Time": created,
+                        "Reason": "registered",
+                    }
+                ],
+            }
+            _write_json(staging / "package.json", record)
+            os.replace(staging, final)
+        return ModelPackage(record, final)
+
     def set_status(
         self, version: int | str, status: ApprovalStatus, *, by: str, reason: str = ""
     ) -> ModelPackage:

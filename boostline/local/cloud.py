@@ -4,7 +4,7 @@ The handlers talk to the emulator exactly as they talk to AWS. What the
 emulator only records, the local runtime carries out:
 
 - a pipeline execution the retrain handler starts is run by the local
-  pipeline, with the execution's parameters;
+  executor of the synthesized pipeline definition, with the execution's parameters;
 - a model version the local pipeline registers is registered in the
   emulator's model registry too (same version number, same status);
 - an update of the serving stack's `ModelPackageArn` parameter (what the
@@ -27,6 +27,17 @@ from boostline.local.workdir import Workdir
 from boostline.naming import Names
 from boostline.registry import ModelPackage
 
+# The CreateModelPackage fields the local registry keeps from the pipeline's request.
+MODEL_PACKAGE_REQUEST_FIELDS = (
+    "ModelPackageGroupName",
+    "ModelPackageDescription",
+    "InferenceSpecification",
+    "ModelMetrics",
+    "DriftCheckBaselines",
+    "CustomerMetadataProperties",
+    "ModelApprovalStatus",
+    "SkipModelValidation",
+)
 SERVING_PARAMETERS = {
     "ModelPackageArn": "none",
     "BaselineStatisticsUri": "none",
@@ -93,7 +104,8 @@ class LocalCloud:
 
     # ------------------------------------------------------------ set-up
 
-    def provision(self) -> None:
+    def provision(self, pipeline_definition: dict[str, Any] | None = None) -> None:
+        """Create what the stacks would; the pipeline gets the synthesized definition."""
         s3 = self.emulator.client("s3")
         s3.create_bucket(
             Bucket=self.names.raw_bucket,
@@ -106,7 +118,7 @@ class LocalCloud:
             BillingMode="PAY_PER_REQUEST",
         )
         sm = self.emulator.client("sagemaker")
-        definition = {
+        definition = pipeline_definition or {
             "Version": "2020-12-01",
             "Parameters": [
                 {
@@ -117,7 +129,7 @@ class LocalCloud:
                 {"Name": "TriggerReason", "Type": "String", "DefaultValue": "manual"},
                 {"Name": "ChampionModelDataUrl", "Type": "String", "DefaultValue": "none"},
             ],
-            "Steps": [],  # the steps run locally; see boostline.local.pipeline
+            "Steps": [],
         }
         sm.create_pipeline(
             PipelineName=self.names.pipeline,
@@ -195,45 +207,16 @@ class LocalCloud:
     # ------------------------------------------------------------ model registry
 
     def mirror(self, package: ModelPackage) -> dict[str, Any]:
-        """Register a local version in the emulator's registry; returns its description."""
+        """Register a local version in the emulator's registry; returns its description.
+
+        The request is the one the pipeline definition made (the local registry keeps it
+        as given), so the emulator holds what SageMaker's registry would.
+        """
         sm = self.emulator.client("sagemaker")
         data = package.data
-        key = f"models/{package.version}"
-        artifacts = f"s3://{self.names.artifacts_bucket}/{key}"
-        response = sm.create_model_package(
-            ModelPackageGroupName=self.names.model_package_group,
-            ModelApprovalStatus=package.status,
-            InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": f"local/sagemaker-xgboost:3.0-5 (local version {package.version})",
-                        "ModelDataUrl": f"{artifacts}/model.tar.gz",
-                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
-                    }
-                ],
-                "SupportedContentTypes": ["text/csv", "application/json"],
-                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
-            },
-            ModelMetrics={
-                "ModelQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"{artifacts}/evaluation.json",
-                    }
-                },
-                "ModelDataQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"{artifacts}/statistics.json",
-                    },
-                    "Constraints": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"{artifacts}/constraints.json",
-                    },
-                },
-            },
-            CustomerMetadataProperties=data.get("CustomerMetadataProperties", {}),
-        )
+        request = {k: data[k] for k in MODEL_PACKAGE_REQUEST_FIELDS if k in data}
+        request["ModelPackageGroupName"] = self.names.model_package_group
+        response = sm.create_model_package(**request)
         described = sm.describe_model_package(ModelPackageName=response["ModelPackageArn"])
         if int(described["ModelPackageVersion"]) != package.version:
             raise RuntimeError(

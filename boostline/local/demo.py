@@ -25,11 +25,12 @@ from typing import Any
 from boostline.config import BoostlineConfig
 from boostline.data.generator import generate_to_dir
 from boostline.local import events
+from boostline.local.assembly import Assembly
 from boostline.local.cloud import CloudNames, LocalCloud
-from boostline.local.emulator import running_emulator
+from boostline.local.emulator import ACCOUNT, running_emulator
 from boostline.local.handlers import LocalFunction
 from boostline.local.model_store import unpacked_model
-from boostline.local.pipeline import PipelineFailed, PipelineRun, run_pipeline
+from boostline.local.pipeline import PipelineFailed, PipelineRun, resolve_assembly, run_pipeline
 from boostline.local.processing_job import run_processing_job
 from boostline.local.workdir import Workdir
 from boostline.naming import names_for
@@ -56,6 +57,8 @@ class DemoOptions:
     # break the retrained model's artifact, to show a failed health check leaving
     # the serving version in place
     break_candidate: bool = False
+    # the cloud assembly whose pipeline definition runs (default: the stage, synthesized)
+    assembly: Path | None = None
 
 
 @dataclass
@@ -84,13 +87,20 @@ class DemoResult:
     monitoring: dict[str, dict[str, Any]]
     report: Path
     timeline: list[dict[str, Any]]
+    assembly: str = ""
 
 
 class Demo:
     def __init__(
-        self, root: Path, config: BoostlineConfig, options: DemoOptions, progress: Progress
+        self,
+        root: Path,
+        config: BoostlineConfig,
+        options: DemoOptions,
+        progress: Progress,
+        assembly: Assembly,
     ) -> None:
         self.config = config
+        self.assembly = assembly
         self.options = options
         self.progress = progress
         self.timeline = Timeline()
@@ -117,7 +127,8 @@ class Demo:
 
     def _run(self, emulator: Any, names: CloudNames) -> DemoResult:
         self.cloud = LocalCloud(emulator, self.workdir, names)
-        self.cloud.provision()
+        region = self.config.stage(self.options.stage).region
+        self.cloud.provision(self.assembly.pipeline_definition(region, ACCOUNT))
         env = self.cloud.retrain_env()
         env["MIN_NEW_FILES"] = "3"  # a single new file is debounced, not trained on
         # the emulator lists a new execution at once: no grace period for that is needed
@@ -130,6 +141,7 @@ class Demo:
             f"AWS API emulator on {emulator.url}; pipeline, registry, "
             "serving stack and idempotency table provisioned",
         )
+        self.say("assembly", f"pipeline definition from {self.assembly.dir}")
 
         self.land_initial_book()
         self.trigger(
@@ -207,18 +219,18 @@ class Demo:
             self.cloud.mark_handled(arn)
             reason = params.get("TriggerReason", "manual")
             self.retrain_reason = reason if self.runs else self.retrain_reason
-            data = self.cloud.local_path(params["InputDataPrefix"])
-            self.say("pipeline", f"execution {arn.rsplit('/', 1)[-1]} ({reason}) on {data}")
+            execution = arn.rsplit("/", 1)[-1]
+            self.say("pipeline", f"execution {execution} ({reason}) on {params['InputDataPrefix']}")
             try:
                 run = run_pipeline(
-                    data,
-                    self.schema,
                     self.workdir,
                     self.config,
-                    instance_count=self.options.instance_count,
-                    max_trials=self.options.max_trials,
-                    trigger=reason,
                     stage=self.options.stage,
+                    # StartPipelineExecution's parameters, plus the demo's training hosts
+                    parameters={**params, "TrainingInstanceCount": self.options.instance_count},
+                    assembly=self.assembly,
+                    execution_id=execution,
+                    max_trials=self.options.max_trials,
                     progress=self.progress,
                 )
             except PipelineFailed as exc:
@@ -494,6 +506,14 @@ class Demo:
 
     # ------------------------------------------------------------ the end
 
+    def evaluation_report(self, package: Any) -> Path | None:
+        """The evaluation report of the execution that registered the package."""
+        execution = package.data.get("CustomerMetadataProperties", {}).get("pipeline_execution_id")
+        if not execution:
+            return None
+        path = self.workdir.bucket("artifacts") / "runs" / execution / "report" / "index.html"
+        return path if path.is_file() else None
+
     def finish(self) -> DemoResult:
         from boostline.local.demo_report import write_report
 
@@ -502,8 +522,9 @@ class Demo:
                 "version": p.version,
                 "status": p.status,
                 "auc": p.auc,
-                "trigger": p.data.get("CustomerMetadataProperties", {}).get("trigger"),
+                "trigger": p.data.get("CustomerMetadataProperties", {}).get("trigger_reason"),
                 "threshold": p.threshold,
+                "report": self.evaluation_report(p),
             }
             for p in self.registry.versions()
         ]
@@ -516,6 +537,7 @@ class Demo:
             monitoring=self.monitoring,
             report=self.root / "report" / "index.html",
             timeline=self.timeline.entries,
+            assembly=str(self.assembly.dir),
         )
         write_report(result, self.registry)
         (self.root / "summary.json").write_text(
@@ -532,10 +554,13 @@ class Demo:
 def run_demo(
     workdir: Path, config: BoostlineConfig, options: DemoOptions, progress: Progress | None = None
 ) -> DemoResult:
+    progress = progress or Progress()
+    # The synth cache lives beside the demo folder, so a clean demo start keeps it.
+    assembly = resolve_assembly(config, options.stage, workdir, options.assembly, progress)
     root = workdir / "demo"
     if root.exists():
         shutil.rmtree(root)  # every demo starts clean; nothing else in the workdir is touched
-    demo = Demo(root, config, options, progress or Progress())
+    demo = Demo(root, config, options, progress, assembly)
     return demo.run()
 
 
@@ -563,4 +588,5 @@ def print_summary(result: DemoResult, stream: Any = sys.stdout) -> None:
         f"pipeline executions started: {result.executions_started}"
     )
     line(f"  live version: v{result.live_version}")
+    line(f"  pipeline definition from the assembly {result.assembly}")
     line(f"  report: {result.report}")

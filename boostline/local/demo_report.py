@@ -43,8 +43,8 @@ def write_report(result: Any, registry: Registry) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     models = []
     for v in result.versions:
-        package = registry.describe(v["version"])
-        link = os.path.relpath(package.path / "report" / "index.html", out.parent)
+        report = v.get("report") or registry.describe(v["version"]).path / "report" / "index.html"
+        link = os.path.relpath(report, out.parent)
         live = ' <span class="live">live</span>' if v["version"] == result.live_version else ""
         auc = f"{v['auc']:.4f}" if v["auc"] is not None else "-"
         models.append(

@@ -19,18 +19,20 @@ OPTIONS = dict(rows=4000, stream=400, drift=1.5, max_trials=2, instance_count=2)
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
+def demo(tmp_path_factory: pytest.TempPathFactory, dev_assembly):
     root = tmp_path_factory.mktemp("demo")
-    result = run_demo(root, load_config(), DemoOptions(**OPTIONS), Progress(quiet=True))
+    options = DemoOptions(**OPTIONS, assembly=dev_assembly.dir)
+    result = run_demo(root, load_config(), options, Progress(quiet=True))
     return result
 
 
 def test_a_model_is_registered_and_a_second_one_is_live(demo) -> None:
     registry = Registry(demo.workdir)
     versions = registry.versions()
-    assert [v.version for v in versions] == [1, 2]
+    pipeline = [e["message"] for e in demo.timeline if e["stage"] == "pipeline"]
+    assert [v.version for v in versions] == [1, 2], pipeline
     assert all(v.status == "Approved" for v in versions)
-    assert versions[0].data["CustomerMetadataProperties"]["trigger"] == "schedule"
+    assert versions[0].data["CustomerMetadataProperties"]["trigger_reason"] == "schedule"
     assert demo.live_version == 2
     live = [e["version"] for e in demo.timeline if e["message"].endswith("took the traffic)")]
     assert live == [1, 2]  # each went live blue/green, in order
@@ -73,8 +75,12 @@ def test_one_retrain_for_a_burst_of_duplicate_events(demo) -> None:
     assert (demo.report).is_file()
 
 
-def test_a_failed_health_check_leaves_the_first_version_serving(tmp_path: Path) -> None:
-    options = DemoOptions(**{**OPTIONS, "stream": 150}, break_candidate=True)
+def test_a_failed_health_check_leaves_the_first_version_serving(
+    tmp_path: Path, dev_assembly
+) -> None:
+    options = DemoOptions(
+        **{**OPTIONS, "stream": 150}, break_candidate=True, assembly=dev_assembly.dir
+    )
     result = run_demo(tmp_path, load_config(), options, Progress(quiet=True))
     registry = Registry(result.workdir)
     assert [v.version for v in registry.versions()] == [1, 2]

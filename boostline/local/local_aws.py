@@ -1,0 +1,261 @@
+"""S3 and the few AWS calls a job makes, served from the work directory.
+
+`LocalS3` maps the stage's buckets onto `<workdir>/buckets/<purpose>/` and the CDK
+asset bucket onto the assembly's asset files, so an S3 URI in the pipeline definition
+names a local file. `LocalAwsEndpoint` serves the calls the job scripts themselves make
+with boto3 (the evaluation's champion download, the preprocessing salt from Secrets
+Manager); each job gets AWS_ENDPOINT_URL pointing at it. Every other call is refused
+with a message naming it, so a script that starts using a new API fails loudly here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from boostline.naming import BUCKET_PURPOSES, Names
+
+
+class S3Error(ValueError):
+    """An S3 URI that names no local bucket or object."""
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise S3Error(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise S3Error(f"{uri!r} names no bucket")
+    return bucket, key
+
+
+@dataclass
+class LocalS3:
+    buckets: dict[str, Path]  # bucket name -> folder (writable)
+    objects: dict[tuple[str, str], Path] = field(default_factory=dict)  # read-only objects
+
+    @classmethod
+    def for_stage(
+        cls,
+        names: Names,
+        account: str,
+        bucket_dir: Callable[[str], Path],
+        assets: dict[tuple[str, str], Path],
+    ) -> LocalS3:
+        return cls(
+            {names.bucket(p, account, names.region): bucket_dir(p) for p in BUCKET_PURPOSES},
+            dict(assets),
+        )
+
+    def _folder(self, bucket: str) -> Path | None:
+        return self.buckets.get(bucket)
+
+    def known(self, bucket: str) -> bool:
+        return bucket in self.buckets or any(b == bucket for b, _ in self.objects)
+
+    def get(self, bucket: str, key: str) -> Path | None:
+        if (bucket, key) in self.objects:
+            return self.objects[(bucket, key)]
+        folder = self._folder(bucket)
+        if folder is None or not key or key.endswith("/"):
+            return None
+        path = folder / key
+        return path if path.is_file() else None
+
+    def list_prefix(self, uri: str) -> list[tuple[str, Path]]:
+        """(key, file) of every object whose key starts with the URI's key, sorted by key."""
+        bucket, prefix = split_uri(uri)
+        if not self.known(bucket):
+            raise S3Error(f"no local bucket {bucket!r} (for {uri})")
+        found = [
+            (k, p) for (b, k), p in self.objects.items() if b == bucket and k.startswith(prefix)
+        ]
+        folder = self._folder(bucket)
+        if folder is not None and folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.is_file() and not path.name.startswith("."):
+                    key = path.relative_to(folder).as_posix()
+                    if key.startswith(prefix):
+                        found.append((key, path))
+        return sorted(found)
+
+    def writable_path(self, uri: str) -> Path:
+        bucket, key = split_uri(uri)
+        folder = self._folder(bucket)
+        if folder is None:
+            raise S3Error(f"no writable local bucket {bucket!r} (for {uri})")
+        return folder / key
+
+    def upload_dir(self, source: Path, uri: str) -> int:
+        """Copy a folder's files under the URI's key prefix (what an S3Output upload does)."""
+        target = self.writable_path(uri.rstrip("/"))
+        count = 0
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                dest = target / path.relative_to(source)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+                count += 1
+        return count
+
+    def put_file(self, source: Path, uri: str) -> Path:
+        dest = self.writable_path(uri)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        return dest
+
+
+def prefix_relative(prefix: str, key: str) -> str:
+    """Where an S3Prefix input puts an object: its key after the prefix (or its name)."""
+    rel = key[len(prefix) :].lstrip("/")
+    return rel or key.rsplit("/", 1)[-1]
+
+
+class LocalAwsEndpoint:
+    """A local HTTP endpoint for S3 GetObject/HeadObject and Secrets Manager GetSecretValue."""
+
+    def __init__(self, s3: LocalS3, secrets: dict[str, str], region: str) -> None:
+        self.s3 = s3
+        self.secrets = secrets  # secret ARN (or name) -> SecretString
+        self.region = region
+        self.calls: list[str] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                endpoint._object(self, head=True)
+
+            def do_GET(self) -> None:  # noqa: N802
+                endpoint._object(self, head=False)
+
+            def do_POST(self) -> None:  # noqa: N802
+                endpoint._post(self)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                endpoint._refuse(self, f"S3 PUT {self.path}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def env(self) -> dict[str, str]:
+        """What a job's boto3 needs to reach this endpoint (throw-away credentials)."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def __enter__(self) -> LocalAwsEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ------------------------------------------------------------ handlers
+
+    def _object(self, request: BaseHTTPRequestHandler, head: bool) -> None:
+        parts = urlsplit(request.path)
+        bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
+        self.calls.append(f"s3:{'HeadObject' if head else 'GetObject'} {bucket}/{key}")
+        if parts.query and not head:
+            return self._refuse(request, f"S3 GET {request.path} (only GetObject is served)")
+        path = self.s3.get(bucket, key)
+        if path is None:
+            return self._xml_error(request, 404, "NoSuchKey", f"{bucket}/{key}", head)
+        data = path.read_bytes()
+        status, body = 200, data
+        ranged = request.headers.get("Range", "")
+        if ranged.startswith("bytes="):
+            start_text, _, end_text = ranged[6:].partition("-")
+            start = int(start_text or 0)
+            end = min(int(end_text) if end_text else len(data) - 1, len(data) - 1)
+            status, body = 206, data[start : end + 1]
+            request.send_response(status)
+            request.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            request.send_response(status)
+        request.send_header("Content-Length", str(len(body)))
+        request.send_header("Content-Type", "binary/octet-stream")
+        request.send_header("ETag", f'"{len(data):x}-{int(path.stat().st_mtime)}"')
+        request.send_header("Last-Modified", formatdate(path.stat().st_mtime, usegmt=True))
+        request.send_header("Accept-Ranges", "bytes")
+        request.end_headers()
+        if not head:
+            request.wfile.write(body)
+
+    def _post(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        payload = request.rfile.read(length) if length else b""
+        target = request.headers.get("X-Amz-Target", "")
+        if target != "secretsmanager.GetSecretValue":
+            return self._refuse(request, f"POST {target or request.path}")
+        secret_id = json.loads(payload or b"{}").get("SecretId", "")
+        self.calls.append(f"secretsmanager:GetSecretValue {secret_id}")
+        if secret_id not in self.secrets:
+            body = {"__type": "ResourceNotFoundException", "message": f"no secret {secret_id}"}
+            return self._json(request, 400, body)
+        return self._json(
+            request,
+            200,
+            {
+                "ARN": secret_id,
+                "Name": secret_id.rsplit(":", 1)[-1],
+                "SecretString": self.secrets[secret_id],
+                "VersionId": "local",
+            },
+        )
+
+    def _json(self, request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/x-amz-json-1.1")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def _xml_error(
+        self, request: BaseHTTPRequestHandler, status: int, code: str, what: str, head: bool
+    ) -> None:
+        data = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+            f"<Message>{what}</Message></Error>"
+        ).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/xml")
+        request.send_header("Content-Length", "0" if head else str(len(data)))
+        request.end_headers()
+        if not head:
+            request.wfile.write(data)
+
+    def _refuse(self, request: BaseHTTPRequestHandler, what: str) -> None:
+        self.calls.append(f"refused {what}")
+        message = f"the local AWS endpoint does not serve {what}"
+        data = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NotImplemented</Code>"
+            f"<Message>{message}</Message></Error>"
+        ).encode()
+        request.send_response(501)
+        request.send_header("Content-Type", "application/xml")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
