@@ -8,7 +8,10 @@ first on sys.path, `app.py` executed as a module, siblings imported by name.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import iam_stage
 import pytest
 
 from boostline.local.handlers import load_module
@@ -164,3 +168,81 @@ def bind_output(module: ModuleType) -> None:
         handler.stream = sys.stdout  # not setStream: it flushes the old, maybe closed, stream
     finally:
         handler.release()
+
+
+# --- every boto3 call a handler makes, checked against its function's synthesized policy ----
+
+
+def _function_binding(stacks: dict[str, Any], function: str) -> tuple[str, str, dict[str, str]]:
+    """The function's name, its role, and its environment as deployed (rendered)."""
+    suffix = "-" + function.replace("_", "-")
+    for rendered in stacks.values():
+        for resource in rendered.of_type("AWS::Lambda::Function").values():
+            props = resource["Properties"]
+            if str(props.get("FunctionName", "")).endswith(suffix):
+                environment = props.get("Environment", {}).get("Variables", {})
+                return props["FunctionName"], props["Role"].rsplit("/", 1)[-1], dict(environment)
+    raise LookupError(f"no synthesized function for lambda/{function}")
+
+
+def _deployed(resource: str, renames: dict[str, str]) -> str:
+    """The ARN with the test's names (from its environment) replaced by the deployed ones."""
+    parts = re.split(r"([:/])", resource)
+    return "".join(renames.get(part, part) for part in parts)
+
+
+def _caller(call: Any) -> str:
+    """The nearest project file on the call's stack: a handler's, or a test's own code (a
+    test's setup, or what it does meanwhile from a fake clock's sleep)."""
+    venv = str(ROOT / ".venv")
+    return next((f for f in call.files if f.startswith(str(ROOT)) and not f.startswith(venv)), "")
+
+
+def check_handler_calls(calls: list[Any], stacks: dict[str, Any]) -> int:
+    """Raises AccessDenied for the first handler call its function's role may not make."""
+    from boostline.local.iam import AccessChecker, ArnFormats, accesses_for_call
+
+    evaluator = iam_stage.evaluator()
+    checker = AccessChecker(evaluator, stacks, account=ACCOUNT)
+    formats = ArnFormats(evaluator)
+    checked = 0
+    for function_dir in sorted(p for p in LAMBDA_DIR.iterdir() if (p / "app.py").is_file()):
+        mine = [c for c in calls if _caller(c).startswith(str(function_dir))]
+        if not mine:
+            continue
+        name, role, environment = _function_binding(stacks, function_dir.name)
+        renames = {
+            os.environ[name]: value
+            for name, value in environment.items()
+            if os.environ.get(name) and os.environ[name] != value
+        }
+        accesses = []
+        for call in mine:
+            for access in accesses_for_call(call, formats, account=ACCOUNT):
+                accesses.append(
+                    dataclasses.replace(access, resource=_deployed(access.resource, renames))
+                )
+        checker.check(role, accesses, session=name)  # Lambda names the session after it
+        checked += len(accesses)
+    return checked
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    from boostline.local.iam import CallRecorder
+
+    stacks = item.config.stash.get(_STACKS, None) if ACCESS_CHECKS else None
+    if not ACCESS_CHECKS:
+        return (yield)
+    if stacks is None:
+        stacks = iam_stage.rendered()
+        item.config.stash[_STACKS] = stacks
+    with CallRecorder() as recorder:
+        result = yield
+    check_handler_calls(recorder.calls, item.stash.get(MUTATED_STACKS, stacks))
+    return result
+
+
+ACCESS_CHECKS = True
+_STACKS = pytest.StashKey[dict]()
+MUTATED_STACKS = pytest.StashKey[dict]()  # a test's mutated stage, set by that test
