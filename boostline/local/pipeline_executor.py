@@ -145,7 +145,7 @@ def _typed(parameter: dict[str, Any], value: Any) -> Any:
         if kind == "String":
             return str(value)
     except (TypeError, ValueError):
-        raise ExecutionError(f"parameter {name}: {value!r} is not a {kind}") from None
+        raise ExecutionError(f"parameter {name}: {value!r} is not of type {kind}") from None
     raise ExecutionError(f"parameter {name}: the local executor does not know type {kind!r}")
 
 

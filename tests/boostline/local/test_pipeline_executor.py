@@ -1,0 +1,280 @@
+"""The synthesized dev pipeline definition, executed on small generated data, and broken
+copies of its assembly that must break the run where AWS would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boostline.config import load_config
+from boostline.data.generator import generate_to_dir
+from boostline.local.assembly import Assembly, AssemblyError, open_assembly
+from boostline.local.emulator import ACCOUNT
+from boostline.local.pipeline import (
+    PipelineFailed,
+    PipelineRun,
+    champion_model_data_url,
+    local_s3,
+    run_pipeline,
+)
+from boostline.local.pipeline_executor import ExecutionError, PipelineExecutor
+from boostline.local.workdir import Workdir
+from boostline.progress import Progress
+from boostline.registry import ModelPackage, Registry
+
+pytestmark = pytest.mark.slow
+
+ROWS = 5000
+REGION = "eu-west-1"
+
+
+def _workdir(root: Path) -> Workdir:
+    workdir = Workdir.at(root)
+    generate_to_dir(ROWS, workdir.bucket("raw") / "raw" / "loans", seed=0, shards=2)
+    return workdir
+
+
+def _run(workdir: Workdir, assembly: Assembly, **parameters: Any) -> PipelineRun:
+    return run_pipeline(
+        workdir,
+        load_config(),
+        stage="dev",
+        parameters={"TrainingInstanceCount": 2, **parameters},
+        assembly=assembly,
+        max_trials=2,
+        progress=Progress(quiet=True),
+    )
+
+
+def _mutated(
+    assembly: Assembly, target: Path, change: Callable[[dict[str, Any]], None]
+) -> Assembly:
+    """A copy of the assembly whose pipeline definition body `change` edited in place."""
+    shutil.copytree(assembly.dir, target, symlinks=True)
+    template_path = target / "Pipeline.template.json"
+    template = json.loads(template_path.read_text())
+    (resource,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Pipeline"
+    ]
+    sub = resource["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    definition = json.loads(sub[0])
+    change(definition)
+    sub[0] = json.dumps(definition)
+    template_path.write_text(json.dumps(template))
+    return open_assembly(target)
+
+
+def _step(definition: dict[str, Any], name: str) -> dict[str, Any]:
+    steps = list(definition["Steps"])
+    while steps:
+        step = steps.pop(0)
+        if step["Name"] == name:
+            return step
+        steps += step.get("Arguments", {}).get("IfSteps", [])
+        steps += step.get("Arguments", {}).get("ElseSteps", [])
+    raise KeyError(name)
+
+
+def assert_registered_threshold_is_the_evaluations(package: ModelPackage) -> None:
+    """The threshold the deployer serves (the package's metadata) is the one evaluate chose."""
+    evaluation = json.loads(package.evaluation.read_text())
+    registered = package.data["CustomerMetadataProperties"].get("decision_threshold")
+    assert registered is not None, "the package carries no decision_threshold"
+    assert float(registered) == pytest.approx(evaluation["decision_threshold"])
+    environment = package.data["InferenceSpecification"]["Containers"][0]["Environment"]
+    assert float(environment["BOOSTLINE_DECISION_THRESHOLD"]) == float(registered)
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory, dev_assembly: Assembly):
+    workdir = _workdir(tmp_path_factory.mktemp("executed"))
+    run = _run(workdir, dev_assembly, TriggerReason="schedule")
+    return workdir, run
+
+
+def test_the_dev_definition_runs_end_to_end(executed, dev_assembly: Assembly) -> None:
+    workdir, run = executed
+    definition = dev_assembly.pipeline_definition(REGION, ACCOUNT)
+    assert run.status == "Succeeded"
+    top = [s["Name"] for s in definition["Steps"]]
+    assert list(run.steps) == [*top, "RegisterModel"]
+    assert all(s["status"] == "Succeeded" for s in run.steps.values())
+    assert run.steps["QualityGate"]["outcome"] is True
+    assert run.model_package_version == 1
+    assert run.model_approval_status == "Approved"  # the dev stage's ModelApprovalStatus default
+    assert len(run.steps["Tune"]["trials"]) == 2
+    assert run.parameters["TrainingInstanceCount"] == 2
+    assert run.report is not None and run.report.is_file()
+
+
+def test_the_registered_package_is_the_definitions_request(executed) -> None:
+    workdir, run = executed
+    package = Registry(workdir.root).describe(1)
+    metadata = package.data["CustomerMetadataProperties"]
+    assert set(metadata) == {"trigger_reason", "pipeline_execution_id", "decision_threshold", "auc"}
+    assert metadata["trigger_reason"] == "schedule"
+    assert metadata["pipeline_execution_id"] == run.run_id
+    assert float(metadata["auc"]) == pytest.approx(
+        run.evaluation["binary_classification_metrics"]["auc"]["value"]
+    )
+    assert_registered_threshold_is_the_evaluations(package)
+    # the model the package names is the tuning job's best trial, in the artifacts bucket
+    url = package.data["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    best = run.steps["Tune"]["best_training_job"]
+    assert url == (
+        f"s3://boostline-dev-artifacts-{ACCOUNT}-{REGION}/models/{run.run_id}/{best}/output/"
+        "model.tar.gz"
+    )
+    local = workdir.bucket("artifacts") / url.split("/", 3)[3]
+    assert local.read_bytes() == package.model_tar.read_bytes()
+
+
+def test_the_jobs_ran_the_assemblys_code_archive(executed, dev_assembly: Assembly) -> None:
+    workdir, run = executed
+    assets = dev_assembly.file_assets(REGION, ACCOUNT)
+    archive = next(p for (_, key), p in assets.items() if key.endswith(".gz"))
+    job = workdir.job_dir(run.steps["Preprocess"]["job"])
+    staged = list((job / "opt/ml/processing/input/code").iterdir())
+    assert [p.read_bytes() for p in staged] == [archive.read_bytes()]
+    schema = next(p for (_, key), p in assets.items() if key.endswith(".yaml"))
+    assert [p.read_bytes() for p in (job / "opt/ml/processing/input/schema").iterdir()] == [
+        schema.read_bytes()
+    ]
+
+
+def test_a_retrain_compares_with_the_champion_it_is_given(executed, dev_assembly) -> None:
+    workdir, _ = executed
+    s3 = local_s3(workdir, load_config(), "dev", dev_assembly)
+    champion = champion_model_data_url(Registry(workdir.root), s3)
+    assert champion.startswith("s3://") and champion.endswith("/output/model.tar.gz")
+    run = _run(workdir, dev_assembly, ChampionModelDataUrl=champion, TriggerReason="drift: x")
+    # evaluate.py fetched the champion with boto3 from the local endpoint and scored it
+    assert run.evaluation["champion"]["auc"] is not None
+    assert run.evaluation["champion"]["min_auc_required"] > 0
+
+
+def test_a_changed_property_file_path_fails_the_condition_naming_it(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    def change(definition: dict[str, Any]) -> None:
+        _step(definition, "Evaluate")["PropertyFiles"][0]["FilePath"] = "metrics/eval.json"
+
+    broken = _mutated(dev_assembly, tmp_path / "assembly", change)
+    with pytest.raises(PipelineFailed, match=r"QualityGate.*metrics/eval\.json"):
+        _run(_workdir(tmp_path / "work"), broken)
+    record = json.loads(next((tmp_path / "work" / "runs").glob("*.json")).read_text())
+    assert record["failure_step"] == "QualityGate"
+    assert record["steps"]["Evaluate"]["status"] == "Succeeded"
+    assert "RegisterModel" not in record["steps"]
+
+
+def test_an_unknown_step_type_stops_the_run_before_any_job(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    def change(definition: dict[str, Any]) -> None:
+        _step(definition, "Tune")["Type"] = "EMR"
+
+    broken = _mutated(dev_assembly, tmp_path / "assembly", change)
+    workdir = _workdir(tmp_path / "work")
+    with pytest.raises(PipelineFailed, match=r"step Tune: .*type 'EMR'"):
+        _run(workdir, broken)
+    assert not (workdir.root / "jobs").exists()
+
+
+@pytest.mark.parametrize(
+    "expression, understood",
+    [
+        ({"Std:Concat": {"Values": ["a", "b"]}}, "Std:Concat"),
+        ({"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}, None),
+        ({"Get": "Steps.NoSuchStep.Outputs"}, "Steps.NoSuchStep.Outputs"),
+        ({"Get": "Parameters.NoSuchParameter"}, "Parameters.NoSuchParameter"),
+        ({"Get": "Execution.PipelineExecutionStartedBy"}, "PipelineExecutionStartedBy"),
+    ],
+)
+def test_an_unknown_expression_stops_the_run_naming_the_step(
+    tmp_path: Path, dev_assembly: Assembly, expression: dict[str, Any], understood: str | None
+) -> None:
+    definition = dev_assembly.pipeline_definition(REGION, ACCOUNT)
+    _step(definition, "Evaluate")["Arguments"]["Environment"]["EXTRA"] = expression
+    workdir = Workdir.at(tmp_path)
+    build = lambda: PipelineExecutor(  # noqa: E731
+        definition,
+        s3=local_s3(workdir, load_config(), "dev", dev_assembly),
+        workdir=workdir,
+        registry=Registry(workdir.root),
+        execution_id="abc123def456",
+        pipeline_name="boostline-dev-training",
+        region=REGION,
+        account=ACCOUNT,
+    )
+    if understood is None:  # a property path the executor records: accepted
+        build()
+        return
+    with pytest.raises(ExecutionError, match=r"step Evaluate: .*" + understood) as caught:
+        build()
+    assert caught.value.step == "Evaluate"
+
+
+def test_a_dropped_decision_threshold_is_not_in_the_registry(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    def change(definition: dict[str, Any]) -> None:
+        del _step(definition, "RegisterModel")["Arguments"]["CustomerMetadataProperties"][
+            "decision_threshold"
+        ]
+
+    broken = _mutated(dev_assembly, tmp_path / "assembly", change)
+    workdir = _workdir(tmp_path / "work")
+    run = _run(workdir, broken)
+    package = Registry(workdir.root).describe(run.model_package_version or 0)
+    assert "decision_threshold" not in package.data["CustomerMetadataProperties"]
+    assert package.threshold is None
+    with pytest.raises(AssertionError, match="no decision_threshold"):
+        assert_registered_threshold_is_the_evaluations(package)
+
+
+def test_parameters_are_typed_and_checked(tmp_path: Path, dev_assembly: Assembly) -> None:
+    definition = dev_assembly.pipeline_definition(REGION, ACCOUNT)
+    workdir = Workdir.at(tmp_path)
+
+    def build(**parameters: Any) -> PipelineExecutor:
+        return PipelineExecutor(
+            definition,
+            s3=local_s3(workdir, load_config(), "dev", dev_assembly),
+            workdir=workdir,
+            registry=Registry(workdir.root),
+            execution_id="abc123def456",
+            pipeline_name="boostline-dev-training",
+            region=REGION,
+            account=ACCOUNT,
+            parameters=parameters,
+        )
+
+    executor = build(TrainingInstanceCount="1", AucThreshold="0.75")  # as the API sends them
+    assert executor.parameters["TrainingInstanceCount"] == 1
+    assert executor.parameters["AucThreshold"] == 0.75
+    assert executor.parameters["InputDataPrefix"] == (
+        f"s3://boostline-dev-raw-{ACCOUNT}-{REGION}/raw/"
+    )
+    with pytest.raises(ExecutionError, match="no parameters"):
+        build(NoSuchParameter="x")
+    with pytest.raises(ExecutionError, match="not one of"):
+        build(ModelApprovalStatus="Maybe")
+    with pytest.raises(ExecutionError, match="not of type Integer"):
+        build(TrainingInstanceCount="two")
+
+
+def test_a_placeholder_with_no_value_breaks_the_rendering(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    def change(definition: dict[str, Any]) -> None:
+        definition["Steps"][0]["Arguments"]["Environment"]["EXTRA"] = "${NoSuchVariable}"
+
+    broken = _mutated(dev_assembly, tmp_path / "assembly", change)
+    with pytest.raises(AssemblyError, match="NoSuchVariable"):
+        broken.pipeline_definition(REGION, ACCOUNT)
