@@ -5,6 +5,9 @@ VENV := .venv
 LANE := .venv-image
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The CDK CLI and the IAM policy evaluator, pinned in package-lock.json, in node_modules.
+# (Defined before the rules: make expands prerequisites as it reads them.)
+NODE_STAMP := node_modules/.installed
 STAGE ?= dev
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
@@ -47,9 +50,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_inference.py
 	$(BIN)/python bench/bench_endpoint.py
-
-# The CDK CLI pinned in package-lock.json, installed into node_modules.
-NODE_STAMP := node_modules/.installed
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
