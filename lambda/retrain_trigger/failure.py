@@ -154,19 +154,26 @@ def script_reason(
     stream_prefix: str,
     budget: Budget,
     start_time: int | None = None,
+    end_time: int | None = None,
 ) -> tuple[str, str, str]:
     """(reason, log stream, note): the first `Boostline failure: ` line under the prefix.
 
     A line from a host that only lost a failed peer comes after the others.
+    The prefix is matched here, without case, not sent as logStreamNamePrefix: the
+    job name comes from the step's job ARN, which SageMaker writes in lower case,
+    while the log streams keep the job's own mixed-case name
+    (pipelines-<id>-Preprocess-<suffix>). The step's time window narrows the search.
     """
     request: dict[str, Any] = {
         "logGroupName": log_group,
-        "logStreamNamePrefix": stream_prefix,
         "filterPattern": FILTER_PATTERN,
         "limit": 50,
     }
     if start_time is not None:
         request["startTime"] = max(0, start_time - 60_000)
+    if end_time is not None:
+        request["endTime"] = end_time + 60_000
+    prefix = stream_prefix.lower()
     found: list[tuple[bool, int, str, str]] = []
     for _ in range(MAX_LOG_PAGES):
         if not budget.left():
@@ -175,8 +182,8 @@ def script_reason(
         for event in page.get("events", []):
             stream = str(event.get("logStreamName", ""))
             message = str(event.get("message", ""))
-            if not stream.startswith(stream_prefix) or MARKER not in message:
-                continue  # the prefix and the pattern are the service's; check them here too
+            if not stream.lower().startswith(prefix) or MARKER not in message:
+                continue  # another job's stream, or a line the pattern let through
             text = shorten(message.split(MARKER, 1)[1])
             if text:
                 found.append(
@@ -221,7 +228,12 @@ def explain(
         jobs_read += 1
         try:
             text, stream, note = script_reason(
-                logs, log_group, job_name + separator, budget, _millis(step.get("StartTime"))
+                logs,
+                log_group,
+                job_name + separator,
+                budget,
+                _millis(step.get("StartTime")),
+                _millis(step.get("EndTime")),
             )
         except (ClientError, BotoCoreError) as error:
             text, stream, note = "", "", _error(error)

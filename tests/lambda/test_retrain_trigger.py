@@ -637,7 +637,8 @@ def step(
     if status == "Failed" and reason:
         entry["FailureReason"] = reason
     if job_type:
-        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{JOB_ARN_TYPES[job_type]}/{job}"
+        # SageMaker writes job names in ARNs in lower case; the log streams keep the case.
+        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{JOB_ARN_TYPES[job_type]}/{job.lower()}"
         entry["Metadata"][job_type] = {"Arn": arn}
     if fail_message:
         entry["Metadata"]["Fail"] = {"ErrorMessage": fail_message}
@@ -760,13 +761,20 @@ def test_a_failed_execution_reports_the_scripts_own_reason_once_and_records_it(
     assert failure["reason"] == f"Work: {SHARDS}"
     [work] = failure["steps"]
     assert work["failure_reason"] == " ".join(GENERIC.split())  # SageMaker's, kept alongside
-    assert (work["job_type"], work["job_name"], work["log_group"]) == (job_type, job, group)
+    assert (work["job_type"], work["job_name"], work["log_group"]) == (
+        job_type,
+        job.lower(),
+        group,
+    )
     assert work["log_stream"] == stream
     [request] = requests
     assert request["logGroupName"] == group
-    assert request["logStreamNamePrefix"] == job + ("-" if job_type == "TuningJob" else "/")
+    # The stream prefix is matched without case in the handler (the ARN's name is lower
+    # case, the stream's is not), so it is not sent; the step's window narrows instead.
+    assert "logStreamNamePrefix" not in request
     assert request["filterPattern"] == '"Boostline failure:"'
     assert request["startTime"] == int(STARTED_AT.timestamp() * 1000) - 60_000
+    assert request["endTime"] == int(STARTED_AT.timestamp() * 1000) + 5 * 60_000 + 60_000
 
     out = capsys.readouterr().out
     [error] = errors(out)
