@@ -219,6 +219,7 @@ class ServingStack(Stack):
                 "DeployedInstanceType",
                 type="String",
                 default=serving.instance_type,
+                allowed_pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
                 description="Instance type the endpoint runs on; see the runbook to change it",
             )
             scaling_in_step = CfnCondition(
@@ -707,11 +708,7 @@ class ServingStack(Stack):
             image.split("/", 1)[1].split(":")[0],
             metric_namespaces=[OWN_MONITOR_NAMESPACE],
         )
-        job.allow(
-            ["s3:GetObject"],
-            [source.bucket.arn_for_objects(source.s3_object_key)],
-            sid="ReadSourceArchive",
-        )
+        job.read_assets([source], "SourceArchive")  # an S3Prefix input: listed, then read
         capture_prefix = f"{CAPTURE_PREFIX}/{names.endpoint}/"
         job.allow(
             ["s3:ListBucket"],

@@ -30,9 +30,9 @@ def _listify(value):
     return value if isinstance(value, list) else [value]
 
 
-def _role_policies(synth) -> dict[str, list[dict]]:
+def _role_policies(synth, stack: str = "Pipeline") -> dict[str, list[dict]]:
     """Role name -> its statements (our roles have fixed names)."""
-    resources = synth.template("Pipeline")["Resources"]
+    resources = synth.template(stack)["Resources"]
     names = {
         logical: res["Properties"]["RoleName"]
         for logical, res in resources.items()
@@ -156,20 +156,25 @@ def test_vpc_mode_lets_jobs_attach_to_named_subnets_only(prod_vpc, dev):
         assert text.count(":subnet/") == 2 and ":security-group/" in text
 
 
-def _asset_inputs_by_role(synth) -> dict[str, set[str]]:
-    """Role name -> the CDK asset keys its steps receive as S3Prefix inputs."""
-    (pipeline,) = synth.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+def _asset_inputs_by_role(synth, stack: str) -> dict[str, set[str]]:
+    """Role name -> the CDK asset keys the stack's pipeline steps receive as S3Prefix inputs."""
+    found: dict[str, set[str]] = {}
+    for pipeline in synth.resources(stack, "AWS::SageMaker::Pipeline").values():
+        _walk_pipeline(synth, stack, pipeline, found)
+    return found
+
+
+def _walk_pipeline(synth, stack: str, pipeline: dict, found: dict[str, set[str]]) -> None:
     body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"][
         "Fn::Sub"
     ]
     role_names = {
         f"${{{placeholder}}}": name
         for placeholder, ref in variables.items()
-        for logical, res in synth.template("Pipeline")["Resources"].items()
+        for logical, res in synth.template(stack)["Resources"].items()
         if ref == {"Ref": logical} and res["Type"] == "AWS::IAM::Role"
         for name in [res["Properties"]["RoleName"]]
     }
-    found: dict[str, set[str]] = {}
 
     def walk(step: dict) -> None:
         args = step.get("Arguments", {})
@@ -191,17 +196,19 @@ def _asset_inputs_by_role(synth) -> dict[str, set[str]]:
 
     for step in json.loads(body)["Steps"]:
         walk(step)
-    return found
 
 
 def test_every_asset_prefix_input_can_be_listed_and_read_by_its_role(any_synth):
     # SageMaker lists an S3Prefix input before it downloads it: GetObject alone fails
     # the job at its first step.
     stage = any_synth.stage
-    inputs = _asset_inputs_by_role(any_synth)
+    inputs = _asset_inputs_by_role(any_synth, "Pipeline")
     assert set(inputs) == {f"boostline-{stage}-{c}" for c in ("preprocess", "training", "evaluate")}
     assert len(inputs[f"boostline-{stage}-preprocess"]) == 2  # code and schema
-    policies = _role_policies(any_synth)
+    _assert_listed_and_read(_role_policies(any_synth), inputs)
+
+
+def _assert_listed_and_read(policies: dict[str, list[dict]], inputs: dict[str, set[str]]) -> None:
     for role, keys in inputs.items():
         lists = [s for s in policies[role] if "s3:ListBucket" in _listify(s["Action"])]
         asset_lists = [s for s in lists if "cdk-hnb659fds-assets-" in json.dumps(s["Resource"])]

@@ -438,10 +438,17 @@ def test_own_code_acknowledgements_match_real_findings(tmp_path_factory):
     assert set(recorded) == findings
 
 
-def _metric_permissions(synth) -> set[str]:
-    """Namespaces the serving stack's job roles may publish metrics to."""
+def _metric_permissions(synth, role: str | None = None) -> set[str]:
+    """Namespaces the serving stack's job roles (or just `role`) may publish metrics to."""
+    roles = {
+        logical: res["Properties"]["RoleName"]
+        for logical, res in synth.resources(STACK, "AWS::IAM::Role").items()
+    }
     allowed: set[str] = set()
     for policy in synth.resources(STACK, "AWS::IAM::ManagedPolicy").values():
+        attached = {roles.get(r.get("Ref")) for r in policy["Properties"].get("Roles", [])}
+        if role is not None and role not in attached:
+            continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "cloudwatch:PutMetricData" in json.dumps(statement["Action"]):
                 namespaces = statement["Condition"]["StringEquals"]["cloudwatch:namespace"]
@@ -461,7 +468,11 @@ def test_every_alarmed_job_metric_is_one_its_job_may_publish(variant, request):
         if "Namespace" in a["Properties"] and not a["Properties"]["Namespace"].startswith("AWS/")
     }
     assert job_namespaces, "no monitoring alarm reads a job's metric"
-    assert job_namespaces <= _metric_permissions(synth)
+    for namespace in job_namespaces:
+        # Who publishes it: our own monitor job, or the managed analyzer's job role.
+        own = namespace == "Boostline/Monitoring"
+        publisher = "boostline-dev-monitor-job" if own else "boostline-dev-monitoring"
+        assert namespace in _metric_permissions(synth, publisher), (namespace, publisher)
 
 
 def test_own_code_job_publishes_where_its_role_and_alarms_agree(own_code):
@@ -476,7 +487,7 @@ def test_own_code_job_publishes_where_its_role_and_alarms_agree(own_code):
     body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
     (step,) = json.loads(body)["Steps"]
     namespace = step["Arguments"]["Environment"]["BOOSTLINE_METRICS_NAMESPACE"]
-    assert namespace in _metric_permissions(own_code)
+    assert namespace in _metric_permissions(own_code, "boostline-dev-monitor-job")
 
     calls: list[dict] = []
 
@@ -496,3 +507,12 @@ def test_own_code_job_publishes_where_its_role_and_alarms_agree(own_code):
             continue
         dims = tuple(sorted((d["Name"], d["Value"]) for d in props["Dimensions"]))
         assert (props["MetricName"], dims) in published, props["AlarmName"]
+
+
+def test_the_own_code_monitor_job_can_list_and_read_its_code(own_code):
+    # Its code archive is an S3Prefix input on the asset bucket, as the training jobs' is.
+    from test_infra_iam import _assert_listed_and_read, _asset_inputs_by_role, _role_policies
+
+    inputs = _asset_inputs_by_role(own_code, STACK)
+    assert set(inputs) == {"boostline-dev-monitor-job"}
+    _assert_listed_and_read(_role_policies(own_code, STACK), inputs)
