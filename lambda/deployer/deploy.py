@@ -31,6 +31,8 @@ PARAM_THRESHOLD = "DecisionThreshold"
 SERVING_PARAMETERS = (PARAM_MODEL_PACKAGE, PARAM_STATISTICS, PARAM_CONSTRAINTS, PARAM_THRESHOLD)
 NONE = "none"
 THRESHOLD_KEY = "decision_threshold"
+# What the pipeline also puts in the package's inference container (inference.py reads it).
+THRESHOLD_ENV = "BOOSTLINE_DECISION_THRESHOLD"
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 
 NO_UPDATES = "No updates are to be performed"
@@ -216,6 +218,11 @@ def decision_threshold(package: dict[str, Any]) -> str:
     """
     arn = package.get("ModelPackageArn", "the model package")
     raw = (package.get("CustomerMetadataProperties") or {}).get(THRESHOLD_KEY)
+    if raw is None or not str(raw).strip():
+        # Versions registered before the metadata carried it hold the same tuned value
+        # in their inference container's environment.
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        raw = (containers[0].get("Environment") or {}).get(THRESHOLD_ENV)
     if raw is None or not str(raw).strip():
         raise DeployError(
             f"{arn} has no {THRESHOLD_KEY} in its CustomerMetadataProperties; it is not "

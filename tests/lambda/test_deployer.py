@@ -87,18 +87,23 @@ class Deployer:
         status: str,
         *,
         threshold: str | None = "0.4",
+        container_threshold: str | None = None,
         drift_baselines: bool = True,
         model_metrics: bool = False,
     ) -> str:
         version = len(self.versions()) + 1
         base = f"s3://example-artifacts-bucket/models/v{version}"
+        container: dict[str, Any] = {
+            "Image": "example/xgboost:3.0-5",
+            "ModelDataUrl": f"{base}/model.tar.gz",
+        }
+        if container_threshold is not None:
+            container["Environment"] = {"BOOSTLINE_DECISION_THRESHOLD": container_threshold}
         request: dict[str, Any] = {
             "ModelPackageGroupName": GROUP,
             "ModelApprovalStatus": status,
             "InferenceSpecification": {
-                "Containers": [
-                    {"Image": "example/xgboost:3.0-5", "ModelDataUrl": f"{base}/model.tar.gz"}
-                ],
+                "Containers": [container],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
@@ -607,6 +612,18 @@ def test_a_package_without_a_decision_threshold_is_refused_not_served_at_half(
     assert deployer.parameters()["DecisionThreshold"] == "0.5"  # the stack's, untouched
     error, _ = permanent_error(capsys.readouterr().out)
     assert "update-model-package" in error["message"]
+
+
+def test_an_older_package_serves_the_threshold_in_its_container(deployer: Deployer) -> None:
+    # Versions registered before the metadata carried the threshold hold it in the
+    # inference container's environment, where the pipeline always wrote it.
+    v1 = deployer.register("Approved", threshold=None, container_threshold="0.33")
+
+    result = deployer(package_event(v1, "Approved"))
+
+    assert result["decision"] == "deployed"
+    assert deployer.parameters()["ModelPackageArn"] == v1
+    assert deployer.parameters()["DecisionThreshold"] == "0.33"
 
 
 def test_a_package_without_a_threshold_does_not_replace_the_live_model(
