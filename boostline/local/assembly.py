@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from boostline.config import BoostlineConfig
-from boostline.local.cfn_render import CfnRenderError, render_stage
+from boostline.local.cfn_render import CfnRenderError, RenderedStack, render_stage
 from boostline.local.emulator import ACCOUNT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,35 +90,62 @@ class Assembly:
             visit(key)
         return order
 
-    def pipeline_definition(self, region: str, account: str = ACCOUNT) -> dict[str, Any]:
-        """The pipeline definition as CloudFormation would hand it to SageMaker."""
+    def render(
+        self,
+        region: str,
+        account: str = ACCOUNT,
+        parameters: dict[str, dict[str, str]] | None = None,
+        until: str | None = None,
+    ) -> dict[str, RenderedStack]:
+        """The stacks as CloudFormation would create them (up to `until`), in order.
+
+        parameters: artifact id -> that stack's parameter values (others: defaults).
+        """
         stacks = self.stacks()
         order = self.stack_order()
+        needed = order[: order.index(until) + 1] if until is not None else order
+        try:
+            return render_stage(
+                {key: self.template(key) for key in needed},
+                needed,
+                {key: stacks[key]["properties"]["stackName"] for key in needed},
+                parameters,
+                account=account,
+                region=region,
+            )
+        except CfnRenderError as exc:
+            raise AssemblyError(f"cannot render the stacks of {self.dir}: {exc}") from exc
+
+    def serving_stack(
+        self, region: str, parameters: dict[str, str], account: str = ACCOUNT
+    ) -> RenderedStack:
+        """The serving stack rendered with its current parameter values."""
+        holder = self._stack_holding("AWS::SageMaker::Endpoint")
+        declared = self.template(holder).get("Parameters", {})
+        given = {k: v for k, v in parameters.items() if k in declared}
+        return self.render(region, account, {holder: given}, until=holder)[holder]
+
+    def _stack_holding(self, resource_type: str) -> str:
+        """The artifact id of the one stack that declares a resource of this type."""
         holder = [
             key
-            for key in order
+            for key in self.stack_order()
             if any(
-                r.get("Type") == "AWS::SageMaker::Pipeline"
+                r.get("Type") == resource_type
                 for r in self.template(key).get("Resources", {}).values()
             )
         ]
         if len(holder) != 1:
             raise AssemblyError(
-                f"{self.dir}: expected one stack with an AWS::SageMaker::Pipeline, found "
-                f"{len(holder)}"
+                f"{self.dir}: expected one stack with an {resource_type}, found {len(holder)}"
             )
-        needed = order[: order.index(holder[0]) + 1]
-        try:
-            rendered = render_stage(
-                {key: self.template(key) for key in needed},
-                needed,
-                {key: stacks[key]["properties"]["stackName"] for key in needed},
-                account=account,
-                region=region,
-            )
-        except CfnRenderError as exc:
-            raise AssemblyError(f"cannot render the pipeline stack: {exc}") from exc
-        (pipeline,) = rendered[holder[0]].of_type("AWS::SageMaker::Pipeline").values()
+        return holder[0]
+
+    def pipeline_definition(self, region: str, account: str = ACCOUNT) -> dict[str, Any]:
+        """The pipeline definition as CloudFormation would hand it to SageMaker."""
+        holder = self._stack_holding("AWS::SageMaker::Pipeline")
+        rendered = self.render(region, account, until=holder)
+        (pipeline,) = rendered[holder].of_type("AWS::SageMaker::Pipeline").values()
         definition = pipeline["Properties"].get("PipelineDefinition", {})
         body = definition.get("PipelineDefinitionBody")
         if not isinstance(body, str):

@@ -29,11 +29,13 @@ from boostline.local.assembly import Assembly
 from boostline.local.cloud import CloudNames, LocalCloud
 from boostline.local.emulator import ACCOUNT, running_emulator
 from boostline.local.handlers import LocalFunction
+from boostline.local.local_aws import split_uri
 from boostline.local.model_store import unpacked_model
 from boostline.local.pipeline import PipelineFailed, PipelineRun, resolve_assembly, run_pipeline
 from boostline.local.processing_job import run_processing_job
+from boostline.local.serving_spec import endpoint_spec
 from boostline.local.workdir import Workdir
-from boostline.naming import names_for
+from boostline.naming import BUCKET_PURPOSES, names_for
 from boostline.progress import Progress
 from boostline.registry import Registry
 from boostline.serving.endpoints import EndpointManager, EndpointNotFound
@@ -268,22 +270,36 @@ class Demo:
         self.reconcile(health_check)
 
     def reconcile(self, health_check: Callable[[str], None] | None = None) -> None:
-        """Apply the serving stack's parameters to the local endpoint, blue/green."""
+        """Apply the serving stack to the local endpoint, blue/green.
+
+        The stack's real template (from the assembly) is rendered with its current
+        parameters, as CloudFormation would after the deployer's UpdateStack, and the
+        endpoint starts from the rendered resources: the model package the Model
+        names, the threshold in its container environment, the EndpointConfig's
+        capture sampling and destination, and its variant.
+        """
         params = self.cloud.serving_parameters()
-        version = self.cloud.version_of(params.get("ModelPackageArn", "none"))
-        if version is None or version == self.live_version():
+        region = self.config.stage(self.options.stage).region
+        spec = endpoint_spec(self.assembly.serving_stack(region, params, ACCOUNT))
+        if spec is None:
+            return
+        version = self.cloud.version_of(spec.model_package_arn)
+        if version is None:
+            raise RuntimeError(f"the serving stack names an unknown {spec.model_package_arn}")
+        if version == self.live_version():
             return
         package = self.registry.describe(version)
         model_dir = unpacked_model(package, self.workdir.root)
         if self.options.break_candidate and self.live_version() is not None:
             model_dir = self.broken_copy(model_dir)
         result = self.endpoints.deploy(
-            self.cloud.names.endpoint,
+            spec.endpoint_name,
             model_dir,
             model_version=version,
-            threshold=float(params.get("DecisionThreshold") or package.threshold or 0.5),
-            capture_dir=self.workdir.bucket("capture"),
-            sampling_percentage=100,
+            threshold=spec.threshold,
+            capture_dir=self.capture_dir(spec.capture_destination),
+            sampling_percentage=spec.capture_percent,
+            variant_name=spec.variant_name,
             workers=2,
             health_check=health_check,
         )
@@ -305,6 +321,17 @@ class Demo:
             "then took the traffic)",
             version=version,
         )
+
+    def capture_dir(self, destination: str | None) -> Path | None:
+        """The local folder of the capture destination's S3 URI (files go below it)."""
+        if destination is None:
+            return None
+        names = self.cloud.names.names
+        buckets = {names.bucket(p, ACCOUNT, names.region): p for p in BUCKET_PURPOSES}
+        bucket, key = split_uri(destination)
+        if bucket not in buckets:
+            raise RuntimeError(f"capture destination {destination} is no bucket of the stage")
+        return self.workdir.bucket(buckets[bucket]) / key
 
     def broken_copy(self, model_dir: Path) -> Path:
         broken = model_dir.parent / f"{model_dir.name}-broken"

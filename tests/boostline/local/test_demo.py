@@ -41,8 +41,10 @@ def test_a_model_is_registered_and_a_second_one_is_live(demo) -> None:
 def test_captures_are_in_the_sagemaker_format(demo) -> None:
     files = sorted((demo.workdir / "buckets" / "capture").rglob("*.jsonl"))
     assert files
-    endpoint, variant = files[0].relative_to(demo.workdir / "buckets" / "capture").parts[:2]
-    assert (endpoint, variant) == ("boostline-dev-endpoint", "AllTraffic")
+    # Where the rendered serving stack's DataCaptureConfig sends it, as on AWS:
+    # s3://<capture bucket>/capture/<endpoint>/<variant>/yyyy/mm/dd/hh/
+    prefix, endpoint, variant = files[0].relative_to(demo.workdir / "buckets" / "capture").parts[:3]
+    assert (prefix, endpoint, variant) == ("capture", "boostline-dev-endpoint", "AllTraffic")
     record = json.loads(files[0].read_text().splitlines()[0])
     assert set(record) == {"captureData", "eventMetadata", "eventVersion"}
     assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
