@@ -6,6 +6,10 @@ and the stage's region, and runs it with boostline.local.pipeline_executor: what
 steps, parameters and expressions the definition holds, nothing else. Parameters come
 from the definition's defaults, overridden as StartPipelineExecution would override
 them. The run is recorded in `<workdir>/runs/<execution-id>.json`.
+
+Every job's accesses are checked against the synthesized policy of its role, from the
+stacks of the same assembly (boostline.local.access_checks): one IAM policy evaluator
+(one Node process) per run, or the caller's, shared by a demo's runs.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from boostline.config import BoostlineConfig
+from boostline.local.access_checks import StageAccess
 from boostline.local.assembly import Assembly, AssemblyError, open_assembly, stage_assembly
 from boostline.local.emulator import ACCOUNT
+from boostline.local.iam import EvaluatorUnavailable
 from boostline.local.local_aws import LocalAwsEndpoint, LocalS3
 from boostline.local.pipeline_executor import ExecutionError, PipelineExecutor
 from boostline.local.workdir import Workdir
@@ -49,6 +55,8 @@ class PipelineRun:
     report: Path | None = None
     failure_step: str | None = None
     failure_reason: str | None = None
+    # role -> {"checked": n, "allowed": n}: this run's accesses, checked against its policies
+    access_checks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def save(self, workdir: Workdir) -> Path:
         path = workdir.runs / f"{self.run_id}.json"
@@ -107,12 +115,14 @@ def run_pipeline(
     execution_id: str | None = None,
     max_trials: int | None = None,
     progress: Progress | None = None,
+    access: StageAccess | None = None,
 ) -> PipelineRun:
     """Execute the stage's pipeline definition; raise PipelineFailed when a step fails.
 
     `parameters` are the execution's PipelineParameters (names from the definition).
     `max_trials` caps the tuning step's MaxNumberOfTrainingJobs (a local budget; the
-    deployed definition keeps its own).
+    deployed definition keeps its own). `access` checks the jobs' accesses (default: the
+    assembly's stacks, with an evaluator started for this run).
     """
     progress = progress or Progress()
     stage_config = config.stage(stage)
@@ -133,6 +143,46 @@ def run_pipeline(
     run.definition_sha256 = hashlib.sha256(
         json.dumps(definition, sort_keys=True).encode()
     ).hexdigest()
+    own = None
+    if access is None:
+        try:
+            access = own = StageAccess(assembly, account=ACCOUNT, region=region)
+        except (EvaluatorUnavailable, AssemblyError) as exc:
+            run.status, run.failure_reason = "Failed", str(exc)
+            run.save(workdir)
+            raise PipelineFailed(str(exc)) from exc
+    try:
+        return _execute(
+            workdir,
+            config,
+            stage,
+            parameters,
+            assembly,
+            run,
+            definition,
+            max_trials,
+            progress,
+            access,
+        )
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _execute(
+    workdir: Workdir,
+    config: BoostlineConfig,
+    stage: str,
+    parameters: dict[str, Any],
+    assembly: Assembly,
+    run: PipelineRun,
+    definition: dict[str, Any],
+    max_trials: int | None,
+    progress: Progress,
+    access: StageAccess,
+) -> PipelineRun:
+    region = config.stage(stage).region
+    before = access.counts()
     s3 = local_s3(workdir, config, stage, assembly)
     registry = Registry(workdir.root)
     names = names_for(config, stage)
@@ -154,6 +204,7 @@ def run_pipeline(
                 job_env=endpoint.env(),
                 max_trials=max_trials,
                 progress=progress,
+                access=access,
             )
         except ExecutionError as exc:
             run.status, run.failure_step, run.failure_reason = "Failed", exc.step, str(exc)
@@ -171,8 +222,20 @@ def run_pipeline(
             raise
         finally:
             _summarise(run, executor, s3)
+            run.access_checks = _counted_since(before, access.counts())
             run.save(workdir)
     return run
+
+
+def _counted_since(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, dict[str, int]]:
+    counted = {}
+    for role, (checked, allowed) in after.items():
+        was_checked, was_allowed = before.get(role, (0, 0))
+        if checked > was_checked:
+            counted[role] = {"checked": checked - was_checked, "allowed": allowed - was_allowed}
+    return counted
 
 
 def _summarise(run: PipelineRun, executor: PipelineExecutor, s3: LocalS3) -> None:

@@ -27,6 +27,15 @@ How a job runs here:
 - Tuning: boostline.local.tuner over the request's ranges, strategy, objective and
   limits; the objective is read from the trial's log with the MetricDefinitions regex.
 - RegisterModel: the CreateModelPackage request goes into the local registry as is.
+
+Before a Processing job, a Training job or each tuning trial runs, the accesses SageMaker
+makes with the request's RoleArn (its inputs listed and read, outputs written, the
+stage key, the image pull, logs, checkpoints: boostline.local.iam.rules) are checked
+against the role's synthesized policies (`access`, a boostline.local.access_checks
+.StageAccess of the same assembly). A denial fails the step before the job starts, with
+AWS's AccessDenied wording: the role, the action and the resource. The Model and
+RegisterModel steps make no access with a job role (SageMaker calls CreateModel and
+CreateModelPackage with the pipeline's own role), so no rule applies to them.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import re
 import shutil
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from boostline.config import HyperparameterValue, TuningConfig, TuningRange
+from boostline.local.access_checks import StageAccess, object_lister
+from boostline.local.iam import AccessDenied, EvaluatorError, PolicyLookupError, UnresolvedRequest
 from boostline.local.local_aws import LocalS3, S3Error, prefix_relative
 from boostline.local.processes import ProcessSpec, run_processes
 from boostline.local.training_job import Channel, run_training_job
@@ -165,8 +177,11 @@ class PipelineExecutor:
         job_env: dict[str, str] | None = None,
         max_trials: int | None = None,
         progress: Progress | None = None,
+        access: StageAccess | None = None,
     ) -> None:
         self.definition = definition
+        self.access = access
+        self._lock = threading.Lock()
         self.s3 = s3
         self.workdir = workdir
         self.registry = registry
@@ -451,6 +466,29 @@ class PipelineExecutor:
         base = re.sub(r"[^A-Za-z0-9-]", "-", f"pipelines-{self.execution_id}-{step}")
         return (base[: 63 - len(suffix)] + suffix).lower()
 
+    def _check_access(
+        self, kind: str, request: dict[str, Any], job: str, step: str, record: StepRecord
+    ) -> str | None:
+        """Check what SageMaker does with the job's role; the denial's message, if any."""
+        if self.access is None:
+            return None
+        try:
+            checked = self.access.check_request(
+                kind, request, name=job, list_objects=object_lister(self.s3.list_prefix)
+            )
+        except AccessDenied as exc:
+            record.detail["access_denied"] = {
+                "role": exc.role,
+                "action": exc.action,
+                "resource": exc.resource,
+            }
+            return f"{job}: {exc}"
+        except (UnresolvedRequest, PolicyLookupError, EvaluatorError) as exc:
+            raise ExecutionError(f"step {step}: {kind} job {job}: {exc}", step) from exc
+        with self._lock:  # tuning trials run in threads
+            record.detail["accesses_checked"] = record.detail.get("accesses_checked", 0) + checked
+        return None
+
     def _environment(self, container_env: dict[str, str], host: Callable[[str], str]) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_"))}
         # This venv's python3 stands in for the image's.
@@ -466,6 +504,9 @@ class PipelineExecutor:
         name = step["Name"]
         args = self.evaluate(step["Arguments"], name)
         job = self._job_name(name)
+        denied = self._check_access("Processing", args, job, name, record)
+        if denied:
+            raise ExecutionError(f"step {name} failed: processing job {denied}", name)
         job_dir = self.workdir.job_dir(job)
         if job_dir.exists():
             shutil.rmtree(job_dir)
@@ -670,6 +711,9 @@ class PipelineExecutor:
         name = step["Name"]
         args = self.evaluate(step["Arguments"], name)
         job = self._job_name(name)
+        denied = self._check_access("Training", args, job, name, record)
+        if denied:
+            raise ExecutionError(f"step {name} failed: training job {denied}", name)
         with self.progress.step(f"{name} (training job {job})"):
             result, model_uri = self._training_job(
                 job, args, args.get("HyperParameters", {}), name, echo=self.progress.detail
@@ -719,6 +763,10 @@ class PipelineExecutor:
 
         def run_trial(number: int, hps: dict[str, HyperparameterValue]) -> tuple[float | None, str]:
             job = f"{tuning_job}-{number + 1:03d}"
+            # Each trial is a training job of its own: denied, it fails before it starts.
+            denied = self._check_access("Tuning", args, job, name, record)
+            if denied:
+                return None, f"training job {denied}"
             # SageMaker hands tuned values to the job as strings, like the static ones.
             values = {**static, **{k: _hp_text(v) for k, v in hps.items()}}
             result, uri = self._training_job(job, definition, values, name)
