@@ -276,6 +276,11 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
         f"{run.model_package_version} ({run.model_approval_status})"
     )
     print(f"assembly: {run.assembly}")
+    for role, counted in run.access_checks.items():
+        print(
+            f"  {role}: {counted['checked']} accesses checked against its synthesized "
+            f"policy, {counted['allowed']} allowed"
+        )
     print(f"report: {run.report}")
     return 0
 
