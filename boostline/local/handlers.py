@@ -4,6 +4,11 @@
 first on sys.path, `app.py` executed as a module, its siblings imported by
 name. The handler then runs with the function's environment variables set for
 the duration of the call — the same code, with no local branch in it.
+
+With `access` (a boostline.local.access_checks.StageAccess), every boto3 call the
+handler makes is recorded through botocore's event hooks and, when the invocation
+ends, checked against the synthesized policy of the function's role: a call the
+role may not make raises AccessDenied naming the role, the action and the resource.
 """
 
 from __future__ import annotations
@@ -18,7 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from boostline.local.iam.boto_calls import CallRecorder
+
+if TYPE_CHECKING:
+    from boostline.local.access_checks import StageAccess
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 
@@ -71,6 +81,8 @@ class LocalFunction:
     env: dict[str, str]
     log_dir: Path | None = None
     module: ModuleType | None = None
+    access: StageAccess | None = None
+    accesses_checked: int = 0
     _log: TextIO | None = None
 
     def invoke(self, event: dict[str, Any]) -> Any:
@@ -79,11 +91,19 @@ class LocalFunction:
             self._log = (self.log_dir / f"{self.name}.log").open("a", encoding="utf-8")
         # loggers keep the stream they were made with, so import inside the redirect too
         redirect = contextlib.redirect_stdout(self._log) if self._log else contextlib.nullcontext()
+        recorder = CallRecorder() if self.access is not None else None
         with environment({"AWS_LAMBDA_FUNCTION_NAME": self.name, **self.env}), redirect:
-            if self.module is None:  # imported inside its environment, as on Lambda
-                self.module = load_function(self.name)
+            if recorder is not None:
+                recorder.start()
             try:
+                if self.module is None:  # imported inside its environment, as on Lambda
+                    self.module = load_function(self.name)
                 return self.module.lambda_handler(event, None)
             finally:
                 if self._log:
                     self._log.flush()
+                if recorder is not None and self.access is not None:
+                    recorder.stop()
+                    # Only the calls made from the function's code, not another thread's.
+                    calls = recorder.calls_from(LAMBDA_DIR / self.name)
+                    self.accesses_checked += self.access.check_calls(self.name, calls, self.env)
