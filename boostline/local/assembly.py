@@ -125,6 +125,12 @@ class Assembly:
         given = {k: v for k, v in parameters.items() if k in declared}
         return self.render(region, account, {holder: given}, until=holder)[holder]
 
+    def serving_parameters(self) -> dict[str, Any]:
+        """The serving stack's declared Parameters (names, types, defaults, patterns)."""
+        return dict(
+            self.template(self._stack_holding("AWS::SageMaker::Endpoint")).get("Parameters", {})
+        )
+
     def _stack_holding(self, resource_type: str) -> str:
         """The artifact id of the one stack that declares a resource of this type."""
         holder = [

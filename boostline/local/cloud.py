@@ -38,12 +38,9 @@ MODEL_PACKAGE_REQUEST_FIELDS = (
     "ModelApprovalStatus",
     "SkipModelValidation",
 )
-SERVING_PARAMETERS = {
-    "ModelPackageArn": "none",
-    "BaselineStatisticsUri": "none",
-    "BaselineConstraintsUri": "none",
-    "DecisionThreshold": "0.5",
-}
+# SSM-typed parameters (CDK's BootstrapVersion) are resolved by CloudFormation from
+# Parameter Store; the emulator's stand-in does not hold them.
+_RESOLVED_BY_CLOUDFORMATION = "AWS::SSM::Parameter::Value<"
 
 
 @dataclass(frozen=True)
@@ -72,14 +69,22 @@ class CloudNames:
         return f"{self.names.prefix}-retrain-idempotency"
 
 
-def _serving_template(prefix: str) -> str:
-    """The serving stack's parameters, with one cheap resource standing in for the rest."""
+def _serving_template(prefix: str, parameters: dict[str, Any]) -> str:
+    """The serving stack's real parameters, with one cheap resource standing in for the rest.
+
+    The emulator only holds the stack's parameter values (what the deployer's
+    UpdateStack changes, validated against the real declarations); the local runtime
+    renders the real template with them to start the endpoint (Demo.reconcile).
+    """
+    declared = {
+        name: spec
+        for name, spec in parameters.items()
+        if not str(spec.get("Type", "")).startswith(_RESOLVED_BY_CLOUDFORMATION)
+    }
     return json.dumps(
         {
             "AWSTemplateFormatVersion": "2010-09-09",
-            "Parameters": {
-                k: {"Type": "String", "Default": v} for k, v in SERVING_PARAMETERS.items()
-            },
+            "Parameters": declared,
             "Resources": {
                 "LiveModel": {
                     "Type": "AWS::SSM::Parameter",
@@ -104,8 +109,11 @@ class LocalCloud:
 
     # ------------------------------------------------------------ set-up
 
-    def provision(self, pipeline_definition: dict[str, Any] | None = None) -> None:
-        """Create what the stacks would; the pipeline gets the synthesized definition."""
+    def provision(
+        self, pipeline_definition: dict[str, Any], serving_parameters: dict[str, Any]
+    ) -> None:
+        """Create what the stacks would, from the assembly: the pipeline gets the
+        synthesized definition, the serving stack the real template's parameters."""
         s3 = self.emulator.client("s3")
         s3.create_bucket(
             Bucket=self.names.raw_bucket,
@@ -118,27 +126,22 @@ class LocalCloud:
             BillingMode="PAY_PER_REQUEST",
         )
         sm = self.emulator.client("sagemaker")
-        definition = pipeline_definition or {
-            "Version": "2020-12-01",
-            "Parameters": [
-                {
-                    "Name": "InputDataPrefix",
-                    "Type": "String",
-                    "DefaultValue": f"s3://{self.names.raw_bucket}/raw/",
-                },
-                {"Name": "TriggerReason", "Type": "String", "DefaultValue": "manual"},
-                {"Name": "ChampionModelDataUrl", "Type": "String", "DefaultValue": "none"},
-            ],
-            "Steps": [],
-        }
         sm.create_pipeline(
             PipelineName=self.names.pipeline,
-            PipelineDefinition=json.dumps(definition),
+            PipelineDefinition=json.dumps(pipeline_definition),
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.names.prefix}-pipeline",
         )
         sm.create_model_package_group(ModelPackageGroupName=self.names.model_package_group)
         self.emulator.client("cloudformation").create_stack(
-            StackName=self.names.serving_stack, TemplateBody=_serving_template(self.names.prefix)
+            StackName=self.names.serving_stack,
+            TemplateBody=_serving_template(self.names.prefix, serving_parameters),
+            # Given explicitly: the emulator keeps only given values for UsePreviousValue.
+            Parameters=[
+                {"ParameterKey": name, "ParameterValue": str(spec["Default"])}
+                for name, spec in serving_parameters.items()
+                if "Default" in spec
+                and not str(spec.get("Type", "")).startswith(_RESOLVED_BY_CLOUDFORMATION)
+            ],
         )
 
     def retrain_env(self) -> dict[str, str]:

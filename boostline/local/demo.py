@@ -130,7 +130,9 @@ class Demo:
     def _run(self, emulator: Any, names: CloudNames) -> DemoResult:
         self.cloud = LocalCloud(emulator, self.workdir, names)
         region = self.config.stage(self.options.stage).region
-        self.cloud.provision(self.assembly.pipeline_definition(region, ACCOUNT))
+        self.cloud.provision(
+            self.assembly.pipeline_definition(region, ACCOUNT), self.assembly.serving_parameters()
+        )
         env = self.cloud.retrain_env()
         env["MIN_NEW_FILES"] = "3"  # a single new file is debounced, not trained on
         # the emulator lists a new execution at once: no grace period for that is needed
