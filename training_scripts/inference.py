@@ -733,6 +733,10 @@ def _json_lines(body: Any) -> list[Any]:
             raise InferenceError(
                 400, f"row {i} is not valid JSON: {exc.msg} at column {exc.colno}", row=i
             ) from None
+        except RecursionError:
+            raise InferenceError(
+                400, f"row {i} is not valid JSON: nested too deeply", row=i
+            ) from None
     return instances
 
 

@@ -455,6 +455,10 @@ def test_json_encoding_follows_preprocess(book, model) -> None:
     assert np.isnan(X[0, names(book).index("addr_state")])
 
 
+DEEP_LIST = b"[" * 100_000 + b"]" * 100_000  # deeper than the JSON parser's recursion limit
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "row", "message"),
     [
@@ -467,6 +471,9 @@ def test_json_encoding_follows_preprocess(book, model) -> None:
         (b'{"a": "\xff"}', JSON, 400, None, "not valid UTF-8"),
         (b'{"a": 1}\n\n{"a": 2}', JSONL, 400, 2, "row 2 is empty"),
         (b'{"a": 1}\n{"a": ', JSONL, 400, 2, "row 2 is not valid JSON"),
+        pytest.param(DEEP_LIST, JSON, 400, None, "nested too deeply", id="deep-json"),
+        pytest.param(b'{"a": 1}\n' + DEEP_LIST, JSONL, 400, 2, "nested", id="deep-jsonl-list"),
+        pytest.param(b'{"a": 1}\n' + DEEP_OBJECT, JSONL, 400, 2, "nested", id="deep-jsonl-obj"),
     ],
 )
 def test_bad_json_bodies(model, body, content_type, status, row, message) -> None:
