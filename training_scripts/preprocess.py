@@ -20,6 +20,7 @@ Runs in the SageMaker XGBoost image: stdlib, numpy, pandas, pyarrow, PyYAML.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -97,7 +98,8 @@ def read_raw(files: list[Path]) -> tuple[pa.Table, list[str]]:
             )
         except (pa.ArrowInvalid, OSError) as exc:
             # pyarrow's message can quote a raw row, PII and all: keep only where it failed
-            raise PreprocessError(f"{file}: {positions_only(str(exc))}") from None
+            where = _bad_width_row(file) if "columns, got" in str(exc) else None
+            raise PreprocessError(f"{file}: {where or positions_only(str(exc))}") from None
         if tables and table.column_names != tables[0].column_names:
             raise PreprocessError(
                 f"{file}: columns differ from {files[0].name}: "
@@ -107,6 +109,33 @@ def read_raw(files: list[Path]) -> tuple[pa.Table, list[str]]:
         # line 1 is the header, so data row i sits on line i + 2
         origins.extend(f"{file.name}:{i + 2}" for i in range(table.num_rows))
     return pa.concat_tables(tables), origins
+
+
+def _bad_width_row(file: Path) -> str | None:
+    """Line and column of the first record whose field count differs from the header's.
+
+    Names positions and the header's column names only, never a value. None when the
+    file cannot be scanned here (the caller then says what pyarrow's message allows).
+    """
+    try:
+        with file.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                return None
+            end = reader.line_num
+            for fields in reader:
+                start, end = end + 1, reader.line_num
+                if not fields or len(fields) == len(header):
+                    continue
+                if len(fields) > len(header):
+                    column = f"column {len(header) + 1} has no header"
+                else:
+                    column = f"column {len(fields) + 1} ({header[len(fields)]}) is missing"
+                return f"line {start}: expected {len(header)} columns, got {len(fields)}; {column}"
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
 
 
 # ---------------------------------------------------------------- PII

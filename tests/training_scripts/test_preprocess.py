@@ -259,6 +259,52 @@ def test_script_exits_nonzero_with_message(tmp_path: Path, schema_file: Path) ->
     assert "does not exist" in (tmp_path / "o" / "message").read_text()
 
 
+def test_a_row_of_the_wrong_width_is_named_by_file_line_and_column_never_by_value(
+    tmp_path: Path, schema_file: Path
+) -> None:
+    """A name, an email and a national id in a row of the wrong width: the job message,
+    stderr and stdout name file, line and column, and quote neither a value nor the row."""
+    pii = ["jane.private@example.org", "999-88-7777", "Jane Q. Private"]
+    long = make_rows(1)[0]
+    long[1], long[2] = pii[0], pii[1]
+    long.append(pii[2])  # one field more than the header
+    short = [*make_rows(1)[0][:6]]
+    short[1], short[2] = pii[0], pii[1]
+    raw = tmp_path / "raw" / "part-0.csv"
+    for bad, line, column in (
+        (long, 12, "column 11 has no header"),
+        (short, 12, "column 7 (grade) is missing"),
+    ):
+        rows = make_rows(60)
+        rows[10] = bad  # data row 11 sits on line 12
+        write_csv(raw, rows)
+        out = tmp_path / f"o-{len(bad)}"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--input",
+                str(tmp_path / "raw"),
+                "--schema",
+                str(schema_file),
+                "--output-dir",
+                str(tmp_path / "out"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"BOOSTLINE_OUTPUT_DIR": str(out), "PATH": "/usr/bin:/bin"},
+        )
+        assert proc.returncode == 1
+        message = (out / "message").read_text()
+        for text in (message, proc.stderr, proc.stdout):
+            assert not [value for value in pii if value in text], text
+            assert ",".join(bad) not in text
+        assert str(raw) in message and f"line {line}: " in message, message
+        assert column in message and f"got {len(bad)}" in message, message
+        assert message.strip() in proc.stderr
+
+
 def test_more_training_hosts_than_shards_stops_before_reading(tmp_path: Path, schema_file) -> None:
     with pytest.raises(pp.PreprocessError, match="3 training instances but 2 training shard"):
         run(tmp_path, schema_file, make_rows(200), train_shards=2, training_instance_count=3)
