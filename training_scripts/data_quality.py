@@ -806,24 +806,43 @@ def find_data_files(path: Path) -> list[Path]:
     return files
 
 
-def read_rows(files: Sequence[Path], feature_names: Sequence[str] | None = None) -> list[list[Any]]:
+def read_rows(
+    files: Sequence[Path],
+    feature_names: Sequence[str] | None = None,
+    counts: dict[str, int] | None = None,
+) -> list[list[Any]]:
     """Rows of model input from header-less CSV files and data-capture JSON lines.
+
+    A capture line that is not a whole record (a write cut short by a full disk) is
+    skipped and counted in counts["unreadable_capture_records"]; the window's other
+    records still count.
 
     A capture record's endpoint input is read as CSV (text/csv: encoded features in
     manifest order), or, for application/json and application/jsonlines requests
     (raw applications with named fields: an object, a list, or {"instances": [...]}),
     as one row per application with the `feature_names` fields in order.
     """
+    counts = counts if counts is not None else {}
     rows: list[list[Any]] = []
     for file in files:
         text = _read_text(file)
         if file.name.endswith((".jsonl", ".jsonl.gz")):
             for number, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
-                    rows.extend(_capture_rows(line, file, number, feature_names))
+                    try:
+                        rows.extend(_capture_rows(line, file, number, feature_names))
+                    except DamagedCaptureRecord as exc:
+                        skipped = counts.get("unreadable_capture_records", 0) + 1
+                        counts["unreadable_capture_records"] = skipped
+                        if skipped <= 3:
+                            print(f"skipping {exc}", file=sys.stderr)
         else:
             rows.extend(r for r in csv.reader(io.StringIO(text)) if r)
     return rows
+
+
+class DamagedCaptureRecord(DataQualityError):
+    """A capture line that is not a whole record: skipped, counted, never fatal."""
 
 
 def _read_text(file: Path) -> str:
@@ -842,7 +861,7 @@ def _capture_rows(
         record = json.loads(line)
         block = record["captureData"]["endpointInput"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DataQualityError(f"{where}: not a data-capture record: {exc}") from None
+        raise DamagedCaptureRecord(f"{where}: not a data-capture record: {exc}") from None
     data = block.get("data", "")
     encoding = str(block.get("encoding", "CSV")).upper()
     if encoding == "BASE64":

@@ -17,7 +17,12 @@ text with encoding "JSON", anything else base64 with encoding "BASE64".
 Each gunicorn worker owns one writer and so one file per hour (the file name
 carries a fresh uuid), and writes every record as a single whole line with one
 unbuffered append, so workers never interleave partial lines and a reader sees
-complete records as soon as they are written.
+complete records as soon as they are written. A record is written whole or not at
+all: a write that fails part-way (a full disk) is cut back to the file's previous
+size, and if even that fails the writer moves on to a fresh file, so a later record
+is never appended to a partial line. Readers skip (and count) a line that is not a
+whole record rather than failing. Capture files are created with mode 0600 (they
+hold request bodies).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import random
 import threading
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -128,10 +134,23 @@ class CaptureWriter:
         with self._lock:
             if hour != self._hour or self._fd is None:
                 self._open(hour, when)
+            fd = self._fd
+            size = os.fstat(fd).st_size  # this writer alone appends to its file
             view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                self._undo(fd, size)
+                raise
             return self._path
+
+    def _undo(self, fd: int, size: int) -> None:
+        """Cut a partly written record off; failing that, never append to this file again."""
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            self.close_file()
 
     def _open(self, hour: str, when: datetime) -> None:
         self.close_file()
@@ -139,7 +158,8 @@ class CaptureWriter:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
         self._path = folder / name
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(self._fd, 0o600)  # whatever the umask: request bodies are private
         self._hour = hour
 
     def close_file(self) -> None:
@@ -153,10 +173,27 @@ class CaptureWriter:
             self.close_file()
 
 
-def read_captures(root: Path) -> list[dict]:
-    """Every record under root (for tests and local monitoring), oldest file first."""
+def read_captures(root: Path, counts: Counter | None = None) -> list[dict]:
+    """Every whole record under root (for tests and local monitoring), oldest file first.
+
+    A line that is not a JSON object (a record cut short by a failed write) is skipped
+    and counted in counts["damaged_capture_records"], with counts["capture_records"]
+    the lines read.
+    """
+    counts = counts if counts is not None else Counter()
     records = []
     for path in sorted(Path(root).rglob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            records.extend(json.loads(line) for line in f if line.strip())
+        with path.open("rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                counts["capture_records"] += 1
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                    record = None
+                if not isinstance(record, dict):
+                    counts["damaged_capture_records"] += 1
+                    continue
+                records.append(record)
     return records
