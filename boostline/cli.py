@@ -316,20 +316,41 @@ def _raw_prefix(
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from boostline.registry import Registry
+    """Every version; a damaged one is listed as damaged with its file and the reason."""
+    from boostline.registry import DamagedVersion, Registry, archive_problem
 
-    packages = Registry(Workdir.at(args.workdir).root).versions()
-    if not packages:
+    packages, damaged = Registry(Workdir.at(args.workdir).root).scan()
+    usable = []
+    for p in packages:
+        problem = archive_problem(p.model_tar)
+        if problem is None:
+            usable.append(p)
+        else:
+            damaged.append(DamagedVersion(p.version, p.model_tar, problem))
+    if not usable and not damaged:
         print("no model versions registered yet")
         return 0
-    print(f"{'version':>7}  {'status':<22} {'auc':>6}  {'threshold':>9}  {'created':<20} trigger")
-    for p in packages:
+    rows: list[tuple[int, str]] = []
+    for p in usable:
         meta = p.data.get("CustomerMetadataProperties", {})
         auc = f"{p.auc:.4f}" if p.auc is not None else "-"
         thr = f"{p.threshold:.3f}" if p.threshold is not None else "-"
+        rows.append(
+            (
+                p.version,
+                f"{p.version:>7}  {p.status:<22} {auc:>6}  {thr:>9}  "
+                f"{p.data['CreationTime'][:19]:<20} {meta.get('trigger_reason', '-')}",
+            )
+        )
+    for d in damaged:
+        rows.append((d.version, f"{d.version:>7}  {'DAMAGED':<22} {d.file}: {d.reason}"))
+    print(f"{'version':>7}  {'status':<22} {'auc':>6}  {'threshold':>9}  {'created':<20} trigger")
+    for _, row in sorted(rows):
+        print(row)
+    if damaged:
         print(
-            f"{p.version:>7}  {p.status:<22} {auc:>6}  {thr:>9}  "
-            f"{p.data['CreationTime'][:19]:<20} {meta.get('trigger_reason', '-')}"
+            f"{len(damaged)} damaged version(s) cannot be served; the others are usable",
+            file=sys.stderr,
         )
     return 0
 
@@ -355,10 +376,13 @@ def cmd_models_set_status(args: argparse.Namespace) -> int:
 
 def _model(args: argparse.Namespace) -> tuple[Path, float | None, int]:
     from boostline.local.model_store import unpacked_model
-    from boostline.registry import Registry
+    from boostline.registry import DamagedVersion, DamagedVersionError, Registry, archive_problem
 
     workdir = Workdir.at(args.workdir)
-    package = Registry(workdir.root).describe(args.model)
+    package = Registry(workdir.root).describe(args.model)  # a damaged record raises
+    problem = archive_problem(package.model_tar)
+    if problem is not None:
+        raise DamagedVersionError(DamagedVersion(package.version, package.model_tar, problem))
     return unpacked_model(package, workdir.root), package.threshold, package.version
 
 

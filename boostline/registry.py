@@ -12,6 +12,13 @@ read one and the other alike.
 
 Writers take the group's file lock; every file is written to a temporary name
 and renamed, so a reader never sees half a record and a crash loses nothing.
+
+A version whose package.json cannot be read (truncated, not JSON, a key missing or
+of the wrong kind) is damaged: `scan()` returns it apart, with the file and the
+reason, and every other version stays usable; `describe()` on it raises a
+RegistryError naming the file and the reason. `archive_problem()` says what is wrong
+with a version's model.tar.gz (not gzip, cut short, missing), for the commands that
+list or unpack it. A damaged version keeps its number: the next version is after it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +44,37 @@ LOCAL_ARN = "arn:aws:sagemaker:local:000000000000:model-package/{group}/{version
 
 class RegistryError(ValueError):
     """A registry request cannot be met; the message says why."""
+
+
+@dataclass(frozen=True)
+class DamagedVersion:
+    """A version that cannot be used, the file at fault and why."""
+
+    version: int
+    file: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"model version {self.version} is damaged: {self.file}: {self.reason}"
+
+
+class DamagedVersionError(RegistryError):
+    """The version asked for is damaged; `damage` says which file and why."""
+
+    def __init__(self, damage: DamagedVersion) -> None:
+        super().__init__(str(damage))
+        self.damage = damage
+
+
+# What every reader of a record relies on: key -> the kind of value it must hold.
+REQUIRED_FIELDS: dict[str, type] = {
+    "ModelPackageGroupName": str,
+    "ModelPackageVersion": int,
+    "ModelPackageArn": str,
+    "ModelApprovalStatus": str,
+    "CreationTime": str,
+}
+NUMERIC_METADATA = ("auc", "decision_threshold")
 
 
 @dataclass(frozen=True)
@@ -83,6 +123,83 @@ class ModelPackage:
         return self.path / "constraints.json"
 
 
+def load_package(folder: Path) -> ModelPackage:
+    """The version in `folder`; raises DamagedVersionError if its record is unusable."""
+    version = int(folder.name)
+    record = folder / "package.json"
+
+    def damaged(reason: str) -> DamagedVersionError:
+        return DamagedVersionError(DamagedVersion(version, record, reason))
+
+    try:
+        text = record.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise damaged("the file is missing") from None
+    except UnicodeDecodeError:
+        raise damaged("not UTF-8 text") from None
+    except OSError as exc:
+        raise damaged(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        reason = "truncated: not valid JSON" if cut else "not valid JSON"
+        raise damaged(f"{reason} ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise damaged("not valid JSON (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise damaged(f"holds a JSON {type(data).__name__}, not an object")
+    missing = [key for key in REQUIRED_FIELDS if key not in data]
+    if missing:
+        raise damaged(f"lacks {', '.join(missing)}")
+    for key, kind in REQUIRED_FIELDS.items():
+        value = data[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise damaged(f"{key} is {_kind(value)}, not {kind.__name__}")
+    if data["ModelPackageVersion"] != version:
+        raise damaged(
+            f"ModelPackageVersion is {data['ModelPackageVersion']}, "
+            f"but the folder is version {version}"
+        )
+    if data["ModelApprovalStatus"] not in STATUSES:
+        raise damaged(f"ModelApprovalStatus is not one of {', '.join(STATUSES)}")
+    metadata = data.get("CustomerMetadataProperties", {})
+    if not isinstance(metadata, dict):
+        raise damaged(f"CustomerMetadataProperties is {_kind(metadata)}, not an object")
+    for key in NUMERIC_METADATA:
+        value = metadata.get(key)
+        if value is None:
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise damaged(f"CustomerMetadataProperties {key} is not a number") from None
+    return ModelPackage(data, folder)
+
+
+def archive_problem(path: Path) -> str | None:
+    """What makes `path` unusable as a model.tar.gz (None when it reads to its end)."""
+    if not path.is_file():
+        return "the file is missing"
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for _ in tar:  # every header, to the end of the stream: finds a cut-short file
+                pass
+    except tarfile.ReadError as exc:
+        return f"not a gzip-compressed tar archive ({exc})"
+    except (EOFError, zlib.error) as exc:
+        return f"cut short or corrupt ({exc})"
+    except OSError as exc:  # gzip.BadGzipFile, or the file cannot be read
+        return f"cannot be read ({exc})"
+    except tarfile.TarError as exc:
+        return f"not a valid tar archive ({exc})"
+    return None
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -106,13 +223,27 @@ class Registry:
 
     # ------------------------------------------------------------ reading
 
+    def _folders(self) -> list[Path]:
+        return [c for c in self.dir.iterdir() if c.is_dir() and c.name.isdigit()]
+
+    def scan(self) -> tuple[list[ModelPackage], list[DamagedVersion]]:
+        """(usable versions, damaged versions), each in version order."""
+        found, damaged = [], []
+        for child in self._folders():
+            try:
+                found.append(load_package(child))
+            except DamagedVersionError as exc:
+                damaged.append(exc.damage)
+        found.sort(key=lambda p: p.version)
+        damaged.sort(key=lambda d: d.version)
+        return found, damaged
+
     def versions(self) -> list[ModelPackage]:
-        found = []
-        for child in self.dir.iterdir():
-            record = child / "package.json"
-            if child.is_dir() and child.name.isdigit() and record.exists():
-                found.append(ModelPackage(json.loads(record.read_text()), child))
-        return sorted(found, key=lambda p: p.version)
+        """The usable versions (see scan() for the damaged ones)."""
+        return self.scan()[0]
+
+    def _next_version(self) -> int:
+        return max((int(c.name) for c in self._folders()), default=0) + 1
 
     def describe(self, version: int | str) -> ModelPackage:
         if str(version) in ("latest-approved", "live"):
@@ -124,10 +255,10 @@ class Registry:
             number = int(version)
         except ValueError:
             raise RegistryError(f"{version!r} is not a version number") from None
-        record = self.dir / str(number) / "package.json"
-        if not record.exists():
+        folder = self.dir / str(number)
+        if number < 1 or not folder.is_dir():
             raise RegistryError(f"group {self.group!r} has no version {number}")
-        return ModelPackage(json.loads(record.read_text()), record.parent)
+        return load_package(folder)
 
     def latest_approved(self) -> ModelPackage | None:
         approved = [p for p in self.versions() if p.status == "Approved"]
@@ -153,7 +284,7 @@ class Registry:
                 raise RegistryError(f"cannot register: {path} does not exist")
         metrics = json.loads(evaluation.read_text())
         with self._lock:
-            version = max((p.version for p in self.versions()), default=0) + 1
+            version = self._next_version()
             staging = Path(tempfile.mkdtemp(dir=self.dir, prefix=f".{version}-"))
             shutil.copy2(model_tar, staging / "model.tar.gz")
             shutil.copy2(evaluation, staging / "evaluation.json")
@@ -187,7 +318,7 @@ class Registry:
             if not isinstance(value, str):  # CreateModelPackage takes strings only
                 raise RegistryError(f"CustomerMetadataProperties {key!r} is not a string")
         with self._lock:
-            version = max((p.version for p in self.versions()), default=0) + 1
+            version = self._next_version()
             staging = Path(tempfile.mkdtemp(dir=self.dir, prefix=f".{version}-"))
             for name, source in files.items():
                 shutil.copy2(source, staging / name)

@@ -84,3 +84,126 @@ def test_models_commands_on_an_empty_registry(tmp_path: Path, capsys) -> None:
 def test_cost_prints_an_estimate(capsys) -> None:
     assert main(["cost", "--stage", "prod"]) == 0
     assert "USD" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- damaged registry
+
+
+@pytest.fixture(scope="module")
+def damaged_registry(tmp_path_factory, make_loan_book) -> dict:
+    """Versions 1 and 5 usable; 2: model.tar.gz not gzip; 3: package.json without a key;
+    4: package.json cut short."""
+    import json
+    import tarfile
+
+    from boostline.registry import Registry
+
+    root = tmp_path_factory.mktemp("damaged")
+    book = make_loan_book(root / "book", rows=600, seed=3)
+    model_dir = book.model_dir("model")
+    tar_path = root / "model.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for item in sorted(model_dir.rglob("*")):
+            tar.add(item, arcname=str(item.relative_to(model_dir)), recursive=False)
+    evaluation = root / "evaluation.json"
+    evaluation.write_text(json.dumps({"decision_threshold": 0.4}))
+    workdir = root / "work"
+    registry = Registry(workdir)
+    for _ in range(5):
+        registry.register(
+            model_tar=tar_path,
+            evaluation=evaluation,
+            baseline_dir=None,
+            report_dir=None,
+            status="Approved",
+            approved_by="test",
+            metadata={},
+        )
+    (registry.dir / "2" / "model.tar.gz").write_bytes(b"this is not gzip\n")
+    record = json.loads((registry.dir / "3" / "package.json").read_text())
+    del record["ModelPackageGroupName"]
+    (registry.dir / "3" / "package.json").write_text(json.dumps(record))
+    truncated = registry.dir / "4" / "package.json"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    rows = root / "rows.csv"
+    rows.write_text("\n".join(line.split(",", 1)[1] for line in book.test_lines()[:20]) + "\n")
+    return {"workdir": workdir, "dir": registry.dir, "rows": rows}
+
+
+DAMAGE = {
+    2: ("model.tar.gz", "not a gzip"),
+    3: ("package.json", "lacks ModelPackageGroupName"),
+    4: ("package.json", "truncated"),
+}
+
+
+def test_models_list_sets_damaged_versions_apart(damaged_registry, capsys) -> None:
+    assert main(["models", "list", "--workdir", str(damaged_registry["workdir"])]) == 0
+    captured = capsys.readouterr()
+    lines = {int(line.split()[0]): line for line in captured.out.splitlines()[1:]}
+    assert sorted(lines) == [1, 2, 3, 4, 5]
+    for version in (1, 5):
+        assert "Approved" in lines[version] and "0.400" in lines[version]
+    for version, (name, reason) in DAMAGE.items():
+        line = lines[version]
+        assert "DAMAGED" in line and reason in line, line
+        assert str(damaged_registry["dir"] / str(version) / name) in line
+    assert "3 damaged version(s)" in captured.err
+
+
+def test_predict_and_serve_on_a_damaged_version_say_why(damaged_registry, capsys) -> None:
+    workdir = str(damaged_registry["workdir"])
+    out = damaged_registry["rows"].parent / "out.csv"
+    for version, (name, reason) in DAMAGE.items():
+        common = ["--workdir", workdir, "--model", str(version)]
+        predict = ["predict", *common, "--input", str(damaged_registry["rows"]), "--output"]
+        for argv in ([*predict, str(out)], ["serve", *common, "--port", "1"]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert f"model version {version} is damaged" in err and reason in err, err
+            assert str(damaged_registry["dir"] / str(version) / name) in err
+            assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_predict_on_the_usable_versions_works(damaged_registry, capsys) -> None:
+    workdir = str(damaged_registry["workdir"])
+    for version in ("1", "5", "latest-approved"):
+        out = damaged_registry["rows"].parent / f"out-{version}.csv"
+        argv = ["predict", "--workdir", workdir, "--model", version]
+        argv += ["--input", str(damaged_registry["rows"]), "--output", str(out)]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert len(out.read_text().splitlines()) == 20
+        assert f"model version {version if version != 'latest-approved' else 5}:" in (
+            capsys.readouterr().out
+        )
+
+
+def test_serve_on_a_usable_version_answers(damaged_registry) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from boostline.serving.server import free_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "boostline", "serve", "--model", "1", "--workers", "1"]
+    argv += ["--workdir", str(damaged_registry["workdir"]), "--port", str(port)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and process.poll() is None and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as r:
+                    status = r.status
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200, process.stderr.read1().decode() if process.poll() else "no ping"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()

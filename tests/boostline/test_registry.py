@@ -104,3 +104,54 @@ def test_two_concurrent_writers_never_collide(tmp_path: Path) -> None:
         ["a"] * 10 + ["b"] * 10
     )
     assert not [p for p in registry.dir.iterdir() if p.name.startswith(".") and p.is_dir()]
+
+
+# --------------------------------------------------------------------------- damaged versions
+
+
+def _damage(registry: Registry) -> None:
+    """v2: package.json cut short; v3: package.json without a key; v1 and v4 untouched."""
+    record = registry.dir / "2" / "package.json"
+    record.write_bytes(record.read_bytes()[:200])
+    data = json.loads((registry.dir / "3" / "package.json").read_text())
+    del data["ModelApprovalStatus"]
+    (registry.dir / "3" / "package.json").write_text(json.dumps(data))
+
+
+def test_a_damaged_version_is_set_apart_and_the_others_stay_usable(tmp_path: Path) -> None:
+    _register(tmp_path, 4, "w")
+    registry = Registry(tmp_path)
+    _damage(registry)
+    usable, damaged = registry.scan()
+    assert [p.version for p in usable] == [1, 4]
+    assert [(d.version, d.file.name) for d in damaged] == [(2, "package.json"), (3, "package.json")]
+    assert "truncated" in damaged[0].reason
+    assert "ModelApprovalStatus" in damaged[1].reason
+    assert [p.version for p in registry.versions()] == [1, 4]
+    for version, text in ((2, "truncated"), (3, "lacks ModelApprovalStatus")):
+        with pytest.raises(RegistryError, match=f"version {version} is damaged: .*{text}"):
+            registry.describe(version)
+    registry.set_status(4, "Approved", by="test")
+    assert registry.describe("latest-approved").version == 4
+    # a damaged version keeps its number: the next one comes after every folder
+    assert _register(tmp_path, 1, "x") == [5]
+
+
+def test_archive_problem_names_what_is_wrong(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from boostline.registry import archive_problem
+
+    good = tmp_path / "good.tar.gz"
+    with tarfile.open(good, "w:gz") as tar:
+        data = b"x" * 100_000
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    assert archive_problem(good) is None
+    (tmp_path / "plain").write_bytes(b"model-bytes")
+    assert "not a gzip" in archive_problem(tmp_path / "plain")
+    (tmp_path / "cut.tar.gz").write_bytes(good.read_bytes()[:60])
+    assert archive_problem(tmp_path / "cut.tar.gz") is not None
+    assert archive_problem(tmp_path / "absent.tar.gz") == "the file is missing"
