@@ -25,6 +25,7 @@ from typing import Any
 from boostline.config import BoostlineConfig
 from boostline.data.generator import generate_to_dir
 from boostline.local import events
+from boostline.local.access_checks import StageAccess
 from boostline.local.assembly import Assembly
 from boostline.local.cloud import CloudNames, LocalCloud
 from boostline.local.emulator import ACCOUNT, running_emulator
@@ -90,6 +91,8 @@ class DemoResult:
     report: Path
     timeline: list[dict[str, Any]]
     assembly: str = ""
+    # role -> {"checked": n, "allowed": n}: against the assembly's synthesized policies
+    access_checks: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class Demo:
@@ -122,7 +125,12 @@ class Demo:
         names = CloudNames(names_for(self.config, self.options.stage))
         self.endpoints = EndpointManager(self.workdir.root)
         try:
-            with running_emulator(stage.region) as emulator:
+            # One IAM policy evaluator checks every access the demo makes.
+            with (
+                StageAccess(self.assembly, account=ACCOUNT, region=stage.region) as access,
+                running_emulator(stage.region) as emulator,
+            ):
+                self.access = access
                 return self._run(emulator, names)
         finally:
             self.endpoints.stop_all(started_here=True)  # also on Ctrl-C: no orphan servers
@@ -138,14 +146,19 @@ class Demo:
         # the emulator lists a new execution at once: no grace period for that is needed
         env["START_GRACE_SECONDS"] = "0"
         logs = self.root / "logs"  # the functions' CloudWatch Logs
-        self.retrain = LocalFunction("retrain_trigger", env, log_dir=logs)
-        self.deployer = LocalFunction("deployer", self.cloud.deployer_env(), log_dir=logs)
+        self.retrain = LocalFunction("retrain_trigger", env, log_dir=logs, access=self.access)
+        self.deployer = LocalFunction(
+            "deployer", self.cloud.deployer_env(), log_dir=logs, access=self.access
+        )
         self.say(
             "emulator",
             f"AWS API emulator on {emulator.url}; pipeline, registry, "
             "serving stack and idempotency table provisioned",
         )
-        self.say("assembly", f"pipeline definition from {self.assembly.dir}")
+        self.say(
+            "assembly",
+            f"pipeline definition, serving template and role policies from {self.assembly.dir}",
+        )
 
         self.land_initial_book()
         self.trigger(
@@ -236,6 +249,7 @@ class Demo:
                     execution_id=execution,
                     max_trials=self.options.max_trials,
                     progress=self.progress,
+                    access=self.access,
                 )
             except PipelineFailed as exc:
                 self.say("pipeline", f"failed: {exc}")
@@ -282,7 +296,8 @@ class Demo:
         """
         params = self.cloud.serving_parameters()
         region = self.config.stage(self.options.stage).region
-        spec = endpoint_spec(self.assembly.serving_stack(region, params, ACCOUNT))
+        serving = self.assembly.serving_stack(region, params, ACCOUNT)
+        spec = endpoint_spec(serving)
         if spec is None:
             return
         version = self.cloud.version_of(spec.model_package_arn)
@@ -291,6 +306,8 @@ class Demo:
         if version == self.live_version():
             return
         package = self.registry.describe(version)
+        # What SageMaker does with the Model's role as the endpoint starts: AccessDenied stops.
+        self.access.check_endpoint(serving, package.data)
         model_dir = unpacked_model(package, self.workdir.root)
         if self.options.break_candidate and self.live_version() is not None:
             model_dir = self.broken_copy(model_dir)
@@ -567,6 +584,10 @@ class Demo:
             report=self.root / "report" / "index.html",
             timeline=self.timeline.entries,
             assembly=str(self.assembly.dir),
+            access_checks={
+                role: {"checked": checked, "allowed": allowed}
+                for role, (checked, allowed) in self.access.counts().items()
+            },
         )
         write_report(result, self.registry)
         (self.root / "summary.json").write_text(
@@ -617,5 +638,11 @@ def print_summary(result: DemoResult, stream: Any = sys.stdout) -> None:
         f"pipeline executions started: {result.executions_started}"
     )
     line(f"  live version: v{result.live_version}")
-    line(f"  pipeline definition from the assembly {result.assembly}")
+    line(f"  assembly: {result.assembly} (pipeline definition, serving template, role policies)")
+    if result.access_checks:
+        line("  accesses checked against the synthesized policy of the role they run as:")
+    for role, counted in result.access_checks.items():
+        denied = counted["checked"] - counted["allowed"]
+        verdict = "all allowed" if not denied else f"{denied} denied"
+        line(f"    {role}: {counted['checked']} checked, {verdict}")
     line(f"  report: {result.report}")

@@ -81,6 +81,10 @@ def write_report(result: Any, registry: Registry) -> Path:
         [f"{e['t']:.1f}s", html.escape(e["stage"]), html.escape(e["message"])]
         for e in result.timeline
     ]
+    accesses = [
+        [html.escape(role), c["checked"], c["allowed"]]
+        for role, c in getattr(result, "access_checks", {}).items()
+    ]
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>Boostline demo</title><style>{STYLE}</style></head><body>
 <h1>Boostline demo: the lifecycle on one machine</h1>
@@ -89,6 +93,11 @@ def write_report(result: Any, registry: Registry) -> Path:
 Version v{result.live_version} is live.</p>
 <h2>Model versions</h2>
 {_table(["version", "status", "test AUC", "threshold", "trained because", "details"], models)}
+<h2>Access checks</h2>
+<p>Every access the jobs, the Lambda functions and the endpoint made, checked against the
+synthesized policy of the role it runs as, from the assembly
+<code>{html.escape(str(getattr(result, "assembly", "")))}</code>.</p>
+{_table(["role", "accesses checked", "allowed"], accesses)}
 <h2>Monitoring windows</h2>
 <p>Data quality compares the captured requests with the live model's training baseline;
 model quality joins captured predictions with outcomes that arrived later.</p>

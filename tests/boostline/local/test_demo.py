@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from boostline.config import load_config
-from boostline.local.demo import DemoOptions, run_demo
+from boostline.local.demo import DemoOptions, print_summary, run_demo
 from boostline.progress import Progress
 from boostline.registry import Registry
 from boostline.serving.endpoints import EndpointManager
@@ -90,3 +91,23 @@ def test_a_failed_health_check_leaves_the_first_version_serving(
     assert any("failed its health check" in e["message"] for e in result.timeline)
     # nothing is left running after the demo
     assert all(e.status != "InService" for e in EndpointManager(result.workdir).list_endpoints())
+
+
+def test_every_access_was_checked_against_its_roles_synthesized_policy(demo) -> None:
+    assert set(demo.access_checks) == {
+        "boostline-dev-preprocess",
+        "boostline-dev-training",
+        "boostline-dev-evaluate",
+        "boostline-dev-retrain-trigger",
+        "boostline-dev-deployer",
+        "boostline-dev-endpoint",
+    }
+    for role, counted in demo.access_checks.items():
+        assert counted["checked"] == counted["allowed"] > 0, role
+    summary = json.loads((demo.workdir / "summary.json").read_text())
+    assert summary["access_checks"] == demo.access_checks
+    printed = io.StringIO()
+    print_summary(demo, printed)
+    assert f"assembly: {demo.assembly} " in printed.getvalue()
+    endpoint = demo.access_checks["boostline-dev-endpoint"]["checked"]
+    assert f"boostline-dev-endpoint: {endpoint} checked, all allowed" in printed.getvalue()
