@@ -9,9 +9,15 @@ same status convention (a context object like the sagemaker-inference toolkit's;
 on a single-model endpoint the image's Flask server passes none and inference.py
 reads the headers from the Flask request), with the same request defaults as the
 image's server, so a local answer is the endpoint's answer. Gunicorn runs `workers`
-processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU) of `threads`
-threads each, a request timeout of SAGEMAKER_MODEL_SERVER_TIMEOUT (default 60 s), and on
-SIGTERM stops accepting and finishes the requests in flight (SIGINT: at once).
+worker processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU) of the
+gevent kind, as the image's server does: each connection is a greenlet, so clients that
+send slowly or stop half-way hold a connection (up to WORKER_CONNECTIONS per worker)
+but never the worker; valid requests are answered meanwhile. A request's line and
+headers must arrive within `header_timeout` seconds (default 15; also the keep-alive
+idle limit), and a read waits no more than READ_IDLE_TIMEOUT seconds for the next
+bytes, else the connection is closed. The request timeout is
+SAGEMAKER_MODEL_SERVER_TIMEOUT (default 60 s). On SIGTERM it stops accepting and
+finishes the requests in flight (SIGINT: at once).
 
 Requests
   - a body over 6 MB gets 413 before it is read when Content-Length says so
@@ -32,6 +38,7 @@ Data capture (capture_dir set): successful (2xx) invocations only, sampled at
 Run it:  python -m boostline.serving.server --model-dir DIR [--port 8080] [--workers N]
          [--capture-dir DIR --endpoint-name NAME --variant-name AllTraffic
          --sampling-percentage 100] [--threshold 0.5] [--host 127.0.0.1]
+         [--timeout 60] [--header-timeout 15]
 From Python: serve(...) blocks; start_background(...) starts the same command in
 a subprocess and returns once /ping answers.
 """
@@ -68,6 +75,9 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_ENDPOINT = "boostline-local"
 DEFAULT_VARIANT = "AllTraffic"
 MAX_REQUEST_BYTES = inference.MAX_PAYLOAD_BYTES
+DEFAULT_HEADER_TIMEOUT = 15  # seconds for a request's line and headers (and keep-alive idle)
+READ_IDLE_TIMEOUT = 30  # seconds a body read may wait for the next bytes
+WORKER_CONNECTIONS = 1000  # open connections per worker (gunicorn's default)
 EVENT_ID_HEADER = "X-Boostline-Event-Id"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 
@@ -80,7 +90,6 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     host: str = DEFAULT_HOST
     workers: int | None = None  # None: SAGEMAKER_MODEL_SERVER_WORKERS, else the CPU count
-    threads: int = 1
     timeout: int | None = None  # None: SAGEMAKER_MODEL_SERVER_TIMEOUT, else 60 s
     capture_dir: Path | None = None
     endpoint_name: str = DEFAULT_ENDPOINT
@@ -88,13 +97,14 @@ class ServerConfig:
     sampling_percentage: int = 100
     threshold: float | None = None  # None: BOOSTLINE_DECISION_THRESHOLD, else 0.5
     access_log: bool = False
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT
 
     def resolved(self) -> ServerConfig:
         """Defaults filled from the environment, values checked."""
         workers = self.workers or _env_int("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1
         timeout = self.timeout or _env_int("SAGEMAKER_MODEL_SERVER_TIMEOUT") or DEFAULT_TIMEOUT
-        if workers < 1 or self.threads < 1 or timeout < 1:
-            raise ValueError("workers, threads and timeout must be at least 1")
+        if workers < 1 or timeout < 1 or self.header_timeout < 1:
+            raise ValueError("workers, timeout and header timeout must be at least 1")
         if not 0 < self.port <= 65535:
             raise ValueError(f"port {self.port} is not a TCP port")
         if not 0 <= self.sampling_percentage <= 100:
@@ -286,11 +296,11 @@ def gunicorn_settings(config: ServerConfig) -> dict:
     settings = {
         "bind": [f"{config.host}:{config.port}"],
         "workers": config.workers,
-        "worker_class": "gthread",
-        "threads": config.threads,
+        "worker_class": endpoint_worker(config.header_timeout),
+        "worker_connections": WORKER_CONNECTIONS,
         "timeout": config.timeout,
         "graceful_timeout": config.timeout,
-        "keepalive": 60,
+        "keepalive": config.header_timeout,
         "preload_app": False,  # each worker loads the model itself (no OpenMP state across fork)
         "proc_name": f"boostline-serve-{config.endpoint_name}",
         "accesslog": "-" if config.access_log else None,
@@ -303,6 +313,39 @@ def gunicorn_settings(config: ServerConfig) -> dict:
 
 def _worker_ready(worker) -> None:
     worker.log.info("worker %s: model loaded, serving", worker.pid)
+
+
+_WORKERS: dict[int, type] = {}
+
+
+def endpoint_worker(header_timeout: int) -> type:
+    """Gunicorn's gevent worker (the image's), with a header timeout and JSON errors."""
+    if header_timeout in _WORKERS:
+        return _WORKERS[header_timeout]
+    import gevent
+    from gunicorn.workers.ggevent import GeventWorker
+
+    class EndpointWorker(GeventWorker):
+        def init_process(self) -> None:
+            # Patching for gevent takes a while after the fork; a SIGTERM from the master
+            # in that time would reach the master's handler, copied into this process,
+            # and be lost (the worker would then serve on until killed). Take it now.
+            signal.signal(signal.SIGTERM, self.handle_exit)
+            super().init_process()
+
+        def timeout_ctx(self):
+            # the request line and headers (and a keep-alive wait) must arrive in time;
+            # past it the connection is closed quietly, as gunicorn does for keep-alive
+            return gevent.Timeout(header_timeout, False)
+
+        def handle(self, listener, client, addr) -> None:
+            # a stalled read ends (after the header timeout, never before)
+            client.settimeout(max(READ_IDLE_TIMEOUT, header_timeout + 1))
+            super(GeventWorker, self).handle(listener, client, addr)
+
+    EndpointWorker.__name__ = EndpointWorker.__qualname__ = "EndpointWorker"
+    _WORKERS[header_timeout] = EndpointWorker
+    return EndpointWorker
 
 
 def _application(config: ServerConfig):
@@ -342,9 +385,9 @@ def serve(
     sampling_percentage: int = 100,
     ready: Callable[[str], None] | None = None,
     host: str = DEFAULT_HOST,
-    threads: int = 1,
     timeout: int | None = None,
     access_log: bool = False,
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT,
 ) -> None:
     """Serve until SIGTERM (graceful) or SIGINT; `ready(url)` is called once /ping answers.
 
@@ -356,8 +399,8 @@ def serve(
         port=port,
         host=host,
         workers=workers,
-        threads=threads,
         timeout=timeout,
+        header_timeout=header_timeout,
         capture_dir=capture_dir,
         endpoint_name=endpoint_name,
         variant_name=variant_name,
@@ -456,8 +499,8 @@ def start_background(
     threshold: float | None = None,
     sampling_percentage: int = 100,
     host: str = DEFAULT_HOST,
-    threads: int = 1,
     timeout: int | None = None,
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT,
     log_path: Path | None = None,
     startup_timeout: float = 60.0,
     env: dict[str, str] | None = None,
@@ -480,8 +523,8 @@ def start_background(
         host,
         "--workers",
         str(workers),
-        "--threads",
-        str(threads),
+        "--header-timeout",
+        str(header_timeout),
         "--endpoint-name",
         endpoint_name,
         "--variant-name",
@@ -556,7 +599,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU)",
     )
-    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument(
+        "--header-timeout",
+        type=int,
+        default=DEFAULT_HEADER_TIMEOUT,
+        help="seconds for a request's line and headers, and keep-alive idle (default %(default)s)",
+    )
     p.add_argument(
         "--timeout",
         type=int,
@@ -590,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=args.threshold,
             sampling_percentage=args.sampling_percentage,
             host=args.host,
-            threads=args.threads,
+            header_timeout=args.header_timeout,
             timeout=args.timeout,
             access_log=args.access_log,
         )

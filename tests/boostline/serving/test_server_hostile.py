@@ -1,0 +1,113 @@
+"""The local endpoint against hostile and unlucky clients, over real HTTP on 127.0.0.1:
+slow clients holding half-sent requests, bodies far over the limit, malformed headers."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from boostline.serving.server import start_background
+from training_scripts import inference
+
+CSV, JSON = "text/csv", "application/json"
+HEADER_TIMEOUT = 3  # seconds this endpoint gives a client to send a request's headers
+LIMIT = inference.MAX_PAYLOAD_BYTES
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory, make_loan_book) -> dict:
+    book = make_loan_book(tmp_path_factory.mktemp("hostile"), rows=600, seed=7)
+    lines = book.test_lines()
+    return {
+        "root": book.root,
+        "model_dir": book.model_dir("model"),
+        "row": lines[0].split(",", 1)[1],
+    }
+
+
+@pytest.fixture(scope="module")
+def endpoint(book):
+    with start_background(
+        book["model_dir"],
+        workers=2,
+        header_timeout=HEADER_TIMEOUT,
+        log_path=book["root"] / "server.log",
+    ) as server:
+        yield server
+
+
+def address(server) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def invoke(server, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(*address(server), timeout=timeout)
+    try:
+        headers = {"Content-Type": CSV, "Accept": CSV}
+        connection.request("POST", "/invocations", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def slow_clients(server, n: int) -> Iterator[list[socket.socket]]:
+    """n connections that each send half a request and then hold it: half of them stop
+    inside the headers, the other half after 10 of the 1,000 body bytes announced."""
+    sockets: list[socket.socket] = []
+    try:
+        for i in range(n):
+            s = socket.create_connection(address(server), timeout=5)
+            sockets.append(s)
+            head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            if i % 2:
+                s.sendall(head + b"Content-Length: 1000\r\n\r\n" + b"1" * 10)
+            else:
+                s.sendall(head + b"Content-Len")
+        yield sockets
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# --------------------------------------------------------------------------- slow clients
+
+
+def test_valid_requests_stay_prompt_while_50_slow_clients_hold_half_sent_requests(
+    endpoint, book
+) -> None:
+    body = book["row"].encode()
+    assert invoke(endpoint, body)[0] == 200
+    latencies: list[float] = []
+    with slow_clients(endpoint, 50):
+        time.sleep(0.3)  # every slow connection accepted and waiting on the server
+        for _ in range(20):
+            started = time.monotonic()
+            try:
+                status, _ = invoke(endpoint, body, timeout=2.0)
+            except TimeoutError:
+                status = 0
+            latencies.append(time.monotonic() - started)
+            assert status == 200, f"valid request {len(latencies)} not answered in 2 s"
+    p50, worst = statistics.median(latencies), max(latencies)
+    print(
+        f"valid requests under 50 slow clients: p50 {p50 * 1000:.1f} ms, max {worst * 1000:.1f} ms"
+    )
+    assert worst < 1.0
+
+
+def test_a_client_that_never_finishes_its_headers_is_let_go(endpoint) -> None:
+    with socket.create_connection(address(endpoint), timeout=HEADER_TIMEOUT + 5) as s:
+        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(1024) == b""  # closed by the server
+        assert time.monotonic() - started < HEADER_TIMEOUT + 3
