@@ -14,14 +14,15 @@ gevent kind, as the image's server does: each connection is a greenlet, so clien
 send slowly or stop half-way hold a connection (up to WORKER_CONNECTIONS per worker)
 but never the worker; valid requests are answered meanwhile. A request's line and
 headers must arrive within `header_timeout` seconds (default 15; also the keep-alive
-idle limit), and a read waits no more than READ_IDLE_TIMEOUT seconds for the next
-bytes, else the connection is closed. The request timeout is
-SAGEMAKER_MODEL_SERVER_TIMEOUT (default 60 s). On SIGTERM it stops accepting and
+idle limit), its body within the request timeout, SAGEMAKER_MODEL_SERVER_TIMEOUT
+(default 60 s), with no more than READ_IDLE_TIMEOUT seconds between two reads, else
+the connection is closed (408 if the body stalls). On SIGTERM it stops accepting and
 finishes the requests in flight (SIGINT: at once).
 
 Requests
-  - a body over 6 MB gets 413 before it is read when Content-Length says so
-    (and once 6 MB have been read otherwise);
+  - a body over 6 MB gets 413 with the JSON error body; the server reads and discards
+    the body first (up to DRAIN_LIMIT_BYTES), so a client that sends it all before
+    reading, as urllib, requests and http.client do, sees the 413, not a reset;
   - `X-Amzn-SageMaker-Custom-Attributes` reaches the hook (explain=true;top_k=3);
   - a missing Content-Type is application/json (a `ContentType` header, which some
     AWS services send, wins over `Content-Type`), as sagemaker-containers does;
@@ -66,6 +67,8 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
 
+from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, ParseException
+
 from boostline.serving.capture import CaptureWriter, capture_record
 from training_scripts import inference
 
@@ -75,9 +78,11 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_ENDPOINT = "boostline-local"
 DEFAULT_VARIANT = "AllTraffic"
 MAX_REQUEST_BYTES = inference.MAX_PAYLOAD_BYTES
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read and discard at most this much of a body over 6 MB
 DEFAULT_HEADER_TIMEOUT = 15  # seconds for a request's line and headers (and keep-alive idle)
 READ_IDLE_TIMEOUT = 30  # seconds a body read may wait for the next bytes
 WORKER_CONNECTIONS = 1000  # open connections per worker (gunicorn's default)
+READ_CHUNK = 1024 * 1024
 EVENT_ID_HEADER = "X-Boostline-Event-Id"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 
@@ -220,8 +225,13 @@ class EndpointApp:
                 )
             headers.append((INFERENCE_ID_HEADER, inference_id))
 
-        body = _read_body(environ)
+        deadline = time.monotonic() + (self.config.timeout or DEFAULT_TIMEOUT)
+        try:
+            body = _read_body(environ, deadline)
+        except _BodyError as exc:
+            return _error(start_response, exc.status, str(exc), headers)
         if body is None:
+            _drain(environ, deadline)  # so the client, still sending, can read the 413
             return _error(
                 start_response,
                 413,
@@ -263,7 +273,34 @@ class EndpointApp:
         return _reply(start_response, status, payload, response_type, headers)
 
 
-def _read_body(environ) -> bytes | None:
+class _BodyError(Exception):
+    """The body could not be read: a status and a message that quotes none of it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _read(stream, size: int, deadline: float) -> bytes:
+    """Up to `size` bytes, in chunks, within the deadline; fewer only at the body's end."""
+    parts, got = [], 0
+    while got < size:
+        if time.monotonic() > deadline:
+            raise _BodyError(408, "the request body did not arrive within the request timeout")
+        try:
+            part = stream.read(min(READ_CHUNK, size - got))
+        except TimeoutError:
+            raise _BodyError(408, "the request body stalled; send it without pauses") from None
+        except (InvalidChunkSize, ChunkMissingTerminator, ParseException):
+            raise _BodyError(400, "malformed chunked request body") from None
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _read_body(environ, deadline: float) -> bytes | None:
     """The request body, or None when it is over the limit (not read in full then)."""
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH", "").strip()
@@ -271,9 +308,28 @@ def _read_body(environ) -> bytes | None:
         size = int(length)
         if size > MAX_REQUEST_BYTES:
             return None
-        return stream.read(size) if size else b""
-    body = stream.read(MAX_REQUEST_BYTES + 1)  # chunked: read at most one byte too many
+        return _read(stream, size, deadline) if size else b""
+    body = _read(stream, MAX_REQUEST_BYTES + 1, deadline)  # chunked: one byte too many at most
     return None if len(body) > MAX_REQUEST_BYTES else body
+
+
+def _drain(environ, deadline: float) -> None:
+    """Read and discard what is left of a body over the limit, up to DRAIN_LIMIT_BYTES.
+
+    Answering before the body is read would reset the connection under a client that is
+    still sending. Past the limit or the deadline, or on a bad chunk, stop: the client
+    may then see the connection closed.
+    """
+    stream = environ["wsgi.input"]
+    left = DRAIN_LIMIT_BYTES
+    while left > 0 and time.monotonic() < deadline:
+        try:
+            part = stream.read(min(READ_CHUNK, left))
+        except (ValueError, OSError):
+            return
+        if not part:
+            return
+        left -= len(part)
 
 
 def _reply(start_response, status: int, body: bytes, content_type: str, headers=()):
@@ -339,7 +395,7 @@ def endpoint_worker(header_timeout: int) -> type:
             return gevent.Timeout(header_timeout, False)
 
         def handle(self, listener, client, addr) -> None:
-            # a stalled read ends (after the header timeout, never before)
+            # a stalled body read ends, as a 408 (after the header timeout, never before)
             client.settimeout(max(READ_IDLE_TIMEOUT, header_timeout + 1))
             super(GeventWorker, self).handle(listener, client, addr)
 

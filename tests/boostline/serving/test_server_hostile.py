@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import statistics
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -111,3 +114,40 @@ def test_a_client_that_never_finishes_its_headers_is_let_go(endpoint) -> None:
         with contextlib.suppress(ConnectionResetError):
             assert s.recv(1024) == b""  # closed by the server
         assert time.monotonic() - started < HEADER_TIMEOUT + 3
+
+
+# --------------------------------------------------------------------------- bodies over 6 MB
+
+
+@pytest.mark.parametrize("megabytes", [9, 30])
+def test_an_oversized_body_gets_the_413_through_urllib(endpoint, megabytes) -> None:
+    request = urllib.request.Request(
+        f"{endpoint.url}/invocations",
+        data=b"1" * (megabytes * 1_000_000),
+        headers={"Content-Type": CSV},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=30)
+    assert answer.value.code == 413
+    assert answer.value.headers["Content-Type"] == JSON
+    assert f"{LIMIT}-byte limit" in json.loads(answer.value.read())["error"]
+
+
+def test_an_oversized_body_gets_the_413_through_http_client_and_requests(endpoint) -> None:
+    body = b"1" * 20_000_000
+    connection = http.client.HTTPConnection(*address(endpoint), timeout=30)
+    try:
+        connection.request("POST", "/invocations", body=body, headers={"Content-Type": CSV})
+        response = connection.getresponse()
+        assert response.status == 413 and "byte limit" in json.loads(response.read())["error"]
+        # the connection is still in step: a valid request on it is answered
+        connection.request("GET", "/ping")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    requests = pytest.importorskip("requests")
+    answer = requests.post(
+        f"{endpoint.url}/invocations", data=body, headers={"Content-Type": CSV}, timeout=30
+    )
+    assert answer.status_code == 413 and "byte limit" in answer.json()["error"]
