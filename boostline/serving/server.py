@@ -23,6 +23,10 @@ Requests
   - a body over 6 MB gets 413 with the JSON error body; the server reads and discards
     the body first (up to DRAIN_LIMIT_BYTES), so a client that sends it all before
     reading, as urllib, requests and http.client do, sees the 413, not a reset;
+  - a request gunicorn cannot parse (a malformed request line or header, a request
+    line or header field over gunicorn's limits, too many headers: 400 or 431; a
+    malformed chunked body: 400) gets the same JSON error body as every other error,
+    naming the limit, never quoting what was sent;
   - `X-Amzn-SageMaker-Custom-Attributes` reaches the hook (explain=true;top_k=3);
   - a missing Content-Type is application/json (a `ContentType` header, which some
     AWS services send, wins over `Content-Type`), as sagemaker-containers does;
@@ -371,6 +375,41 @@ def _worker_ready(worker) -> None:
     worker.log.info("worker %s: model loaded, serving", worker.pid)
 
 
+def parse_error_answer(exc: BaseException, cfg) -> tuple[int, str]:
+    """(status, message) for a request gunicorn could not parse; quotes nothing sent."""
+    from gunicorn.http import errors
+
+    if isinstance(exc, errors.LimitRequestHeaders):
+        return 431, (
+            "request header fields too large: at most "
+            f"{cfg.limit_request_fields} header fields of {cfg.limit_request_field_size} bytes"
+        )
+    if isinstance(exc, errors.LimitRequestLine):
+        return 400, f"request line longer than {cfg.limit_request_line} bytes"
+    if isinstance(exc, errors.InvalidRequestLine | errors.InvalidRequestMethod):
+        return 400, "malformed request line"
+    if isinstance(exc, errors.InvalidHTTPVersion):
+        return 400, "malformed request line: unsupported HTTP version"
+    if isinstance(exc, errors.UnsupportedTransferCoding):
+        return 501, "unsupported Transfer-Encoding; send Content-Length or chunked"
+    if isinstance(exc, errors.InvalidChunkSize | errors.ChunkMissingTerminator):
+        return 400, "malformed chunked request body"
+    if isinstance(exc, errors.ParseException):  # headers: invalid, folded, bad scheme
+        return 400, "malformed request header"
+    return 500, "internal error while reading the request"
+
+
+def _error_bytes(status: int, message: str) -> bytes:
+    body = inference.InferenceError(status, message).to_json()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "Connection: close\r\n"
+        f"Content-Type: {inference.JSON}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
 _WORKERS: dict[int, type] = {}
 
 
@@ -398,6 +437,17 @@ def endpoint_worker(header_timeout: int) -> type:
             # a stalled body read ends, as a 408 (after the header timeout, never before)
             client.settimeout(max(READ_IDLE_TIMEOUT, header_timeout + 1))
             super(GeventWorker, self).handle(listener, client, addr)
+
+        def handle_error(self, req, client, addr, exc) -> None:
+            status, message = parse_error_answer(exc, self.cfg)
+            if status >= 500:
+                self.log.exception("error handling a request")
+            else:  # the client's, not ours; what it sent may be private: not logged
+                self.log.info("refused a request from %s: %s", addr and addr[0], message)
+            try:
+                client.sendall(_error_bytes(status, message))
+            except OSError:
+                self.log.debug("could not send the error answer")
 
     EndpointWorker.__name__ = EndpointWorker.__qualname__ = "EndpointWorker"
     _WORKERS[header_timeout] = EndpointWorker

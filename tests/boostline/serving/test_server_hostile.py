@@ -151,3 +151,106 @@ def test_an_oversized_body_gets_the_413_through_http_client_and_requests(endpoin
         f"{endpoint.url}/invocations", data=body, headers={"Content-Type": CSV}, timeout=30
     )
     assert answer.status_code == 413 and "byte limit" in answer.json()["error"]
+
+
+# --------------------------------------------------------------------------- malformed heads
+
+
+def raw_exchange(server, request: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """Send raw bytes; read the whole answer (the server closes after an error)."""
+    with socket.create_connection(address(server), timeout=timeout) as s:
+        with contextlib.suppress(OSError):  # the server may answer before all is sent
+            s.sendall(request)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+            length = [
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            if length and len(body) >= length[0]:
+                break
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+    headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+    return status, headers, body
+
+
+SECRET = "jane.private@example.org"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "text"),
+    [
+        pytest.param(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Note: "
+            + SECRET.encode() * 500
+            + b"\r\n\r\n",
+            431,
+            "header",
+            id="oversized-header-line",
+        ),
+        pytest.param(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: %s\r\n" % (i, SECRET.encode()) for i in range(150))
+            + b"\r\n",
+            431,
+            "header",
+            id="too-many-headers",
+        ),
+        pytest.param(
+            b"POST /invocations?" + SECRET.encode() * 400 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "request line",
+            id="request-line-too-long",
+        ),
+        pytest.param(
+            b"NOT A REQUEST " + SECRET.encode() + b"\r\n\r\n", 400, "request line", id="bad-line"
+        ),
+        pytest.param(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\n" + SECRET.encode() + b"\r\n\r\n",
+            400,
+            "header",
+            id="bad-header",
+        ),
+        pytest.param(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz-not-a-size\r\n" + SECRET.encode() + b"\r\n",
+            400,
+            "chunked",
+            id="bad-chunked-body",
+        ),
+    ],
+)
+def test_malformed_requests_get_the_json_error_body(endpoint, request_bytes, status, text) -> None:
+    got, headers, body = raw_exchange(endpoint, request_bytes)
+    assert got == status, body[:300]
+    assert headers.get("content-type") == JSON, body[:300]
+    error = json.loads(body)
+    assert text in error["error"] and SECRET not in body.decode(), error
+    assert invoke(endpoint, b"1" * 10)[0] == 400  # and the endpoint goes on answering
+
+
+def test_deeply_nested_jsonlines_is_a_400(endpoint) -> None:
+    connection = http.client.HTTPConnection(*address(endpoint), timeout=10)
+    try:
+        body = b'{"a": 1}\n' + b"[" * 100_000 + b"]" * 100_000
+        headers = {"Content-Type": "application/jsonlines", "Accept": JSON}
+        connection.request("POST", "/invocations", body=body, headers=headers)
+        response = connection.getresponse()
+        assert (
+            response.status == 400 and "nested too deeply" in json.loads(response.read())["error"]
+        )
+    finally:
+        connection.close()
