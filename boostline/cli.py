@@ -509,11 +509,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; every process this command started has been stopped", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback, for users
+        from boostline.local.iam import EvaluatorUnavailable
         from boostline.local.pipeline import PipelineFailed
         from boostline.registry import RegistryError
         from boostline.serving.batch import BatchError
 
-        if isinstance(exc, RegistryError):
+        if isinstance(exc, RegistryError | EvaluatorUnavailable):  # says what to install
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if isinstance(
