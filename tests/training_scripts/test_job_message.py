@@ -79,5 +79,5 @@ def test_preprocess_quotes_no_row_of_a_broken_csv(
     argv = ["--input", str(tmp_path / "raw"), "--schema", str(SCHEMA_PATH)]
     assert preprocess.main([*argv, "--output-dir", str(tmp_path / "out")]) != 0
     message = (tmp_path / "ml-output" / "message").read_text()
-    assert "not readable as CSV (Expected 2 columns, got 3)" in message
+    assert "part.csv: line 2: expected 2 columns, got 3; column 3 has no header" in message
     assert "jane" not in message and "jane" not in capsys.readouterr().err
