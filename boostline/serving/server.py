@@ -70,6 +70,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, ParseException
 
@@ -285,7 +286,7 @@ class _BodyError(Exception):
         self.status = status
 
 
-def _read(stream, size: int, deadline: float) -> bytes:
+def _read(stream: Any, size: int, deadline: float) -> bytes:
     """Up to `size` bytes, in chunks, within the deadline; fewer only at the body's end."""
     parts, got = [], 0
     while got < size:
@@ -304,7 +305,7 @@ def _read(stream, size: int, deadline: float) -> bytes:
     return b"".join(parts)
 
 
-def _read_body(environ, deadline: float) -> bytes | None:
+def _read_body(environ: dict[str, Any], deadline: float) -> bytes | None:
     """The request body, or None when it is over the limit (not read in full then)."""
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH", "").strip()
@@ -317,7 +318,7 @@ def _read_body(environ, deadline: float) -> bytes | None:
     return None if len(body) > MAX_REQUEST_BYTES else body
 
 
-def _drain(environ, deadline: float) -> None:
+def _drain(environ: dict[str, Any], deadline: float) -> None:
     """Read and discard what is left of a body over the limit, up to DRAIN_LIMIT_BYTES.
 
     Answering before the body is read would reset the connection under a client that is
@@ -375,7 +376,7 @@ def _worker_ready(worker) -> None:
     worker.log.info("worker %s: model loaded, serving", worker.pid)
 
 
-def parse_error_answer(exc: BaseException, cfg) -> tuple[int, str]:
+def parse_error_answer(exc: BaseException, cfg: Any) -> tuple[int, str]:
     """(status, message) for a request gunicorn could not parse; quotes nothing sent."""
     from gunicorn.http import errors
 
