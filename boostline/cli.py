@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from boostline.config import DEFAULT_CONFIG, BoostlineConfig, ConfigError, load_config
 from boostline.local.workdir import DEFAULT_WORKDIR, Workdir
@@ -234,14 +236,7 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
-    from boostline.local.pipeline import (
-        champion_model_data_url,
-        local_s3,
-        new_execution_id,
-        resolve_assembly,
-        run_pipeline,
-    )
-    from boostline.registry import Registry
+    from boostline.local.pipeline import resolve_assembly
 
     config = load_config(args.config)
     if args.schema is not None:
@@ -251,6 +246,45 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
     workdir = Workdir.at(args.workdir)
     progress = Progress(quiet=args.quiet)
     assembly = resolve_assembly(config, args.stage, workdir.root, args.assembly, progress)
+    # One run at a time per workdir, as the retrain trigger allows one execution at a
+    # time on AWS: the champion is read, gated against and registered after under the
+    # same lock, so a concurrent run can never register without comparing with a
+    # version approved meanwhile.
+    with pipeline_lock(workdir, progress):
+        return _run_pipeline_locked(args, config, workdir, progress, assembly)
+
+
+@contextmanager
+def pipeline_lock(workdir: Workdir, progress: Progress) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(workdir.root / ".pipeline-run.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        progress.say("another pipeline run holds this workdir; waiting for it to end")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_pipeline_locked(
+    args: argparse.Namespace,
+    config: BoostlineConfig,
+    workdir: Workdir,
+    progress: Progress,
+    assembly: Any,
+) -> int:
+    from boostline.local.pipeline import (
+        champion_model_data_url,
+        local_s3,
+        new_execution_id,
+        run_pipeline,
+    )
+    from boostline.registry import Registry
+
     s3 = local_s3(workdir, config, args.stage, assembly)
     execution_id = new_execution_id()
     # What StartPipelineExecution would be given: the data as an S3 prefix of the raw
