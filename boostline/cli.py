@@ -442,9 +442,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# What the workdir keeps for itself: an output there would overwrite the registry,
+# a job's files or a record the other commands read.
+WORKDIR_INTERNALS = (
+    "registry",
+    "models",
+    "endpoints",
+    "jobs",
+    "runs",
+    "buckets",
+    "secrets",
+    "checkpoints",
+    "logs",
+    "monitoring",
+    "summary.json",
+    ".pipeline-run.lock",
+)
+
+
+def output_problem(workdir: Path, input_file: Path, output_file: Path) -> str | None:
+    """Why predict must not write output_file, or None when it may."""
+    output = output_file.resolve()
+    if output == input_file.resolve() or (
+        output.exists() and input_file.exists() and os.path.samefile(output, input_file)
+    ):
+        return f"--output {output_file} is the input file; choose another output file"
+    root = workdir.resolve()
+    for name in WORKDIR_INTERNALS:
+        internal = root / name
+        if output == internal or output.is_relative_to(internal):
+            return (
+                f"--output {output_file} is inside the workdir's {name} "
+                f"({internal}); choose a file outside it"
+            )
+    if output.is_dir():
+        return f"--output {output_file} is a directory; name a file"
+    return None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from boostline.serving.batch import predict_file
 
+    problem = output_problem(Workdir.at(args.workdir).root, args.input, args.output)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     model_dir, threshold, version = _model(args)
     result = predict_file(
         model_dir,

@@ -207,3 +207,36 @@ def test_serve_on_a_usable_version_answers(damaged_registry) -> None:
             process.kill()
             process.wait()
         process.stderr.close()
+
+
+def test_predict_refuses_outputs_in_the_registry_workdir_and_over_its_input(
+    damaged_registry, capsys
+) -> None:
+    workdir = damaged_registry["workdir"]
+    rows = damaged_registry["rows"]
+    package = damaged_registry["dir"] / "1" / "package.json"
+    link = rows.parent / "innocent.csv"
+    link.unlink(missing_ok=True)
+    link.symlink_to(package)
+    targets = [
+        package,
+        damaged_registry["dir"] / "1" / "new.csv",
+        link,
+        workdir / "models" / "out.csv",
+        workdir / "runs" / "out.csv",
+        workdir / "secrets" / "pii-salt",
+        rows,
+        rows.parent / "." / rows.name,
+    ]
+    before = {path: path.read_bytes() for path in (package, rows)}
+    for target in targets:
+        argv = ["predict", "--workdir", str(workdir), "--model", "1"]
+        argv += ["--input", str(rows), "--output", str(target)]
+        assert main(argv) == 2, target
+        err = capsys.readouterr().err
+        assert err.startswith("error: --output ") and err.count("\n") == 1, err
+        assert "Traceback" not in err
+    assert {path: path.read_bytes() for path in (package, rows)} == before
+    assert not (damaged_registry["dir"] / "1" / "new.csv").exists()
+    assert main(["models", "list", "--workdir", str(workdir)]) == 0
+    assert "Approved" in capsys.readouterr().out
