@@ -458,11 +458,73 @@ IGNORED_EVENTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(IGNORED_EVENTS))
+NUL = "\x00" * 16
+
+# Events of the real shapes with one field the trigger uses set to garbage.
+GARBAGE_EVENTS = {
+    "monitoring schedule ARN of NUL bytes": lambda: _variant(
+        "monitoring", ["detail", "MonitoringScheduleArn"], NUL
+    ),
+    "monitoring schedule ARN not a string": lambda: _variant(
+        "monitoring", ["detail", "MonitoringScheduleArn"], ["arn"]
+    ),
+    "monitoring schedule ARN of another service": lambda: _variant(
+        "monitoring",
+        ["detail", "MonitoringScheduleArn"],
+        f"arn:aws:s3:{REGION}:{ACCOUNT}:monitoring-schedule/loan-default-data-quality",
+    ),
+    "monitoring schedule name with a NUL byte": lambda: _variant(
+        "monitoring",
+        ["detail", "MonitoringScheduleArn"],
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:monitoring-schedule/loan\x00default",
+    ),
+    "monitoring job name of NUL bytes": lambda: _variant(
+        "monitoring", ["detail", "ProcessingJobName"], NUL
+    ),
+    "monitoring job name missing": lambda: _variant(
+        "monitoring", ["detail", "ProcessingJobName"], None
+    ),
+    "object size None": lambda: _variant("s3", ["detail", "object", "size"], None),
+    "object size true": lambda: _variant("s3", ["detail", "object", "size"], True),
+    "object size a string": lambda: _variant("s3", ["detail", "object", "size"], "1024"),
+    "object size negative": lambda: _variant("s3", ["detail", "object", "size"], -1),
+    "object size a fraction": lambda: _variant("s3", ["detail", "object", "size"], 1.5),
+    "object size over 5 TiB": lambda: _variant("s3", ["detail", "object", "size"], 2**60),
+    "object size a mapping": lambda: _variant("s3", ["detail", "object", "size"], {}),
+    "object key with a NUL byte": lambda: _variant(
+        "s3", ["detail", "object", "key"], f"raw/{NUL}.csv"
+    ),
+    "object key over 1024 bytes": lambda: _variant(
+        "s3", ["detail", "object", "key"], "raw/" + "a" * 1024
+    ),
+    "alarm name of NUL bytes": lambda: _variant("alarm", ["detail", "alarmName"], NUL),
+    "alarm name with a newline": lambda: _variant(
+        "alarm", ["detail", "alarmName"], "loan-default-feature-drift\nforged log line"
+    ),
+    "schedule rule ARN of NUL bytes": lambda: _variant("schedule", ["resources"], [NUL]),
+    "schedule without resources": lambda: _variant("schedule", ["resources"], []),
+    "schedule resource not a string": lambda: _variant("schedule", ["resources"], [7]),
+    "pipeline ARN of NUL bytes": lambda: _variant("pipeline", ["detail", "pipelineArn"], NUL),
+    "pipeline execution ARN of NUL bytes": lambda: _variant(
+        "pipeline", ["detail", "pipelineExecutionArn"], NUL
+    ),
+    "pipeline execution ARN missing": lambda: _variant(
+        "pipeline", ["detail", "pipelineExecutionArn"], None
+    ),
+    "pipeline execution of another pipeline": lambda: _variant(
+        "pipeline",
+        ["detail", "pipelineExecutionArn"],
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/other/execution/p4jn9xou8a8s",
+    ),
+    "event id of NUL bytes": lambda: {**sample_event("schedule"), "id": NUL},
+}
+
+
+@pytest.mark.parametrize("name", sorted(IGNORED_EVENTS | GARBAGE_EVENTS))
 def test_events_it_does_not_act_on_are_ignored_with_a_log_line(
     trigger: Trigger, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    result = trigger(IGNORED_EVENTS[name]())
+    result = trigger((IGNORED_EVENTS | GARBAGE_EVENTS)[name]())
 
     assert result["decision"] == "ignored"
     assert result["why"]
@@ -477,6 +539,7 @@ def test_events_it_does_not_act_on_are_ignored_with_a_log_line(
     [dimensions] = metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert sorted(dimensions) == ["decision", "service"]
     assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BoostlineTest"
+    assert "\x00" not in result["why"] and "\n" not in result["why"]
 
 
 # --- failures --------------------------------------------------------------------------
