@@ -551,6 +551,39 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, taken as Ctrl-C: every `finally` runs and stops what the command started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) stops the command as Ctrl-C does.
+
+    The first SIGTERM raises Terminated in the main thread; later ones are noted and
+    ignored, so they do not cut the clean-up short. The previous handler comes back
+    on exit.
+    """
+    import signal
+    from types import FrameType
+
+    received: list[int] = []
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from boostline.local.demo import DemoOptions, print_summary, run_demo
 
@@ -566,9 +599,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         break_candidate=args.break_candidate,
         assembly=args.assembly,
     )
-    result = run_demo(
-        Workdir.at(args.workdir).root, config, options, progress=Progress(quiet=args.quiet)
-    )
+    with sigterm_as_interrupt():
+        result = run_demo(
+            Workdir.at(args.workdir).root, config, options, progress=Progress(quiet=args.quiet)
+        )
     print_summary(result)
     return 0
 
@@ -581,9 +615,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SchemaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; every process this command started has been stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Terminated) else 2  # SIGINT
+        name = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{name}; every process this command started has been stopped", file=sys.stderr)
+        return 128 + signum
     except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback, for users
         from boostline.local.iam import EvaluatorUnavailable
         from boostline.local.pipeline import PipelineFailed

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +117,88 @@ def test_every_access_was_checked_against_its_roles_synthesized_policy(demo) -> 
     assert f"assembly: {demo.assembly} " in printed.getvalue()
     endpoint = demo.access_checks["boostline-dev-endpoint"]["checked"]
     assert f"boostline-dev-endpoint: {endpoint} checked, all allowed" in printed.getvalue()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited: only its parent has not reaped it yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _fleet_pids(workdir: Path) -> set[int]:
+    """Every fleet pid in the demo's endpoint records (live, pending and retiring)."""
+    pids = set()
+    for path in (workdir / "demo" / "endpoints").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being replaced; read again on the next poll
+        for key in ("live", "pending", "retiring"):
+            fleet = record.get(key) or {}
+            if isinstance(fleet.get("pid"), int):
+                pids.add(fleet["pid"])
+    return pids
+
+
+def _workdir_processes(workdir: Path) -> set[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return {int(pid) for pid in found} - {os.getpid()}
+
+
+def test_sigterm_stops_the_demo_and_every_server_it_started(tmp_path: Path, dev_assembly) -> None:
+    workdir = tmp_path / "work"
+    argv = [sys.executable, "-m", "boostline", "demo", "--workdir", str(workdir)]
+    argv += ["--assembly", str(dev_assembly.dir), "--quiet"]
+    for name, value in {**OPTIONS, "max_trials": 1, "instance_count": 1}.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    log = tmp_path / "demo.stderr"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True
+        )
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            seen |= _fleet_pids(workdir)
+            if any(_alive(pid) for pid in seen):
+                break
+            time.sleep(0.5)
+        assert process.poll() is None, "the demo ended before an endpoint was up"
+        assert any(_alive(pid) for pid in seen), "no endpoint came up in time"
+
+        process.send_signal(signal.SIGTERM)  # what a CI timeout sends, to this pid only
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the demo did not exit within 120 s of SIGTERM")
+        seen |= _fleet_pids(workdir)
+        deadline = time.monotonic() + 30  # the fleets' own workers exit after their master
+        while time.monotonic() < deadline and (
+            any(_alive(pid) for pid in seen) or _workdir_processes(workdir)
+        ):
+            time.sleep(0.2)
+        assert [pid for pid in seen if _alive(pid)] == []
+        assert _workdir_processes(workdir) == set()
+        err = log.read_text()
+        assert process.returncode == 128 + signal.SIGTERM, err
+        assert "Traceback" not in err and "terminated" in err, err
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+        for pid in seen | _workdir_processes(workdir):  # only what this demo started
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in seen:  # a fleet leads its own session: its workers too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
