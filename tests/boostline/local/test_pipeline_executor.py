@@ -236,16 +236,10 @@ def test_an_unknown_expression_stops_the_run_naming_the_step(
     definition = dev_assembly.pipeline_definition(REGION, ACCOUNT)
     _step(definition, "Evaluate")["Arguments"]["Environment"]["EXTRA"] = expression
     workdir = Workdir.at(tmp_path)
-    build = lambda: PipelineExecutor(  # noqa: E731
-        definition,
-        s3=local_s3(workdir, load_config(), "dev", dev_assembly),
-        workdir=workdir,
-        registry=Registry(workdir.root),
-        execution_id="abc123def456",
-        pipeline_name="boostline-dev-training",
-        region=REGION,
-        account=ACCOUNT,
-    )
+
+    def build() -> PipelineExecutor:
+        return _executor(definition, workdir, dev_assembly)
+
     if understood is None:  # a property path the executor records: accepted
         build()
         return
@@ -277,17 +271,7 @@ def test_parameters_are_typed_and_checked(tmp_path: Path, dev_assembly: Assembly
     workdir = Workdir.at(tmp_path)
 
     def build(**parameters: Any) -> PipelineExecutor:
-        return PipelineExecutor(
-            definition,
-            s3=local_s3(workdir, load_config(), "dev", dev_assembly),
-            workdir=workdir,
-            registry=Registry(workdir.root),
-            execution_id="abc123def456",
-            pipeline_name="boostline-dev-training",
-            region=REGION,
-            account=ACCOUNT,
-            parameters=parameters,
-        )
+        return _executor(definition, workdir, dev_assembly, parameters)
 
     executor = build(TrainingInstanceCount="1", AucThreshold="0.75")  # as the API sends them
     assert executor.parameters["TrainingInstanceCount"] == 1
@@ -363,3 +347,23 @@ def test_without_its_data_listing_every_tuning_trial_is_denied_before_it_runs(
     assert record["steps"]["Tune"]["access_denied"]["action"] == "s3:ListBucket"
     jobs = {p.name for p in (workdir.root / "jobs").iterdir()}
     assert jobs == {record["steps"]["Preprocess"]["job"]}  # no trial started
+
+
+def _executor(
+    definition: dict[str, Any],
+    workdir: Workdir,
+    assembly: Assembly,
+    parameters: dict[str, Any] | None = None,
+) -> PipelineExecutor:
+    """An executor of the definition, built (and so checked) but not run."""
+    return PipelineExecutor(
+        definition,
+        s3=local_s3(workdir, load_config(), "dev", assembly),
+        workdir=workdir,
+        registry=Registry(workdir.root),
+        execution_id="abc123def456",
+        pipeline_name="boostline-dev-training",
+        region=REGION,
+        account=ACCOUNT,
+        parameters=parameters or {},
+    )
