@@ -84,12 +84,11 @@ def read_raw(files: list[Path]) -> tuple[pa.Table, list[str]]:
     """All columns as nullable strings, plus a 'file:line' origin per row."""
     tables, origins = [], []
     for file in files:
+        header = _header(file)
         try:
-            header = pacsv.read_csv(
-                file, read_options=pacsv.ReadOptions(block_size=1 << 16)
-            ).column_names
             table = pacsv.read_csv(
                 file,
+                read_options=pacsv.ReadOptions(block_size=_block_size(file)),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header},
                     strings_can_be_null=True,
@@ -109,6 +108,39 @@ def read_raw(files: list[Path]) -> tuple[pa.Table, list[str]]:
         # line 1 is the header, so data row i sits on line i + 2
         origins.extend(f"{file.name}:{i + 2}" for i in range(table.num_rows))
     return pa.concat_tables(tables), origins
+
+
+def _header(file: Path) -> list[str]:
+    """The header row, read with Python's csv reader (quotes understood); names repeated
+    or missing are refused here, naming the file, line and column, never a value."""
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reason = type(exc).__name__
+        raise PreprocessError(f"{file}: line 1: the header cannot be read ({reason})") from None
+    if not header:
+        raise PreprocessError(f"{file}: line 1: no header row")
+    seen: dict[str, int] = {}
+    for column, name in enumerate(header, start=1):
+        if name in seen:
+            raise PreprocessError(
+                f"{file}: line 1: column {column} repeats the name {name!r} of column {seen[name]}"
+            )
+        seen[name] = column
+    return header
+
+
+# pyarrow's CSV reader needs every row to fit in one block: a long free-text field
+# otherwise fails with "straddling object straddles two block boundaries". The whole
+# file is read into memory anyway, so a block as large as the file (within a cap) costs
+# nothing more.
+MIN_BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 1 << 30
+
+
+def _block_size(file: Path) -> int:
+    return max(MIN_BLOCK_BYTES, min(file.stat().st_size + 1, MAX_BLOCK_BYTES))
 
 
 def _bad_width_row(file: Path) -> str | None:

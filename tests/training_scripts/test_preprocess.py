@@ -343,3 +343,24 @@ def test_the_host_count_reaches_the_script_from_its_command_line(
     )
     assert proc.returncode == 1
     assert "4 training instances but 2 training shard(s)" in proc.stderr
+
+
+def test_a_long_free_text_field_is_read(tmp_path: Path, schema_file) -> None:
+    # A 200 kB field used to fail with pyarrow's "straddling object" error.
+    rows = make_rows(200)
+    header = [*HEADER, "notes"]
+    rows = [[*r, ("x" * 200_000 if i == 3 else "short")] for i, r in enumerate(rows)]
+    write_csv(tmp_path / "raw" / "part-0.csv", rows, header=header)
+    report = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="s")
+    assert report["rows_read"] == 200
+
+
+def test_a_repeated_header_name_is_named_by_file_line_and_column(
+    tmp_path: Path, schema_file
+) -> None:
+    header = [*HEADER[:3], "amount", *HEADER[3:]]
+    rows = [[*r[:3], "1", *r[3:]] for r in make_rows(50)]
+    path = write_csv(tmp_path / "raw" / "part-0.csv", rows, header=header)
+    with pytest.raises(pp.PreprocessError) as error:
+        pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="s")
+    assert str(error.value) == (f"{path}: line 1: column 5 repeats the name 'amount' of column 4")
