@@ -36,6 +36,15 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _add_assembly_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--assembly",
+        type=Path,
+        help="cloud assembly (a cdk.out folder) to execute (default: the stage, "
+        "synthesized offline and cached in the workdir)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
@@ -77,12 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--instance-count", type=int, help="local training workers (hosts)")
     run.add_argument("--max-trials", type=int, help="tuning budget (default: from the config)")
     run.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
-    run.add_argument(
-        "--assembly",
-        type=Path,
-        help="cloud assembly (a cdk.out folder) to execute (default: the stage, "
-        "synthesized offline and cached in the workdir)",
-    )
+    _add_assembly_argument(run)
     run.set_defaults(handler=cmd_pipeline_run)
 
     models = groups.add_parser("models", help="the model registry")
@@ -207,12 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--instance-count", type=int, default=2, help="local training workers")
     demo.add_argument("--max-trials", type=int, default=4, help="tuning trials per run")
     demo.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
-    demo.add_argument(
-        "--assembly",
-        type=Path,
-        help="cloud assembly (a cdk.out folder) to execute (default: the stage, "
-        "synthesized offline and cached in the workdir)",
-    )
+    _add_assembly_argument(demo)
     demo.add_argument(
         "--break-candidate",
         action="store_true",
