@@ -257,10 +257,11 @@ class MonitoringConfig(_Strict):
     """Scheduled data-quality and model-quality checks of the live endpoint."""
 
     enabled: bool = True
-    # false: our own data-quality check (training_scripts/monitor_job.py, which runs
-    # data_quality.py) runs in the XGBoost image instead of SageMaker's managed
-    # analyzer, writing the same reports; model quality keeps the managed analyzer.
-    use_managed_analyzer: bool = True
+    # own: our own checks (training_scripts/monitor_job.py running data_quality.py and
+    # model_quality.py) as a small SageMaker pipeline in the XGBoost image, in the
+    # monitoring stack; works in every account. model-monitor: SageMaker Model Monitor's
+    # schedules, only for accounts that already use it (it is closed to new customers).
+    engine: Literal["own", "model-monitor"] = "own"
     # Model Monitor accepts hourly or daily cron expressions.
     schedule: str = "cron(0 * ? * * *)"
     instance_type: str = "ml.m5.xlarge"

@@ -515,7 +515,7 @@ class ServingStack(Stack):
         )
         # The managed analyzer runs the data-quality monitor unless our own check
         # replaces it; the model-quality monitor always uses it.
-        if monitoring.use_managed_analyzer or monitoring.model_quality:
+        if (monitoring.engine == "model-monitor") or monitoring.model_quality:
             role = ServiceRole(
                 self,
                 "MonitoringRole",
@@ -576,7 +576,7 @@ class ServingStack(Stack):
                 reports_uri=f"s3://{reports_bucket}/reports",
                 condition=has_baseline,
             )
-            if monitoring.use_managed_analyzer:
+            if (monitoring.engine == "model-monitor"):
                 data = EndpointMonitor(
                     self,
                     "DataQualityMonitor",
@@ -602,7 +602,7 @@ class ServingStack(Stack):
             for monitor in self.monitors:
                 monitor.job_definition.node.add_dependency(role.policy)
                 monitor.schedule.add_resource_dependency(self.endpoint)
-        if not monitoring.use_managed_analyzer:
+        if not (monitoring.engine == "model-monitor"):
             self._own_code_monitor(
                 config=config,
                 stage=stage,

@@ -253,7 +253,7 @@ def synthesize(config, stage: str, outdir: Path) -> OwnSynth:
 def _own_code_config(tmp_path_factory):
     raw = yaml.safe_load((REPO / "config" / "boostline.yaml").read_text())
     raw["dataset_schema"] = str((REPO / "boostline" / "data" / "loan_schema.yaml").resolve())
-    raw["stages"]["dev"]["monitoring"]["use_managed_analyzer"] = False
+    raw["stages"]["dev"]["monitoring"]["engine"] = "own"
     path = tmp_path_factory.mktemp("own_config") / "boostline.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_config(path)
