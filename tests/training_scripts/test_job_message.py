@@ -45,10 +45,10 @@ def test_a_pyarrow_message_is_cut_to_positions() -> None:
                         "--output-dir", "{out}"], "data quality baseline failed: "),
         (model_quality, ["baseline", "--evaluation", "{missing}", "--output-dir", "{out}"],
          "model quality baseline failed: "),
-        (monitor_job, ["--model-data", "{missing}", "--baseline-statistics", "{missing}",
-                       "--constraints", "{missing}", "--captures", "{missing}", "--endpoint",
-                       "e", "--output-dir", "{out}", "--no-metrics"],
-         "data quality monitor failed: "),
+        (monitor_job, ["data-quality", "--model-data", "{missing}", "--baseline-statistics",
+                       "{missing}", "--constraints", "{missing}", "--captures", "{missing}",
+                       "--endpoint", "e", "--output-dir", "{out}", "--no-metrics"],
+         "monitor failed: "),
     ],
 )  # fmt: skip
 def test_processing_scripts_print_the_failure_line_and_write_the_message(
