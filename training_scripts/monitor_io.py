@@ -177,9 +177,7 @@ def model_data_url(package: dict[str, Any]) -> str:
 
 def evaluation_url(package: dict[str, Any]) -> str:
     """The live model's evaluation.json (ModelMetrics.ModelQuality.Statistics)."""
-    uri = (
-        package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-    )
+    uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
     if not uri:
         raise MonitorError(
             f"{package.get('ModelPackageArn', 'the model package')} records no evaluation "

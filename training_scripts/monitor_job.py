@@ -126,7 +126,8 @@ def data_quality(args: argparse.Namespace, window: Window, client: ClientFactory
 
     drift: dict[str, float] = {}
     if rows:
-        current = dq.compute_statistics(dq.rows_to_columns(rows), names, kinds, categories=categories)
+        columns = dq.rows_to_columns(rows)
+        current = dq.compute_statistics(columns, names, kinds, categories=categories)
         report = dq.check(current, baseline, constraints)
         drift = dq.distances(current, baseline)
         dq._write_json(output / "statistics.json", current)
@@ -139,7 +140,9 @@ def data_quality(args: argparse.Namespace, window: Window, client: ClientFactory
         status, message = INSUFFICIENT_DATA, "Completed: no captured data in the monitoring window."
     elif violations:
         status = WITH_VIOLATIONS
-        message = f"CompletedWithViolations: Job completed successfully with {violations} violations."
+        message = (
+            f"CompletedWithViolations: Job completed successfully with {violations} violations."
+        )
     else:
         status, message = COMPLETED, "Completed: Job completed successfully with no violations."
     result = RunResult(status=status, violations=violations, rows=len(rows), message=message)

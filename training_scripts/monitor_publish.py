@@ -118,5 +118,6 @@ def put_completion_event(detail: Mapping[str, Any], client: ClientFactory) -> No
     if answer.get("FailedEntryCount"):
         entry = (answer.get("Entries") or [{}])[0]
         raise RuntimeError(
-            f"the completion event was refused: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+            "the completion event was refused: "
+            f"{entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
         )

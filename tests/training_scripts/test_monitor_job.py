@@ -198,7 +198,8 @@ def test_drifted_traffic_reports_violations_publishes_them_and_ends_with_its_eve
     datums = recorder.datums()
     assert datums["DataQualityViolations"]["Value"] == float(len(report["violations"]))
     assert datums["DataQualityRows"]["Value"] == float(len(live["drifted"]))
-    assert datums["DataQualityViolations"]["Dimensions"] == [{"Name": "Endpoint", "Value": ENDPOINT}]
+    dims = datums["DataQualityViolations"]["Dimensions"]
+    assert dims == [{"Name": "Endpoint", "Value": ENDPOINT}]
     drifted = {v["feature_name"] for v in report["violations"]}
     assert any(datums[f"FeatureDrift/{name}"]["Value"] > 0.1 for name in drifted)
     (event,) = recorder.events
