@@ -1,0 +1,522 @@
+"""Model quality against simple baselines on public and generated books (a script, not a test).
+
+For each book and seed: a stratified 80/20 split; `boostline pipeline run` on the 80 %
+(the real pipeline: preprocess, tune, evaluate, gate, register); the registered model (or,
+when the gate refused it, the evaluated candidate) scores the other 20 % through
+training_scripts/inference.py, as the endpoint would. Two baselines train on the same
+80 %: logistic regression (one-hot categoricals, scaled numbers, C chosen by 5-fold CV)
+and XGBoost with native categoricals and its rounds chosen by 5-fold CV. Printed per
+book: mean AUC, Brier, ECE (10 equal-width bins), mean predicted vs observed default rate,
+and on the generated book the ratio to the oracle AUC (the generator's own default
+probability), then the issue's targets, checked.
+
+Books: ISLP's Default.csv and Caravan.csv (read from the pinned ISLP wheel's package data,
+downloaded once with `pip download --no-deps` into --cache; ISLP itself is never imported
+or installed), scikit-learn's breast_cancer, and the loan-book generator.
+
+    .venv/bin/python bench/bench_quality.py                       # all books, 5 seeds
+    .venv/bin/python bench/bench_quality.py --books default,generator --seeds 3 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import xgboost as xgb
+import yaml
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from boostline.data import generator  # noqa: E402
+from training_scripts import inference  # noqa: E402
+
+# Pinned in bench/requirements-quality.txt; only its data files are read.
+ISLP_PIN = "ISLP==0.4.0"
+ISLP_SHA256 = "1c1d628cf79a467bea2a2972dc78603c7a5a05580b9255f5dfa2109e1a713133"
+BOOKS = ("default", "caravan", "breast_cancer", "generator")
+ECE_BINS = 10
+TEST_FRACTION = 0.2
+
+
+class DataUnavailable(RuntimeError):
+    """A book's data could not be had; the bench says so and goes on with the others."""
+
+
+@dataclass
+class Book:
+    name: str
+    frame: pd.DataFrame  # raw columns, the target as its text values
+    schema: dict[str, Any]
+    oracle: np.ndarray | None = None  # the true P(positive) per row, where known
+
+    @property
+    def target(self) -> str:
+        return str(self.schema["target"]["column"])
+
+    @property
+    def positive(self) -> str:
+        return str(self.schema["target"]["positive_value"])
+
+    @property
+    def numerical(self) -> list[str]:
+        return [_name(f) for f in self.schema["features"].get("numerical", [])]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [_name(f) for f in self.schema["features"].get("categorical", [])]
+
+
+def _name(feature: Any) -> str:
+    return str(feature["name"] if isinstance(feature, dict) else feature)
+
+
+# ---------------------------------------------------------------------------- books
+
+
+def islp_csv(cache: Path, name: str) -> pd.DataFrame:
+    wheel = cache / f"{ISLP_PIN.replace('==', '-')}-py3-none-any.whl"
+    if not wheel.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache)]
+        done = subprocess.run([*cmd, ISLP_PIN], capture_output=True, text=True)
+        if done.returncode != 0 or not wheel.exists():
+            raise DataUnavailable(
+                f"ISLP data unavailable: `pip download --no-deps {ISLP_PIN}` failed: "
+                f"{(done.stderr or done.stdout).strip()[-300:]}"
+            )
+    import hashlib
+
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != ISLP_SHA256:
+        raise DataUnavailable(f"ISLP data unavailable: {wheel} has sha256 {digest}, not the pin")
+    with zipfile.ZipFile(wheel) as archive:
+        try:
+            data = archive.read(f"ISLP/data/{name}.csv")
+        except KeyError:
+            raise DataUnavailable(f"ISLP data unavailable: {wheel} has no {name}.csv") from None
+    return pacsv.read_csv(pa.py_buffer(data)).to_pandas()
+
+
+def default_book(cache: Path, rows: int) -> Book:
+    frame = islp_csv(cache, "Default")
+    schema = {
+        "name": "islp-default",
+        "target": {"column": "default", "positive_value": "Yes", "negative_value": "No"},
+        "features": {
+            "numerical": [
+                {"name": "balance", "min": 0, "required": True},
+                {"name": "income", "min": 0, "required": True},
+            ],
+            "categorical": [{"name": "student", "values": ["No", "Yes"], "required": True}],
+        },
+    }
+    return Book("ISLP Default", frame, schema)
+
+
+def caravan_book(cache: Path, rows: int) -> Book:
+    frame = islp_csv(cache, "Caravan")
+    features = [c for c in frame.columns if c != "Purchase"]
+    schema = {
+        "name": "islp-caravan",
+        "target": {"column": "Purchase", "positive_value": "Yes", "negative_value": "No"},
+        "features": {"numerical": [{"name": c, "required": True} for c in features]},
+    }
+    return Book("ISLP Caravan", frame, schema)
+
+
+def breast_cancer_book(cache: Path, rows: int) -> Book:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    # sklearn's target is 1 = benign; the positive class here is the malignant tumour.
+    frame["diagnosis"] = np.where(data.target == 0, "malignant", "benign")
+    frame = frame.drop(columns=["target"])
+    features = [c for c in frame.columns if c != "diagnosis"]
+    schema = {
+        "name": "breast-cancer",
+        "target": {
+            "column": "diagnosis",
+            "positive_value": "malignant",
+            "negative_value": "benign",
+        },
+        "features": {"numerical": [{"name": c, "required": True} for c in features]},
+    }
+    return Book("breast_cancer", frame, schema)
+
+
+def generator_book(cache: Path, rows: int) -> Book:
+    table, oracle = _generate_with_oracle(rows, seed=7)
+    schema = yaml.safe_load((ROOT / "boostline" / "data" / "loan_schema.yaml").read_text())
+    return Book(f"generator {rows}", table.to_pandas(), schema, oracle)
+
+
+def _generate_with_oracle(rows: int, seed: int) -> tuple[pa.Table, np.ndarray]:
+    """The generator's book and the default probability it drew each outcome from."""
+    seen: list[np.ndarray] = []
+    original_default, original_sigmoid = generator._default, generator._sigmoid
+
+    def recording_default(*args: Any, **kwargs: Any) -> np.ndarray:
+        def sigmoid(x: np.ndarray) -> np.ndarray:
+            p = original_sigmoid(x)
+            seen.append(np.asarray(p, dtype=np.float64))
+            return p
+
+        generator._sigmoid = sigmoid
+        try:
+            return original_default(*args, **kwargs)
+        finally:
+            generator._sigmoid = original_sigmoid
+
+    generator._default = recording_default
+    try:
+        table = generator.generate_loans(rows, seed=seed)
+    finally:
+        generator._default = original_default
+    return table, np.concatenate(seen)
+
+
+LOADERS: dict[str, Callable[[Path, int], Book]] = {
+    "default": default_book,
+    "caravan": caravan_book,
+    "breast_cancer": breast_cancer_book,
+    "generator": generator_book,
+}
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def baseline_frames(book: Book, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    X = frame[book.numerical + book.categorical].copy()
+    for name in book.numerical:
+        X[name] = pd.to_numeric(X[name], errors="coerce").astype(np.float64)
+    for name in book.categorical:
+        X[name] = X[name].astype("string").astype("category")
+    y = (frame[book.target].astype(str) == book.positive).to_numpy(np.int64)
+    return X, y
+
+
+def logistic(book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
+    X, y = baseline_frames(book, train)
+    Xt, _ = baseline_frames(book, test)
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    steps = [("num", numbers, book.numerical)]
+    if book.categorical:
+        steps.append(
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                book.categorical,
+            )
+        )
+    for name in book.categorical:  # the imputer wants object columns, not categoricals
+        X[name], Xt[name] = X[name].astype(object), Xt[name].astype(object)
+    model = make_pipeline(
+        ColumnTransformer(steps),
+        LogisticRegressionCV(
+            Cs=10,
+            cv=StratifiedKFold(5, shuffle=True, random_state=seed),
+            scoring="neg_log_loss",
+            max_iter=5000,
+        ),
+    )
+    model.fit(X, y)
+    return model.predict_proba(Xt)[:, 1]
+
+
+def xgboost_cv(book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
+    X, y = baseline_frames(book, train)
+    Xt, _ = baseline_frames(book, test)
+    for name in book.categorical:  # the test set's categories coded as the training set's
+        Xt[name] = pd.Categorical(Xt[name], categories=X[name].cat.categories)
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "logloss",
+        "eta": 0.05,
+        "max_depth": 4,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "tree_method": "hist",
+        "seed": seed,
+        "nthread": 2,
+    }
+    dtrain = xgb.DMatrix(X, label=y, enable_categorical=True)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    history = xgb.cv(
+        params,
+        dtrain,
+        num_boost_round=2000,
+        folds=list(folds.split(X, y)),
+        early_stopping_rounds=50,
+        seed=seed,
+    )
+    booster = xgb.train(params, dtrain, num_boost_round=len(history))
+    return booster.predict(xgb.DMatrix(Xt, enable_categorical=True))
+
+
+def boostline_model(
+    book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int, run: RunSettings
+) -> tuple[np.ndarray, dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        root = Path(tmp)
+        data, workdir = root / "data", root / "work"
+        data.mkdir()
+        train.to_csv(data / "book.csv", index=False)
+        schema = root / "schema.yaml"
+        schema.write_text(yaml.safe_dump(book.schema, sort_keys=False))
+        cmd = [*run.boostline, "pipeline", "run", "--workdir", str(workdir)]
+        cmd += ["--data", str(data), "--schema", str(schema), "--quiet"]
+        if run.max_trials:
+            cmd += ["--max-trials", str(run.max_trials)]
+        if run.assembly is not None:
+            cmd += ["--assembly", str(run.assembly)]
+        began = time.perf_counter()
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - began
+        if run.assembly is None:  # synthesized once: later runs execute the same assembly
+            found = sorted((workdir / "assemblies").glob("*-*"))
+            if found:
+                run.assembly = Path(run.keep) / "assembly"
+                subprocess.run(["cp", "-r", str(found[0]), str(run.assembly)], check=True)
+        archive, registered = _model_archive(workdir)
+        if archive is None:
+            raise RuntimeError(
+                f"pipeline run made no model (exit {done.returncode}): "
+                f"{(done.stderr or done.stdout).strip()[-800:]}"
+            )
+        model_dir = root / "model"
+        with tarfile.open(archive) as tar:
+            tar.extractall(model_dir, filter="data")
+        model = inference.load_model(model_dir, threshold=0.5, threads=2)
+        instances = [
+            {k: _json_value(v) for k, v in row.items() if k != book.target}
+            for row in test.to_dict(orient="records")
+        ]
+        X, _ = inference.parse_json(model, {"instances": instances})
+        scores = np.asarray(inference.predict(model, X), dtype=np.float64)
+    return scores, {"registered": registered, "seconds": seconds}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _model_archive(workdir: Path) -> tuple[Path | None, bool]:
+    """The registered model, else the candidate the evaluation step scored."""
+    registered = sorted((workdir / "registry").glob("*/*/model.tar.gz"))
+    if registered:
+        return registered[-1], True
+    candidate = sorted(workdir.glob("jobs/*-evaluate/processing/input/model/model.tar.gz"))
+    return (candidate[-1], False) if candidate else (None, False)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def ece(labels: np.ndarray, scores: np.ndarray, bins: int = ECE_BINS) -> float:
+    index = np.clip((scores * bins).astype(np.int64), 0, bins - 1)
+    predicted = np.bincount(index, weights=scores, minlength=bins)
+    observed = np.bincount(index, weights=labels.astype(np.float64), minlength=bins)
+    return float(np.sum(np.abs(predicted - observed)) / len(scores))
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {
+        "auc": float(roc_auc_score(labels, scores)),
+        "brier": float(brier_score_loss(labels, scores)),
+        "ece": ece(labels, scores),
+        "mean_predicted": float(scores.mean()),
+        "observed": float(labels.mean()),
+    }
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RunSettings:
+    boostline: list[str]
+    max_trials: int | None
+    keep: str
+    assembly: Path | None = None
+
+
+@dataclass
+class BookResult:
+    book: str
+    rows: int
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: str | None = None
+
+
+def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
+    result = BookResult(book.name, len(book.frame))
+    labels_all = (book.frame[book.target].astype(str) == book.positive).to_numpy(np.int64)
+    for seed in seeds:
+        index = np.arange(len(book.frame))
+        train_i, test_i = train_test_split(
+            index, test_size=TEST_FRACTION, stratify=labels_all, random_state=seed
+        )
+        train, test = book.frame.iloc[train_i], book.frame.iloc[test_i]
+        labels = labels_all[test_i]
+        entry: dict[str, Any] = {"seed": seed}
+        scores, info = boostline_model(book, train, test, seed, run)
+        entry["boostline"] = metrics(labels, scores) | info
+        entry["logistic"] = metrics(labels, logistic(book, train, test, seed))
+        entry["xgboost_cv"] = metrics(labels, xgboost_cv(book, train, test, seed))
+        if book.oracle is not None:
+            entry["oracle_auc"] = float(roc_auc_score(labels, book.oracle[test_i]))
+        result.runs.append(entry)
+        b = entry["boostline"]
+        print(
+            f"  {book.name} seed {seed}: boostline AUC {b['auc']:.4f} "
+            f"(registered {b['registered']}, {b['seconds']:.0f} s), "
+            f"logistic {entry['logistic']['auc']:.4f}, xgboost-cv {entry['xgboost_cv']['auc']:.4f}",
+            flush=True,
+        )
+    return result
+
+
+def summarise(result: BookResult) -> dict[str, Any]:
+    def mean(model: str, key: str) -> float:
+        return float(np.mean([r[model][key] for r in result.runs]))
+
+    out: dict[str, Any] = {"book": result.book, "rows": result.rows, "seeds": len(result.runs)}
+    for model in ("boostline", "logistic", "xgboost_cv"):
+        out[model] = {k: mean(model, k) for k in ("auc", "brier", "ece", "mean_predicted")}
+    out["observed"] = mean("boostline", "observed")
+    out["registered"] = sum(bool(r["boostline"]["registered"]) for r in result.runs)
+    out["seconds"] = mean("boostline", "seconds")
+    if result.runs and "oracle_auc" in result.runs[0]:
+        out["oracle_auc"] = float(np.mean([r["oracle_auc"] for r in result.runs]))
+    return out
+
+
+def print_table(summaries: list[dict[str, Any]]) -> None:
+    head = (
+        "| book | seeds | model | AUC | Brier | ECE | mean predicted | observed |"
+        "\n|---|---|---|---|---|---|---|---|"
+    )
+    print(head)
+    for s in summaries:
+        for model in ("boostline", "logistic", "xgboost_cv"):
+            m = s[model]
+            print(
+                f"| {s['book']} | {s['seeds']} | {model} | {m['auc']:.4f} | {m['brier']:.4f} | "
+                f"{m['ece']:.4f} | {m['mean_predicted']:.4f} | {s['observed']:.4f} |"
+            )
+    print()
+    for s in summaries:
+        b, lr, xg = s["boostline"], s["logistic"], s["xgboost_cv"]
+        best = max(lr["auc"], xg["auc"])
+        gap = b["mean_predicted"] - s["observed"]
+        checks = [
+            f"AUC - better baseline {b['auc'] - best:+.4f} "
+            f"[{'ok' if b['auc'] >= best - 0.005 else 'MISS'}]",
+            f"mean predicted - observed {gap:+.4f} [{'ok' if abs(gap) <= 0.02 else 'MISS'}]",
+            f"Brier / logistic's {b['brier'] / lr['brier']:.3f} "
+            f"[{'ok' if b['brier'] <= lr['brier'] else 'MISS'}]",
+        ]
+        if "oracle_auc" in s:
+            ratio = b["auc"] / s["oracle_auc"]
+            checks.append(
+                f"AUC / oracle {ratio:.4f} (oracle {s['oracle_auc']:.4f}) "
+                f"[{'ok' if ratio >= 0.98 else 'MISS'}]"
+            )
+        print(
+            f"{s['book']}: " + "; ".join(checks) + f"; registered {s['registered']}/{s['seeds']}, "
+            f"pipeline run {s['seconds']:.0f} s"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--books", default=",".join(BOOKS), help=f"comma-separated: {', '.join(BOOKS)}")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--generator-rows", type=int, default=10_000)
+    p.add_argument("--max-trials", type=int, default=None, help="default: the config's budget")
+    p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "boostline-bench")
+    p.add_argument(
+        "--boostline",
+        default=f"{sys.executable} -m boostline",
+        help="the command that runs boostline (split on spaces)",
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return p.parse_args(argv)
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bench-quality-keep-") as keep:
+        yield keep
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [n.strip() for n in args.books.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(BOOKS))
+    if unknown:
+        print(f"unknown book(s): {', '.join(unknown)} (known: {', '.join(BOOKS)})")
+        return 2
+    seeds = list(range(args.seeds))
+    summaries, unavailable = [], []
+    started = time.perf_counter()
+    with _scratch() as keep:
+        run = RunSettings(args.boostline.split(), args.max_trials, keep)
+        for name in names:
+            try:
+                book = LOADERS[name](args.cache, args.generator_rows)
+            except DataUnavailable as exc:
+                print(f"{name}: SKIPPED, {exc}", flush=True)
+                unavailable.append(f"{name}: {exc}")
+                continue
+            summaries.append(summarise(run_book(book, seeds, run)))
+    print()
+    print_table(summaries)
+    for line in unavailable:
+        print(f"not run: {line}")
+    print(
+        f"\nbench time {time.perf_counter() - started:.0f} s, seeds {seeds}, "
+        f"max trials {args.max_trials or 'config'}"
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"summaries": summaries}, indent=2) + "\n")
+    return 1 if unavailable else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
