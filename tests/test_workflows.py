@@ -282,3 +282,21 @@ def test_a_base_whose_stages_do_not_synthesize_is_reported(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "::warning title=Base synth::a stage of main did not synthesize" in done.stdout
     assert ".venv/bin/python does not exist" in (work / "synth-base" / "FAILED").read_text()
+
+
+def test_the_diff_is_reported_before_the_checks_and_when_the_synth_failed() -> None:
+    names = [s.get("name", s.get("uses", "")) for s in steps(INFRA)]
+    order = [
+        "Install",
+        "Synth every stage",
+        "Synth the base branch",
+        "Template diff against the base branch",
+        "Lint",
+    ]
+    assert [names.index(n) for n in order] == sorted(names.index(n) for n in order)
+    assert "node_modules/.installed" in step(INFRA, "Install")["run"]  # tests/scripts runs the CLI
+    head = step(INFRA, "Synth every stage")
+    assert head["id"] == "head" and head["run"] == "make synth-stages OUT=synth"
+    for name in ("Synth the base branch", "Template diff against the base branch"):
+        condition = step(INFRA, name)["if"]
+        assert "!cancelled()" in condition and "steps.head.outcome != 'skipped'" in condition
