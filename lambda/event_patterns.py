@@ -20,6 +20,9 @@ Rules (name -> target):
 - ``monitoring-violations`` -> retrain trigger: a Model Monitor execution (a
   processing job started by one of our monitoring schedules) that completed with
   violations.
+- ``own-monitoring-violations`` -> retrain trigger: a run of our own monitors
+  (monitoring.engine: own) that found violations; each run ends with one event
+  (source ``boostline.monitoring``), put by training_scripts/monitor_publish.py.
 - ``drift-alarm`` -> retrain trigger: a drift alarm entering ALARM. Only alarms
   whose names start with the given prefix(es), so that the endpoint's rollback
   alarms (5XX, latency) never start a training run.
@@ -27,6 +30,8 @@ Rules (name -> target):
   status; work that arrived while it ran (remembered as pending) starts then.
 - ``model-package-state`` -> deployer: a version of our model package group
   became Approved or Rejected.
+- ``serving-stack-settled`` -> deployer: an update of the serving stack completed
+  (or rolled back); the deployer then copies the live model to the monitoring stack.
 - The schedule rule has no pattern: it is a ``ScheduleExpression`` rule (see
   ``DEFAULT_RETRAIN_SCHEDULE``) whose target is the retrain trigger; the events
   it sends are ``Scheduled Event`` from ``aws.events``.
@@ -42,6 +47,10 @@ Pattern = dict[str, Any]
 # A monthly retrain; the stack may take another from its config.
 DEFAULT_RETRAIN_SCHEDULE = "cron(0 3 1 * ? *)"
 
+# What our own monitors put on the default bus (training_scripts/monitor_publish.py).
+OWN_MONITOR_SOURCE = "boostline.monitoring"
+OWN_MONITOR_DETAIL_TYPE = "Boostline Monitoring Run Completed"
+SERVING_SETTLED_STATUSES = ("UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 PIPELINE_FINAL_STATUSES = ("Succeeded", "Failed", "Stopped", "CompletedWithFailures")
 DEPLOYER_STATUSES = ("Approved", "Rejected")
 
@@ -93,6 +102,31 @@ def monitoring_violations_pattern(monitoring_schedule_prefix: str) -> Pattern:
     }
 
 
+def own_monitoring_violations_pattern(endpoint: str) -> Pattern:
+    """A run of our own monitors of `endpoint` that completed with violations."""
+    if not endpoint:
+        raise ValueError("endpoint is required")
+    return {
+        "source": [OWN_MONITOR_SOURCE],
+        "detail-type": [OWN_MONITOR_DETAIL_TYPE],
+        "detail": {"endpoint": [endpoint], "status": ["CompletedWithViolations"]},
+    }
+
+
+def serving_stack_settled_pattern(stack_name: str) -> Pattern:
+    """An update of the serving stack that completed or rolled back."""
+    if not stack_name:
+        raise ValueError("stack_name is required")
+    return {
+        "source": ["aws.cloudformation"],
+        "detail-type": ["CloudFormation Stack Status Change"],
+        "detail": {
+            "stack-id": [{"wildcard": f"arn:*:cloudformation:*:*:stack/{stack_name}/*"}],
+            "status-details": {"status": list(SERVING_SETTLED_STATUSES)},
+        },
+    }
+
+
 def drift_alarm_pattern(alarm_name_prefix: str | Sequence[str]) -> Pattern:
     """A CloudWatch alarm whose name starts with one of the prefixes entering ALARM."""
     return {
@@ -139,17 +173,24 @@ def retrain_trigger_patterns(
     pipeline_name: str,
     monitoring_schedule_prefix: str,
     drift_alarm_prefix: str | Sequence[str],
+    endpoint: str,
     raw_prefix: str = "raw/",
 ) -> dict[str, Pattern]:
     """The rules whose target is the retrain trigger (plus the schedule rule)."""
     return {
         "new-data": new_data_pattern(raw_bucket, raw_prefix),
         "monitoring-violations": monitoring_violations_pattern(monitoring_schedule_prefix),
+        "own-monitoring-violations": own_monitoring_violations_pattern(endpoint),
         "drift-alarm": drift_alarm_pattern(drift_alarm_prefix),
         "pipeline-finished": pipeline_finished_pattern(pipeline_name),
     }
 
 
-def deployer_patterns(*, model_package_group: str) -> dict[str, Pattern]:
-    """The rules whose target is the deployer."""
-    return {"model-package-state": model_package_state_pattern(model_package_group)}
+def deployer_patterns(
+    *, model_package_group: str, serving_stack: str | None = None
+) -> dict[str, Pattern]:
+    """The rules whose target is the deployer (the second only with a monitoring stack)."""
+    found = {"model-package-state": model_package_state_pattern(model_package_group)}
+    if serving_stack:
+        found["serving-stack-settled"] = serving_stack_settled_pattern(serving_stack)
+    return found

@@ -4,7 +4,8 @@
 <project>-<stage>-network    VPC, endpoints (only with vpc.enabled)
 <project>-<stage>-pipeline   job roles, model package group, the SageMaker Pipeline
 <project>-<stage>-automation retrain trigger and deployer Lambdas, rules, alerts topic
-<project>-<stage>-serving    endpoint of the live model, autoscaling, monitors, alarms
+<project>-<stage>-serving    endpoint of the live model, autoscaling, rollback alarms
+<project>-<stage>-monitoring our own monitors (or Model Monitor), their alarms, dashboard
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from boostline.config import BoostlineConfig
 
 from . import nag
 from .automation_stack import AutomationStack
+from .monitoring_stack import MonitoringStack
 from .naming import names_for
 from .network_stack import NetworkStack
 from .pipeline_stack import PipelineStack
@@ -107,7 +109,7 @@ def build_app(app: App, config: BoostlineConfig, stage: str) -> dict[str, object
         app,
         "Serving",
         stack_name=names.stack("serving"),
-        description=f"{names.prefix}: endpoint of the live model, autoscaling and monitoring",
+        description=f"{names.prefix}: endpoint of the live model, autoscaling, rollback alarms",
         env=env,
         config=config,
         stage=stage,
@@ -116,12 +118,30 @@ def build_app(app: App, config: BoostlineConfig, stage: str) -> dict[str, object
     )
     # The serving alarms notify the automation stack's alerts topic (by name).
     serving.add_stack_dependency(automation)
+    stacks_by_concern: dict[str, object] = {}
+    if stage_config.monitoring.enabled:
+        monitoring = MonitoringStack(
+            app,
+            "Monitoring",
+            stack_name=names.stack("monitoring"),
+            description=f"{names.prefix}: monitors of the live endpoint, their alarms, dashboard",
+            env=env,
+            config=config,
+            stage=stage,
+            names=names,
+            storage=storage.refs,
+            archive_dir=Path(app.outdir) / "boostline-sourcedir",
+        )
+        # Deployed after the endpoint's stack; the deployer updates it once that is in service.
+        monitoring.add_stack_dependency(serving)
+        stacks_by_concern["monitoring"] = monitoring
     nag.add_packs(app)
     stacks: dict[str, object] = {
         "storage": storage,
         "pipeline": pipeline,
         "automation": automation,
         "serving": serving,
+        **stacks_by_concern,
     }
     if network is not None:
         stacks["network"] = network

@@ -246,6 +246,7 @@ class AutomationStack(Stack):
                 "MIN_INTERVAL_SECONDS": str(retrain.min_interval_seconds),
                 "MONITORING_SCHEDULE_PREFIX": f"{names.prefix}-",
                 "DRIFT_ALARM_PREFIX": f"{names.prefix}-drift-",
+                "ENDPOINT_NAME": names.endpoint,
             },
         )
         group = names.model_package_group
@@ -296,6 +297,11 @@ class AutomationStack(Stack):
 
         # ------------------------------------------------------------ deployer
         serving_stack = names.stack("serving")
+        # The deployer copies the live model to the monitoring stack once the serving
+        # stack's update is complete (stacks/monitoring_stack.py).
+        monitoring_stack = (
+            names.stack("monitoring") if config.stage(stage).monitoring.enabled else ""
+        )
         deployer, deployer_role, _ = function(
             "Deployer",
             "deployer",
@@ -305,6 +311,7 @@ class AutomationStack(Stack):
             environment={
                 "MODEL_PACKAGE_GROUP": group,
                 "SERVING_STACK_NAME": serving_stack,
+                "MONITORING_STACK_NAME": monitoring_stack,
                 "DEPLOY_RETRY_SECONDS": "600",
                 "ON_REJECT_WITHOUT_FALLBACK": "keep",
             },
@@ -312,7 +319,11 @@ class AutomationStack(Stack):
         deployer_role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
-                resources=[arn("cloudformation", f"stack/{serving_stack}/*")],
+                resources=[
+                    arn("cloudformation", f"stack/{name}/*")
+                    for name in (serving_stack, monitoring_stack)
+                    if name
+                ],
             )
         )
         deployer_role.add_to_policy(
@@ -370,6 +381,16 @@ class AutomationStack(Stack):
                     f"Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:"
                     f"<AWS::AccountId>:stack/{serving_stack}/*": "A stack ARN ends in an id "
                     "CloudFormation assigns, and the name pins the one serving stack.",
+                    **(
+                        {
+                            f"Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:"
+                            f"<AWS::AccountId>:stack/{monitoring_stack}/*": "A stack ARN ends "
+                            "in an id CloudFormation assigns, and the name pins the one "
+                            "monitoring stack."
+                        }
+                        if monitoring_stack
+                        else {}
+                    ),
                     "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/"
                     "cdk-*-cfn-exec-role-*": "The bootstrap qualifier names the CDK "
                     "CloudFormation execution role, and passing is limited to CloudFormation.",
@@ -422,8 +443,12 @@ class AutomationStack(Stack):
             pipeline_name=names.pipeline,
             monitoring_schedule_prefix=f"{names.prefix}-",
             drift_alarm_prefix=f"{names.prefix}-drift-",
+            endpoint=names.endpoint,
         )
-        deploy_patterns = patterns.deployer_patterns(model_package_group=group)
+        deploy_patterns = patterns.deployer_patterns(
+            model_package_group=group,
+            serving_stack=serving_stack if monitoring_stack else None,
+        )
         for target_fn, found in (
             (trigger_target, trigger_patterns),
             (targets.LambdaFunction(deployer, retry_attempts=4), deploy_patterns),

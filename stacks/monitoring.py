@@ -1,4 +1,4 @@
-"""Model monitoring of the live endpoint: one construct per monitor type.
+"""SageMaker Model Monitor's resources (engine: model-monitor), and monitoring event patterns.
 
 `EndpointMonitor` builds a job definition and an hourly/daily monitoring schedule
 from a small set of inputs: the type (data quality or model quality), the endpoint,
@@ -10,9 +10,7 @@ they take generated names; the schedules keep fixed names
 (`{project}-{stage}-data-quality`, `{project}-{stage}-model-quality`), which the
 retrain trigger's `monitoring-violations` rule matches by prefix.
 
-Also here: the event pattern of failed or stopped monitoring executions, and the
-definition of the one-step pipeline that runs our own data-quality check
-(`use_managed_analyzer: false`, training_scripts/monitor_job.py).
+Also here: the event patterns of failed or stopped monitoring runs (both engines).
 """
 
 from __future__ import annotations
@@ -30,9 +28,6 @@ PROCESSING = "/opt/ml/processing"
 CAPTURE_PATH = f"{PROCESSING}/input/endpoint"
 GROUND_TRUTH_PATH = f"{PROCESSING}/input/ground_truth"
 OUTPUT_PATH = f"{PROCESSING}/output"
-# The own-code monitor (use_managed_analyzer: false): its metrics and its pipeline step.
-OWN_MONITOR_NAMESPACE = "Boostline/Monitoring"
-OWN_MONITOR_STEP = "DataQualityCheck"
 
 
 def js(value: Any) -> Any:
@@ -102,126 +97,6 @@ def monitor_pipeline_failed_pattern(pipeline_name: str) -> dict[str, Any]:
             "currentPipelineExecutionStatus": ["Failed", "Stopped"],
             "pipelineArn": [{"wildcard": f"arn:*:sagemaker:*:*:pipeline/{pipeline_name}"}],
         },
-    }
-
-
-def own_code_pipeline_definition(
-    *,
-    image: str,
-    role_arn: str,
-    kms_key_arn: str,
-    source_uri: str,
-    source_key: str,
-    instance_type: str,
-    max_runtime_seconds: int,
-    captures_uri: str,
-    reports_uri: str,
-    endpoint: str,
-    hours: int,
-    namespace: str,
-) -> dict[str, Any]:
-    """The one-step monitoring pipeline: monitor_job.py from the source archive.
-
-    Written out by hand (a plain CreateProcessingJob request as the step's arguments),
-    so it is deterministic and needs no SDK. The schedule passes the live model's
-    package and baselines as the pipeline parameters; reports go to
-    `<reports_uri>/<execution id>/`.
-    """
-    from .pipeline_definition import DEFINITION_VERSION, entry_command
-
-    parameters = ("ModelPackageArn", "BaselineStatisticsUri", "BaselineConstraintsUri")
-    code_dir = f"{PROCESSING}/input/code"
-    output_dir = f"{PROCESSING}/output"
-
-    def param(name: str) -> dict[str, str]:
-        return {"Get": f"Parameters.{name}"}
-
-    return {
-        "Version": DEFINITION_VERSION,
-        "Metadata": {},
-        "Parameters": [{"Name": n, "Type": "String", "DefaultValue": "none"} for n in parameters],
-        "PipelineExperimentConfig": {
-            "ExperimentName": {"Get": "Execution.PipelineName"},
-            "TrialName": {"Get": "Execution.PipelineExecutionId"},
-        },
-        "Steps": [
-            {
-                "Name": OWN_MONITOR_STEP,
-                "Type": "Processing",
-                "Description": "Data-quality check of the endpoint's captured traffic",
-                "Arguments": {
-                    "ProcessingResources": {
-                        "ClusterConfig": {
-                            "InstanceType": instance_type,
-                            "InstanceCount": 1,
-                            "VolumeSizeInGB": 20,
-                            "VolumeKmsKeyId": kms_key_arn,
-                        }
-                    },
-                    "AppSpecification": {
-                        "ImageUri": image,
-                        "ContainerEntrypoint": entry_command(
-                            "monitor_job.py", f"{code_dir}/{source_key}"
-                        ),
-                        "ContainerArguments": [
-                            "--model-package",
-                            param("ModelPackageArn"),
-                            "--baseline-statistics",
-                            param("BaselineStatisticsUri"),
-                            "--constraints",
-                            param("BaselineConstraintsUri"),
-                            "--captures",
-                            captures_uri,
-                            "--endpoint",
-                            endpoint,
-                            "--hours",
-                            str(hours),
-                            "--output-dir",
-                            output_dir,
-                        ],
-                    },
-                    "RoleArn": role_arn,
-                    "ProcessingInputs": [
-                        {
-                            "InputName": "code",
-                            "AppManaged": False,
-                            "S3Input": {
-                                "S3Uri": source_uri,
-                                "LocalPath": code_dir,
-                                "S3DataType": "S3Prefix",
-                                "S3InputMode": "File",
-                                "S3DataDistributionType": "FullyReplicated",
-                            },
-                        }
-                    ],
-                    "ProcessingOutputConfig": {
-                        "Outputs": [
-                            {
-                                "OutputName": "report",
-                                "AppManaged": False,
-                                "S3Output": {
-                                    "S3Uri": {
-                                        "Std:Join": {
-                                            "On": "/",
-                                            "Values": [
-                                                reports_uri,
-                                                {"Get": "Execution.PipelineExecutionId"},
-                                            ],
-                                        }
-                                    },
-                                    "LocalPath": output_dir,
-                                    "S3UploadMode": "EndOfJob",
-                                },
-                            }
-                        ],
-                        "KmsKeyId": kms_key_arn,
-                    },
-                    "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
-                    "Environment": {"BOOSTLINE_METRICS_NAMESPACE": namespace},
-                    "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
-                },
-            }
-        ],
     }
 
 

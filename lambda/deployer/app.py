@@ -11,6 +11,11 @@ Events: `SageMaker Model Package State Change` for our model package group.
   rejected model stays live by default (ON_REJECT_WITHOUT_FALLBACK=keep) and an
   ERROR log plus the `DeployDecision{decision=rollback-impossible}` metric call
   for a person; "undeploy" serves nothing instead (README has the reasoning).
+- `CloudFormation Stack Status Change` of the serving stack, UPDATE_COMPLETE or
+  UPDATE_ROLLBACK_COMPLETE (with MONITORING_STACK_NAME set): copy the live model,
+  the serving stack's parameters, to the monitoring stack
+  (deploy.sync_monitoring_stack). The endpoint is in service by then, and a
+  monitoring stack that fails to update rolls back alone.
 - Anything else (other groups, other statuses, stale events) is ignored.
 
 Errors that a retry cannot cure (the package does not exist, its decision_threshold
@@ -50,6 +55,7 @@ from deploy import (
     deploy_model_package,
     live_model_package_arn,
     newest_approved,
+    sync_monitoring_stack,
     undeploy,
 )
 
@@ -60,6 +66,8 @@ metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "Boostline
 copy_config_to_registered_loggers(source_logger=logger, include={deploy_module.__name__})
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
+STACK_DETAIL_TYPE = "CloudFormation Stack Status Change"
+SETTLED = ("UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 PERMANENT = "permanent-error"
 # Error codes of requests that are wrong in themselves: sending them again cannot help.
 # SageMaker: ValidationException (e.g. "Model package ... not found"), ResourceNotFound;
@@ -95,6 +103,7 @@ class Settings:
     stack_name: str
     retry_seconds: float = 600.0
     on_reject_without_fallback: str = KEEP
+    monitoring_stack: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +128,7 @@ class Settings:
             stack_name=env["SERVING_STACK_NAME"],
             retry_seconds=max(0.0, retry),
             on_reject_without_fallback=policy,
+            monitoring_stack=env.get("MONITORING_STACK_NAME", ""),
         )
 
 
@@ -129,6 +139,43 @@ class StateChange:
     arn: str
     version: int
     status: str
+
+
+@dataclass(frozen=True)
+class StackSettled:
+    event_id: str
+    stack_id: str
+    status: str
+
+
+def parse_stack_event(raw: dict[str, Any], serving_stack: str) -> StackSettled | str:
+    """A completed (or rolled back) update of the serving stack, or why it is ignored."""
+    detail = raw.get("detail")
+    detail = detail if isinstance(detail, dict) else {}
+    stack_id = detail.get("stack-id")
+    status_details = detail.get("status-details")
+    status = status_details.get("status") if isinstance(status_details, dict) else None
+    if not isinstance(stack_id, str) or f":stack/{serving_stack}/" not in stack_id:
+        return f"stack {str(stack_id)[:200]!r} is not the serving stack {serving_stack!r}"
+    if status not in SETTLED:
+        return f"stack status {str(status)[:40]!r} needs no action"
+    return StackSettled(event_id=str(raw.get("id", "")), stack_id=stack_id, status=status)
+
+
+def on_serving_settled(change: StackSettled, settings: Settings, context: Any) -> dict[str, Any]:
+    if not settings.monitoring_stack:
+        return {"decision": "ignored", "why": "no monitoring stack (MONITORING_STACK_NAME)"}
+    result = sync_monitoring_stack(
+        client("cloudformation"),
+        settings.stack_name,
+        settings.monitoring_stack,
+        backoff=_backoff(settings, context),
+    )
+    return {
+        "decision": "monitoring-updated" if result.status == UPDATING else "monitoring-unchanged",
+        "why": f"serving stack {change.status}: the monitors follow the live model",
+        "deployment": result.as_dict(),
+    }
 
 
 def parse(raw: Any, group: str) -> StateChange | str:
@@ -295,16 +342,27 @@ def _emit(result: dict[str, Any]) -> None:
 def _handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         settings = Settings.from_env()
-        change = parse(event, settings.model_package_group)
+        change: StateChange | StackSettled | str
+        if isinstance(event, dict) and (event.get("source"), event.get("detail-type")) == (
+            "aws.cloudformation",
+            STACK_DETAIL_TYPE,
+        ):
+            change = parse_stack_event(event, settings.stack_name)
+        else:
+            change = parse(event, settings.model_package_group)
         if isinstance(change, str):
             result: dict[str, Any] = {"decision": "ignored", "why": change}
         else:
-            logger.append_keys(
-                event_id=change.event_id,
-                model_package_arn=change.arn,
-                approval_status=change.status,
-            )
-            handle = on_approved if change.status == "Approved" else on_rejected
+            if isinstance(change, StackSettled):
+                logger.append_keys(event_id=change.event_id, stack_status=change.status)
+                handle: Callable[..., dict[str, Any]] = on_serving_settled
+            else:
+                logger.append_keys(
+                    event_id=change.event_id,
+                    model_package_arn=change.arn,
+                    approval_status=change.status,
+                )
+                handle = on_approved if change.status == "Approved" else on_rejected
             try:
                 result = handle(change, settings, context)
             except Exception as error:

@@ -392,6 +392,32 @@ def _apply(
     )
 
 
+def sync_monitoring_stack(
+    cfn: Any,
+    serving_stack: str,
+    monitoring_stack: str,
+    *,
+    backoff: Backoff | None = None,
+) -> DeployResult:
+    """Copy the live model (the serving stack's four parameters) to the monitoring stack.
+
+    Called once a serving update is complete or rolled back, so the monitors always
+    check the model in service; a failure here leaves the endpoint as it is.
+    """
+    live = stack_parameters(cfn, serving_stack)
+    overrides = {name: live.get(name, NONE) for name in SERVING_PARAMETERS}
+    previous = live_model_package_arn(cfn, monitoring_stack)
+    status, attempts = update_serving_stack(cfn, monitoring_stack, overrides, backoff=backoff)
+    return DeployResult(
+        stack_name=monitoring_stack,
+        model_package_arn=overrides[PARAM_MODEL_PACKAGE],
+        previous_model_package_arn=previous,
+        status=status,
+        parameters=overrides,
+        attempts=attempts,
+    )
+
+
 def deploy_model_package(
     cfn: Any,
     sagemaker: Any,

@@ -98,6 +98,7 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     monitoring_schedule_prefix: str = ""
     drift_alarm_prefix: str = ""
+    endpoint: str = ""
     idempotency_ttl_seconds: int = 2 * 24 * 3600
 
     @classmethod
@@ -127,6 +128,7 @@ class Settings:
             ),
             monitoring_schedule_prefix=env.get("MONITORING_SCHEDULE_PREFIX", ""),
             drift_alarm_prefix=env.get("DRIFT_ALARM_PREFIX", ""),
+            endpoint=env.get("ENDPOINT_NAME", ""),
             idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 2 * 24 * 3600),
         )
 
@@ -138,6 +140,7 @@ class Settings:
             pipeline_name=self.pipeline_name,
             monitoring_schedule_prefix=self.monitoring_schedule_prefix,
             drift_alarm_prefix=self.drift_alarm_prefix,
+            endpoint=self.endpoint,
         )
 
     @property

@@ -16,6 +16,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 VIOLATIONS_PREFIX = "CompletedWithViolations"
+# Our own monitors' completion events (training_scripts/monitor_publish.py).
+OWN_MONITOR_SOURCE = "boostline.monitoring"
+OWN_MONITOR_DETAIL_TYPE = "Boostline Monitoring Run Completed"
+OWN_MONITORS = frozenset({"data-quality", "model-quality"})
 PIPELINE_FINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped", "CompletedWithFailures"})
 
 
@@ -28,6 +32,7 @@ class Filters:
     pipeline_name: str
     monitoring_schedule_prefix: str = ""  # empty: any monitoring schedule
     drift_alarm_prefix: str = ""  # empty: any alarm
+    endpoint: str = ""  # our own monitors' endpoint; empty: their events are ignored
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,8 @@ def classify(raw: Any, filters: Filters) -> Signal | Ignored:
         return _new_data(detail, filters)
     if source == "aws.sagemaker" and detail_type == "SageMaker Processing Job State Change":
         return _monitoring(detail, filters)
+    if source == OWN_MONITOR_SOURCE and detail_type == OWN_MONITOR_DETAIL_TYPE:
+        return _own_monitoring(detail, filters)
     if source == "aws.cloudwatch" and detail_type == "CloudWatch Alarm State Change":
         return _alarm(detail, filters)
     if source == "aws.events" and detail_type == "Scheduled Event":
@@ -209,6 +216,33 @@ def _monitoring(detail: dict[str, Any], filters: Filters) -> Drift | Ignored:
             kind="drift",
         )
     return Drift(source=job or schedule, via="monitoring")
+
+
+def _own_monitoring(detail: dict[str, Any], filters: Filters) -> Drift | Ignored:
+    """A run of our own monitors: drift when it completed with at least one violation."""
+    endpoint = detail.get("endpoint")
+    monitor = detail.get("monitor")
+    status = detail.get("status")
+    violations = detail.get("violations")
+    if not isinstance(endpoint, str) or not JOB_NAME.fullmatch(endpoint):
+        return Ignored(
+            f"monitoring run event without a valid endpoint ({_what(endpoint)})", kind="drift"
+        )
+    if not filters.endpoint or endpoint != filters.endpoint:
+        return Ignored(f"monitoring run of endpoint {endpoint!r}, not ours", kind="drift")
+    if monitor not in OWN_MONITORS:
+        return Ignored(f"monitoring run event whose monitor is {_what(monitor)}", kind="drift")
+    # bool is an int in Python: a `true` count is garbage, not one violation.
+    if isinstance(violations, bool) or not isinstance(violations, int) or violations < 0:
+        return Ignored(
+            f"{monitor} run event whose violations is {_what(violations)}", kind="drift"
+        )
+    if status != VIOLATIONS_PREFIX or violations == 0:
+        return Ignored(
+            f"{monitor} run of {endpoint!r} ended {_str(status)[:40]!r} without violations",
+            kind="drift",
+        )
+    return Drift(source=f"{endpoint} {monitor}", via="monitoring")
 
 
 def _alarm(detail: dict[str, Any], filters: Filters) -> Drift | Ignored:

@@ -43,6 +43,9 @@ SAMPLES = {
     "schedule": "scheduled-event.json",
     "pipeline": "sagemaker-pipeline-execution-status-change.json",
     "model_package": "sagemaker-model-package-state-change.json",
+    # Put by our own monitors (training_scripts/monitor_publish.py), as EventBridge delivers it.
+    "own_monitoring": "boostline-monitoring-run-completed.json",
+    "stack": "cloudformation-stack-status-change.json",
 }
 
 

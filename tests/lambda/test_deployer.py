@@ -739,3 +739,91 @@ def test_update_parameters_keep_every_other_parameter() -> None:
     ]
     with pytest.raises(deploy.DeployError, match="DecisionThreshold"):
         deploy.update_parameters(["ModelPackageArn"], {"DecisionThreshold": "0.5"})
+
+
+# --- the monitoring stack follows the serving stack ---------------------------------------
+
+MONITORING_STACK = "loan-default-monitoring"
+MONITORING_TEMPLATE = {
+    "Parameters": {
+        name: SERVING_TEMPLATE["Parameters"][name]
+        for name in (
+            "ModelPackageArn",
+            "BaselineStatisticsUri",
+            "BaselineConstraintsUri",
+            "DecisionThreshold",
+        )
+    },
+    "Resources": {
+        "Marker": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {"Type": "String", "Name": "/boostline/test/monitored", "Value": "x"},
+        }
+    },
+}
+
+
+def _monitoring_stack(deployer: Deployer) -> dict[str, str]:
+    stack = deployer.cfn.describe_stacks(StackName=MONITORING_STACK)["Stacks"][0]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+
+
+@pytest.fixture
+def with_monitoring(deployer: Deployer, monkeypatch: pytest.MonkeyPatch) -> Deployer:
+    monkeypatch.setenv("MONITORING_STACK_NAME", MONITORING_STACK)
+    deployer.cfn.create_stack(
+        StackName=MONITORING_STACK,
+        TemplateBody=json.dumps(MONITORING_TEMPLATE),
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v["Default"]}
+            for k, v in MONITORING_TEMPLATE["Parameters"].items()
+        ],
+    )
+    return deployer
+
+
+def _settled(status: str = "UPDATE_COMPLETE", stack: str = STACK) -> dict[str, Any]:
+    event = sample_event("stack", id=new_id())
+    arn = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/6a1f0e70"
+    event["detail"]["stack-id"] = arn
+    event["detail"]["status-details"]["status"] = status
+    return event
+
+
+def test_a_completed_serving_update_copies_the_live_model_to_the_monitoring_stack(
+    with_monitoring: Deployer,
+) -> None:
+    deployer = with_monitoring
+    v1 = deployer.register("Approved", threshold="0.37")
+    assert deployer(package_event(v1, "Approved"))["decision"] == "deployed"
+    assert _monitoring_stack(deployer)["ModelPackageArn"] == "none"  # not before it is live
+
+    result = deployer(_settled())
+
+    assert result["decision"] == "monitoring-updated"
+    assert _monitoring_stack(deployer) == {
+        k: v for k, v in deployer.parameters().items() if k != "InstanceType"
+    }
+    assert _monitoring_stack(deployer)["DecisionThreshold"] == "0.37"
+    assert deployer(_settled())["decision"] == "monitoring-unchanged"  # a redelivery
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        _settled("UPDATE_IN_PROGRESS"),
+        _settled("UPDATE_FAILED"),
+        _settled(stack="another-stack"),
+        _settled(stack=MONITORING_STACK),  # its own updates never loop back
+    ],
+)
+def test_other_stack_events_change_nothing(with_monitoring: Deployer, event: Any) -> None:
+    assert with_monitoring(event)["decision"] == "ignored"
+    assert _monitoring_stack(with_monitoring)["ModelPackageArn"] == "none"
+
+
+def test_without_a_monitoring_stack_a_settled_serving_stack_is_ignored(
+    deployer: Deployer,
+) -> None:
+    result = deployer(_settled())
+    assert result["decision"] == "ignored" and "MONITORING_STACK_NAME" in result["why"]

@@ -29,7 +29,11 @@ EXPECTED = {
     "drift-alarm": "alarm",
     "pipeline-finished": "pipeline",
     "model-package-state": "model_package",
+    "own-monitoring-violations": "own_monitoring",
+    "serving-stack-settled": "stack",
 }
+ENDPOINT = "loan-default-endpoint"
+SERVING_STACK = "loan-default-serving"
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,11 @@ def rules(patterns_module: ModuleType) -> dict[str, dict[str, Any]]:
         pipeline_name=PIPELINE,
         monitoring_schedule_prefix=SCHEDULE_PREFIX,
         drift_alarm_prefix=DRIFT_ALARM_PREFIX,
+        endpoint=ENDPOINT,
     )
-    rules.update(patterns_module.deployer_patterns(model_package_group=GROUP))
+    rules.update(
+        patterns_module.deployer_patterns(model_package_group=GROUP, serving_stack=SERVING_STACK)
+    )
     return rules
 
 
@@ -108,6 +115,21 @@ NEAR_MISSES = {
             "pipeline",
             ["detail", "pipelineArn"],
             "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/loan-default-training-v2",
+        ),
+    ],
+    "own-monitoring-violations": [
+        _variant("own_monitoring", ["detail", "status"], "Completed"),
+        _variant("own_monitoring", ["detail", "status"], "InsufficientData"),
+        _variant("own_monitoring", ["detail", "endpoint"], "another-endpoint"),
+        _variant("own_monitoring", ["source"], "aws.sagemaker"),
+    ],
+    "serving-stack-settled": [
+        _variant("stack", ["detail", "status-details", "status"], "UPDATE_IN_PROGRESS"),
+        _variant("stack", ["detail", "status-details", "status"], "UPDATE_FAILED"),
+        _variant(
+            "stack",
+            ["detail", "stack-id"],
+            "arn:aws:cloudformation:eu-west-1:123456789012:stack/loan-default-monitoring/1",
         ),
     ],
     "model-package-state": [
@@ -186,8 +208,34 @@ def test_patterns_route_the_samples_through_an_event_bus(
         lambda m: m.monitoring_violations_pattern(""),
         lambda m: m.pipeline_finished_pattern(""),
         lambda m: m.model_package_state_pattern(""),
+        lambda m: m.own_monitoring_violations_pattern(""),
+        lambda m: m.serving_stack_settled_pattern(""),
     ],
 )
 def test_empty_names_are_refused(patterns_module: ModuleType, call: Any) -> None:
     with pytest.raises(ValueError):
         call(patterns_module)
+
+
+def test_the_own_monitor_sample_has_the_shape_the_job_puts(patterns_module: ModuleType) -> None:
+    """The sample's detail carries exactly the keys monitor_publish.py writes."""
+    from training_scripts import monitor_publish as pub
+
+    sample = sample_event("own_monitoring")
+    assert (sample["source"], sample["detail-type"]) == (pub.EVENT_SOURCE, pub.EVENT_DETAIL_TYPE)
+    assert (patterns_module.OWN_MONITOR_SOURCE, patterns_module.OWN_MONITOR_DETAIL_TYPE) == (
+        pub.EVENT_SOURCE,
+        pub.EVENT_DETAIL_TYPE,
+    )
+    made = pub.completion_detail(
+        "data-quality",
+        ENDPOINT,
+        status="CompletedWithViolations",
+        violations=3,
+        rows=1500,
+        window={"windowStart": "a", "windowEnd": "b"},
+        report_uri="s3://r",
+        model_package="arn",
+        message="m",
+    )
+    assert set(made) == set(sample["detail"])

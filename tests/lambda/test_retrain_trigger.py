@@ -101,6 +101,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "MIN_INTERVAL_SECONDS": "3600",
         "START_GRACE_SECONDS": "300",
         "POWERTOOLS_SERVICE_NAME": "retrain-trigger",
+        "ENDPOINT_NAME": "loan-default-endpoint",
     }.items():
         monkeypatch.setenv(name, value)
 
@@ -381,6 +382,45 @@ def test_a_monitoring_violation_starts_a_run_with_its_job_as_the_reason(
     [execution] = trigger.executions()
     parameters = trigger.parameters(execution["PipelineExecutionArn"])
     assert parameters["TriggerReason"] == "drift: model-monitoring-202611120100-abc123"
+
+
+def test_our_own_monitors_violations_start_a_run(trigger: Trigger) -> None:
+    result = trigger(sample_event("own_monitoring"))
+
+    assert result["decision"] == "started"
+    assert result["trigger_reason"] == "drift: loan-default-endpoint data-quality"
+
+
+def _own_run(**detail: Any) -> dict[str, Any]:
+    event = sample_event("own_monitoring", id=new_id())
+    for key, value in detail.items():
+        if value is None:
+            del event["detail"][key]
+        else:
+            event["detail"][key] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        _own_run(status="Completed", violations=0),
+        _own_run(status="InsufficientData", violations=0),
+        _own_run(violations=0),
+        _own_run(violations=True),
+        _own_run(violations="3"),
+        _own_run(violations=None),
+        _own_run(endpoint="another-endpoint"),
+        _own_run(endpoint="\x00" * 8),
+        _own_run(monitor="bias"),
+    ],
+)
+def test_own_monitor_events_without_violations_or_with_garbage_start_nothing(
+    trigger: Trigger, event: dict[str, Any]
+) -> None:
+    result = trigger(event)
+    assert result["decision"] == "ignored"
+    assert trigger.executions() == []
 
 
 def test_a_drift_alarm_starts_a_run_with_the_alarm_as_the_reason(trigger: Trigger) -> None:

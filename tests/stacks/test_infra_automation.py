@@ -38,8 +38,11 @@ def test_rule_patterns_equal_the_handlers_patterns(variant, request):
             pipeline_name=names.pipeline,
             monitoring_schedule_prefix=f"{names.prefix}-",
             drift_alarm_prefix=f"{names.prefix}-drift-",
+            endpoint=names.endpoint,
         ),
-        **patterns.deployer_patterns(model_package_group=names.model_package_group),
+        **patterns.deployer_patterns(
+            model_package_group=names.model_package_group, serving_stack=names.stack("serving")
+        ),
     }
     expected["new-data"]["detail"]["bucket"]["name"] = [raw_bucket]
     rules = {
@@ -56,7 +59,8 @@ def test_rule_patterns_equal_the_handlers_patterns(variant, request):
     deployer_id = next(f for f in functions if f.startswith("Deployer"))
     for rule_name, props in rules.items():
         (target,) = props["Targets"]
-        want = deployer_id if rule_name.endswith("model-package-state") else trigger_id
+        to_deployer = rule_name.endswith(("model-package-state", "serving-stack-settled"))
+        want = deployer_id if to_deployer else trigger_id
         assert target["Arn"] == {"Fn::GetAtt": [want, "Arn"]}, rule_name
 
 

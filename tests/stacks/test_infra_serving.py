@@ -34,12 +34,8 @@ def test_every_serving_resource_waits_for_a_model(dev):
         "AWS::SageMaker::Endpoint",
         "AWS::ApplicationAutoScaling::ScalableTarget",
         "AWS::ApplicationAutoScaling::ScalingPolicy",
-        "AWS::SageMaker::DataQualityJobDefinition",
-        "AWS::SageMaker::ModelQualityJobDefinition",
-        "AWS::SageMaker::MonitoringSchedule",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
-        "AWS::Events::Rule",
     )
     resources = dev.template(STACK)["Resources"]
     seen = set()
