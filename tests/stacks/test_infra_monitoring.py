@@ -252,7 +252,9 @@ def test_a_failed_monitoring_run_notifies_and_alarms(dev):
         "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
         "detail": {
             "currentPipelineExecutionStatus": "Failed",
-            "pipelineArn": f"arn:aws:sagemaker:eu-west-1:123456789012:pipeline/{names.prefix}-monitoring",
+            "pipelineArn": (
+                f"arn:aws:sagemaker:eu-west-1:123456789012:pipeline/{names.prefix}-monitoring"
+            ),
             "pipelineExecutionArn": "x",
         },
     }
