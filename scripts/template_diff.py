@@ -30,6 +30,9 @@ TEMPLATE_SUFFIX = ".template.json"
 SECTIONS = ("Resources", "Parameters", "Conditions", "Mappings", "Rules", "Outputs")
 FAILURE_LINES = 40  # of a FAILED file's text shown in the report
 DIFF_LINES = 300  # of each changed template's unified diff shown in the report
+DIFF_LINE_CHARS = 400  # a pipeline definition is one long JSON string: cut its lines
+# GitHub keeps at most 1 MiB of a step's summary; past this the unified diffs are left out.
+MAX_REPORT_CHARS = 800_000
 
 
 @dataclass
@@ -176,7 +179,13 @@ def _tail(text: str) -> list[str]:
     return lines
 
 
-def _stack_section(stack: StackDiff) -> list[str]:
+def _cut(line: str) -> str:
+    if len(line) <= DIFF_LINE_CHARS:
+        return line
+    return f"{line[:DIFF_LINE_CHARS]}... ({len(line) - DIFF_LINE_CHARS} more characters)"
+
+
+def _stack_section(stack: StackDiff, with_diff: bool) -> list[str]:
     counts = {c: sum(e.change == c for e in stack.entries) for c in ("added", "removed", "changed")}
     numbers = ", ".join(f"{n} {c}" for c, n in counts.items() if n)
     out = [f"#### {_code(stack.name)}: {stack.status} ({numbers or 'no entries'})", ""]
@@ -189,7 +198,9 @@ def _stack_section(stack: StackDiff) -> list[str]:
         kind = _code(e.kind) if e.kind else ""
         out.append(f"| {e.change} | {e.section} | {_code(e.key)} | {kind} | {what} |")
     out.append("")
-    shown = stack.unified[:DIFF_LINES]
+    if not with_diff:
+        return out
+    shown = [_cut(line) for line in stack.unified[:DIFF_LINES]]
     if len(stack.unified) > DIFF_LINES:
         shown.append(f"... {len(stack.unified) - DIFF_LINES} more lines (see the artifact)")
     out += ["<details><summary>unified diff</summary>", ""]
@@ -198,9 +209,26 @@ def _stack_section(stack: StackDiff) -> list[str]:
     return out
 
 
-def render(base_root: Path, head_root: Path, base_ref: str = "the base branch") -> tuple[str, bool]:
+def render(
+    base_root: Path, head_root: Path, base_ref: str = "", max_chars: int = MAX_REPORT_CHARS
+) -> tuple[str, bool]:
     """The Markdown report, and whether the base could be compared (False: it is missing
-    or its synth failed for at least one stage)."""
+    or its synth failed for at least one stage). A report longer than max_chars leaves the
+    unified diffs out, saying so."""
+    report, comparable = _render(base_root, head_root, base_ref, with_diff=True)
+    if len(report) <= max_chars:
+        return report, comparable
+    report, comparable = _render(base_root, head_root, base_ref, with_diff=False)
+    note = (
+        f"\n_The unified diffs are left out: with them this report would exceed {max_chars:,} "
+        "characters. They are in the run's artifact (`template-diff/templates.diff`)._\n"
+    )
+    if len(report) + len(note) > max_chars:
+        report = report[: max_chars - len(note)].rsplit("\n", 1)[0] + "\n\n_(cut here)_\n"
+    return report + note, comparable
+
+
+def _render(base_root: Path, head_root: Path, base_ref: str, with_diff: bool) -> tuple[str, bool]:
     title = f"## Template diff against {_code(base_ref) if base_ref else 'the base branch'}"
     lines = [title, ""]
     head_stages = _stages(head_root)
@@ -274,7 +302,7 @@ def render(base_root: Path, head_root: Path, base_ref: str = "the base branch") 
             body += [f"Every stack is unchanged ({', '.join(_code(n) for n in unchanged)}).", ""]
             continue
         for stack in changed:
-            body += _stack_section(stack)
+            body += _stack_section(stack, with_diff)
         if unchanged:
             body += [f"Unchanged: {', '.join(_code(n) for n in unchanged)}.", ""]
     lines += summary + [""] + body
@@ -288,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-ref", default="", help="the base branch's name, for the title")
     parser.add_argument("--output", type=Path, help="write the report here (default: stdout)")
     parser.add_argument(
+        "--max-chars",
+        type=int,
+        default=MAX_REPORT_CHARS,
+        help="leave the unified diffs out of a longer report (default: %(default)s)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when the base is missing or a synth failed (default: report it, exit 0)",
@@ -297,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output is not None and args.output.resolve().is_relative_to(root.resolve()):
             parser.error(f"--output {args.output} is inside {root}, which is compared")
     try:
-        report, comparable = render(args.base, args.head, args.base_ref)
+        report, comparable = render(args.base, args.head, args.base_ref, args.max_chars)
     except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         print(f"template_diff: {error}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,26 @@ def test_a_broken_template_is_an_error_not_a_diff(folders: tuple[Path, Path]) ->
     result = run(base, head)
     assert result.returncode == 2
     assert "Storage.template.json" in result.stderr or "Expecting" in result.stderr
+
+
+def test_long_lines_are_cut_and_a_long_report_leaves_the_diffs_out(tmp_path: Path) -> None:
+    base, head = tmp_path / "base", tmp_path / "head"
+    definition = {"Type": "AWS::SageMaker::Pipeline", "Properties": {"Definition": "x" * 5000}}
+    write(base, "dev", "Pipeline", {"Resources": {"Training": definition}})
+    longer = {**definition, "Properties": {"Definition": "y" * 5000}}
+    write(head, "dev", "Pipeline", {"Resources": {"Training": longer}})
+    full = run(base, head).stdout
+    assert re.search(r"(x|y){300}\.\.\. \(46\d\d more characters\)", full)  # cut at 400
+    assert max(len(line) for line in full.splitlines()) < 500
+    short = run(base, head, "--max-chars", "800").stdout
+    assert len(short) <= 800
+    assert "```diff" not in short and "The unified diffs are left out" in short
+    assert table_rows(short, "Pipeline") == [
+        [
+            "changed",
+            "Resources",
+            "`Training`",
+            "`AWS::SageMaker::Pipeline`",
+            "`Properties.Definition`",
+        ]
+    ]
