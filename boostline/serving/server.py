@@ -17,7 +17,10 @@ headers must arrive within `header_timeout` seconds (default 15; also the keep-a
 idle limit), its body within the request timeout, SAGEMAKER_MODEL_SERVER_TIMEOUT
 (default 60 s), with no more than READ_IDLE_TIMEOUT seconds between two reads, else
 the connection is closed (408 if the body stalls). On SIGTERM it stops accepting and
-finishes the requests in flight (SIGINT: at once).
+finishes the requests in flight (SIGINT: at once). A request whose body is over
+HELPER_BODY_BYTES (16 KiB) is answered by the worker's helper, a process of its own
+running the same transform_fn (started on first use), so that the seconds a body of
+megabytes may take to parse never hold the worker's other connections (see Helper).
 
 Requests
   - a body over 6 MB gets 413 with the JSON error body; the server reads and discards
@@ -54,8 +57,10 @@ import argparse
 import json
 import logging
 import os
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -88,6 +93,7 @@ DEFAULT_HEADER_TIMEOUT = 15  # seconds for a request's line and headers (and kee
 READ_IDLE_TIMEOUT = 30  # seconds a body read may wait for the next bytes
 WORKER_CONNECTIONS = 1000  # open connections per worker (gunicorn's default)
 READ_CHUNK = 1024 * 1024
+HELPER_BODY_BYTES = 16 * 1024  # a larger body is answered by the worker's helper process
 EVENT_ID_HEADER = "X-Boostline-Event-Id"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 
@@ -191,6 +197,7 @@ class EndpointApp:
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or (
             inference.JSON
         )
+        self.helper = Helper(config.model_dir, config.threshold, threads)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -255,18 +262,19 @@ class EndpointApp:
         if attributes is not None:
             request_headers[inference.CUSTOM_ATTRIBUTES_HEADER] = attributes
 
-        context = _Context(request_headers)
         received = datetime.now(timezone.utc)
         try:
-            payload, response_type = inference.transform_fn(
-                self.model, body, content_type, accept, context
-            )
+            if len(body) > HELPER_BODY_BYTES:
+                status, payload, response_type = self.helper.answer(
+                    body, content_type, accept, request_headers
+                )
+            else:
+                status, payload, response_type = _transform(
+                    self.model, body, content_type, accept, request_headers
+                )
         except Exception:  # a defect, not bad input: say so, log it, keep serving
             log.error("invocation failed:\n%s", traceback.format_exc())
             return _error(start_response, 500, "internal error while predicting", headers)
-        status = context.request_processor[0].status
-        if isinstance(payload, str):
-            payload = payload.encode("utf-8")
         if self.capture is not None and 200 <= status < 300 and self.capture.sampled():
             record = capture_record(
                 body, content_type, payload, response_type, event_id, received, inference_id
@@ -276,6 +284,172 @@ class EndpointApp:
             except OSError:
                 log.error("data capture failed:\n%s", traceback.format_exc())
         return _reply(start_response, status, payload, response_type, headers)
+
+
+def _transform(
+    model: inference.Model,
+    body: bytes,
+    content_type: str,
+    accept: str,
+    request_headers: dict[str, str],
+) -> tuple[int, bytes, str]:
+    """(status, payload, response type) from inference.transform_fn, as the toolkit calls it."""
+    context = _Context(request_headers)
+    payload, response_type = inference.transform_fn(model, body, content_type, accept, context)
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    return context.request_processor[0].status, payload, response_type
+
+
+# --------------------------------------------------------------------------- the helper
+
+# A request's parsing and prediction run in the worker's event loop, so while one runs,
+# no other connection of that worker is served. For a small body that is well under a
+# millisecond or two; a body of megabytes (JSON of a million elements) takes up to a
+# second, much of it in C code that holds the GIL (so a thread would not help). Such
+# bodies go to the worker's helper, a process of its own running the same inference.py:
+# the operating system then shares the CPUs between it and the worker, whose other
+# connections go on being answered.
+
+_FRAME = struct.Struct("!II")  # the JSON head's length, the payload's length
+
+
+def _send_frame(sock: socket.socket, head: dict[str, Any], payload: bytes) -> None:
+    encoded = json.dumps(head).encode("utf-8")
+    sock.sendall(_FRAME.pack(len(encoded), len(payload)) + encoded)
+    sock.sendall(payload)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    parts, got = [], 0
+    while got < size:
+        part = sock.recv(min(size - got, READ_CHUNK))
+        if not part:
+            raise EOFError("the other end closed")
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _recv_frame(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
+    head_size, payload_size = _FRAME.unpack(_recv_exact(sock, _FRAME.size))
+    head = json.loads(_recv_exact(sock, head_size))
+    return head, _recv_exact(sock, payload_size)
+
+
+class Helper:
+    """The worker's helper process, for requests with a body over HELPER_BODY_BYTES.
+
+    Started on first use (and again if it died), it loads the model itself and answers
+    one request at a time over a socket pair; it leaves when the worker closes its end
+    (close(), or the worker's exit, however it happens).
+    """
+
+    def __init__(self, model_dir: Path, threshold: float | None, threads: int) -> None:
+        self.model_dir = Path(model_dir)
+        self.threshold = threshold
+        self.threads = threads
+        self.process: subprocess.Popen | None = None
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()  # a gevent lock in a worker: one request at a time
+
+    def answer(
+        self, body: bytes, content_type: str, accept: str, request_headers: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        """What _transform would answer; raises if the helper fails (it is then stopped).
+
+        A helper found gone is started again; one that fails a request it was already
+        running for (it may have died just before) gets a second try in a fresh one.
+        """
+        head = {"content_type": content_type, "accept": accept, "headers": request_headers}
+        with self._lock:
+            for attempt in (1, 2):
+                fresh = self._gone()
+                if fresh:
+                    self._start()
+                try:
+                    _send_frame(self._socket, head, body)
+                    answer, payload = _recv_frame(self._socket)
+                    break
+                except (OSError, EOFError, ValueError):
+                    self._close()
+                    if fresh or attempt == 2:
+                        raise
+                    log.warning("the helper process was gone; starting it again")
+        if "error" in answer:
+            raise RuntimeError(f"in the helper process:\n{answer['error']}")
+        return answer["status"], payload, answer["type"]
+
+    def _gone(self) -> bool:
+        """Whether there is no helper to ask: never started, exited, or its end closed
+        (it never speaks unasked, so a readable socket means it is gone)."""
+        if self._socket is None or self.process is None or self.process.poll() is not None:
+            return True
+        return bool(select.select([self._socket], [], [], 0)[0])
+
+    def _start(self) -> None:
+        self._close()
+        ours, theirs = socket.socketpair()
+        args = [
+            sys.executable,
+            "-m",
+            "boostline.serving.server",
+            "--helper-fd",
+            str(theirs.fileno()),
+            "--model-dir",
+            str(self.model_dir),
+            "--helper-threads",
+            str(self.threads),
+        ]
+        if self.threshold is not None:
+            args += ["--threshold", repr(float(self.threshold))]
+        try:
+            self.process = subprocess.Popen(args, pass_fds=(theirs.fileno(),))
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._socket = ours
+
+    def _close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def close(self) -> None:
+        """Stop the helper (at once: a request it is answering is abandoned)."""
+        self._close()
+
+
+def helper_main(fd: int, model_dir: Path, threshold: float | None, threads: int) -> int:
+    """The helper process: answer framed requests on socket `fd` until it is closed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the server;
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker's exit ends the helper
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(True)  # the worker's end is non-blocking (gevent), and so was this one
+    model = inference.load_model(model_dir, threshold=threshold, threads=threads)
+    while True:
+        try:
+            head, body = _recv_frame(sock)
+        except (EOFError, OSError):
+            return 0
+        try:
+            status, payload, response_type = _transform(
+                model, body, head["content_type"], head["accept"], head["headers"]
+            )
+            answer: dict[str, Any] = {"status": status, "type": response_type}
+        except Exception:
+            answer, payload = {"error": traceback.format_exc()}, b""
+        try:
+            _send_frame(sock, answer, payload)
+        except OSError:
+            return 0
 
 
 class _BodyError(Exception):
@@ -428,6 +602,14 @@ def endpoint_worker(header_timeout: int) -> type:
             # and be lost (the worker would then serve on until killed). Take it now.
             signal.signal(signal.SIGTERM, self.handle_exit)
             super().init_process()
+
+        def run(self) -> None:
+            try:
+                super().run()
+            finally:  # however the worker leaves, its helper leaves with it
+                helper = getattr(self.wsgi, "helper", None)
+                if helper is not None:
+                    helper.close()
 
         def timeout_ctx(self):
             # the request line and headers (and a keep-alive wait) must arrive in time;
@@ -729,11 +911,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variant-name", default=DEFAULT_VARIANT)
     p.add_argument("--sampling-percentage", type=int, default=100)
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--helper-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--helper-threads", type=int, default=1, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.helper_fd is not None:  # a worker's helper process (see Helper)
+        return helper_main(args.helper_fd, args.model_dir, args.threshold, args.helper_threads)
     try:
         serve(
             args.model_dir,

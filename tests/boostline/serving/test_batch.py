@@ -74,7 +74,6 @@ def test_raw_applications_as_json_lines_and_single_records(book, model, tmp_path
             "verification_status": "Verified",
             "purpose": "credit_card",
             "addr_state": "CA",
-            "email": "x@example.com",
         }
         for i in range(30)
     ]

@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import select
+import signal
 import socket
 import statistics
 import time
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from boostline.serving.server import start_background
+from boostline.serving.server import HELPER_BODY_BYTES, start_background
 from training_scripts import inference
 
 CSV, JSON = "text/csv", "application/json"
@@ -254,3 +257,89 @@ def test_deeply_nested_jsonlines_is_a_400(endpoint) -> None:
         )
     finally:
         connection.close()
+
+
+# --------------------------------------------------------------------------- large bodies
+
+HEAVY = b'{"instances": [' + b"[1]," * (LIMIT // 4 - 8)  # unterminated: 1.5 million lists parsed
+
+
+@pytest.fixture(scope="module")
+def single(book):
+    """One worker: every connection is served by the same process."""
+    with start_background(
+        book["model_dir"], workers=1, log_path=book["root"] / "single.log"
+    ) as server:
+        yield server
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
+def _helpers(server) -> list[int]:
+    """The helper processes of the endpoint's workers."""
+    found = []
+    for worker in _children(server.process.pid):
+        for child in _children(worker):
+            with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"--helper-fd" in f.read():
+                    found.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_valid_request_is_answered_while_a_large_body_is_parsed_on_the_same_worker(
+    single, book
+) -> None:
+    request = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(HEAVY)
+    ) + HEAVY
+    with socket.create_connection(address(single), timeout=60) as heavy:
+        heavy.sendall(request)
+        time.sleep(0.3)  # the body is in; the worker is parsing it (or has handed it over)
+        status, _ = invoke(single, book["row"].encode(), timeout=30)
+        assert status == 200
+        pending = not select.select([heavy], [], [], 0)[0]
+        answer = b""
+        while b"not valid JSON" not in answer and (chunk := heavy.recv(65536)):
+            answer += chunk
+    assert pending, "the valid request waited for the large body's answer"
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"not valid JSON" in answer
+
+
+def test_the_helper_comes_back_after_a_crash_and_leaves_with_its_worker(book) -> None:
+    body = "\n".join([book["row"]] * 400).encode()
+    assert len(body) > HELPER_BODY_BYTES
+    with start_background(
+        book["model_dir"], workers=1, log_path=book["root"] / "helper.log"
+    ) as server:
+        assert _helpers(server) == []  # started on first use only
+        status, answer = invoke(server, body, timeout=30)
+        assert status == 200 and len(answer.splitlines()) == 400
+        (helper,) = _helpers(server)
+        os.kill(helper, signal.SIGKILL)
+        for _ in range(200):  # until the kill has landed
+            if not _alive(helper):
+                break
+            time.sleep(0.01)
+        status, again = invoke(server, body, timeout=30)
+        assert status == 200 and again == answer
+        (second,) = _helpers(server)
+        assert second != helper
+    for _ in range(500):  # the endpoint has stopped; its worker's helper goes with it
+        if not _alive(second):
+            break
+        time.sleep(0.01)
+    assert not _alive(second)
