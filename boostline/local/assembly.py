@@ -148,27 +148,52 @@ class Assembly:
         return holder[0]
 
     def pipeline_definition(self, region: str, account: str = ACCOUNT) -> dict[str, Any]:
-        """The pipeline definition as CloudFormation would hand it to SageMaker."""
-        holder = self._stack_holding("AWS::SageMaker::Pipeline")
+        """The training pipeline's definition as CloudFormation would hand it to SageMaker."""
+        # The training pipeline's stack is the one with the model package group.
+        holder = self._stack_holding("AWS::SageMaker::ModelPackageGroup")
         rendered = self.render(region, account, until=holder)
         (pipeline,) = rendered[holder].of_type("AWS::SageMaker::Pipeline").values()
-        definition = pipeline["Properties"].get("PipelineDefinition", {})
-        body = definition.get("PipelineDefinitionBody")
-        if not isinstance(body, str):
-            raise AssemblyError(
-                "the pipeline's PipelineDefinition has no PipelineDefinitionBody string "
-                "(an S3 location is not read locally)"
-            )
-        try:
-            return json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise AssemblyError(f"the pipeline definition body is not JSON: {exc}") from exc
+        return definition_body(pipeline)
+
+    # ------------------------------------------------------------ the monitoring stack
+
+    def _monitoring_holder(self) -> str:
+        found = [
+            key
+            for key, artifact in self.stacks().items()
+            if str(artifact["properties"]["stackName"]).endswith("-monitoring")
+        ]
+        if len(found) != 1:
+            raise AssemblyError(f"{self.dir}: no monitoring stack (is monitoring.enabled false?)")
+        return found[0]
+
+    def monitoring_parameters(self) -> dict[str, Any]:
+        """The monitoring stack's declared Parameters."""
+        return dict(self.template(self._monitoring_holder()).get("Parameters", {}))
+
+    def monitoring_stack(
+        self, region: str, parameters: dict[str, str], account: str = ACCOUNT
+    ) -> RenderedStack:
+        """The monitoring stack rendered with the live model's parameters."""
+        return self.monitoring_render(region, parameters, account)[self._monitoring_holder()]
+
+    def monitoring_render(
+        self, region: str, parameters: dict[str, str], account: str = ACCOUNT
+    ) -> dict[str, RenderedStack]:
+        """Every stack up to the monitoring stack, that one with the live model's parameters."""
+        holder = self._monitoring_holder()
+        declared = self.template(holder).get("Parameters", {})
+        given = {k: v for k, v in parameters.items() if k in declared}
+        return self.render(region, account, {holder: given}, until=holder)
+
+    def monitoring_holder(self) -> str:
+        return self._monitoring_holder()
 
     def pipeline_name(self) -> str:
-        for key in self.stacks():
-            for resource in self.template(key).get("Resources", {}).values():
-                if resource.get("Type") == "AWS::SageMaker::Pipeline":
-                    return str(resource["Properties"]["PipelineName"])
+        holder = self._stack_holding("AWS::SageMaker::ModelPackageGroup")
+        for resource in self.template(holder).get("Resources", {}).values():
+            if resource.get("Type") == "AWS::SageMaker::Pipeline":
+                return str(resource["Properties"]["PipelineName"])
         raise AssemblyError(f"{self.dir}: no AWS::SageMaker::Pipeline")
 
     def file_assets(self, region: str, account: str = ACCOUNT) -> dict[tuple[str, str], Path]:
@@ -273,3 +298,18 @@ def synthesize(config: BoostlineConfig, stage: str, outdir: Path) -> None:
         app.synth()
     except RuntimeError as exc:  # jsii wraps the validation failure
         raise AssemblyError(f"synth of stage {stage} failed: {exc}") from exc
+
+
+def definition_body(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """A rendered AWS::SageMaker::Pipeline's definition, as SageMaker receives it."""
+    definition = pipeline["Properties"].get("PipelineDefinition", {})
+    body = definition.get("PipelineDefinitionBody")
+    if not isinstance(body, str):
+        raise AssemblyError(
+            "the pipeline's PipelineDefinition has no PipelineDefinitionBody string "
+            "(an S3 location is not read locally)"
+        )
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise AssemblyError(f"the pipeline definition body is not JSON: {exc}") from exc

@@ -57,6 +57,10 @@ class CloudNames:
         return self.names.stack("serving")
 
     @property
+    def monitoring_stack(self) -> str:
+        return self.names.stack("monitoring")
+
+    @property
     def raw_bucket(self) -> str:
         return self.names.bucket("raw", ACCOUNT, self.names.region)
 
@@ -69,7 +73,7 @@ class CloudNames:
         return f"{self.names.prefix}-retrain-idempotency"
 
 
-def _serving_template(prefix: str, parameters: dict[str, Any]) -> str:
+def _stand_in_template(prefix: str, parameters: dict[str, Any], record: str) -> str:
     """The serving stack's real parameters, with one cheap resource standing in for the rest.
 
     The emulator only holds the stack's parameter values (what the deployer's
@@ -89,7 +93,7 @@ def _serving_template(prefix: str, parameters: dict[str, Any]) -> str:
                 "LiveModel": {
                     "Type": "AWS::SSM::Parameter",
                     "Properties": {
-                        "Name": f"/{prefix}/live-model-package",
+                        "Name": f"/{prefix}/{record}",
                         "Type": "String",
                         "Value": {"Ref": "ModelPackageArn"},
                     },
@@ -110,10 +114,14 @@ class LocalCloud:
     # ------------------------------------------------------------ set-up
 
     def provision(
-        self, pipeline_definition: dict[str, Any], serving_parameters: dict[str, Any]
+        self,
+        pipeline_definition: dict[str, Any],
+        serving_parameters: dict[str, Any],
+        monitoring_parameters: dict[str, Any] | None = None,
     ) -> None:
         """Create what the stacks would, from the assembly: the pipeline gets the
-        synthesized definition, the serving stack the real template's parameters."""
+        synthesized definition, the serving (and monitoring) stack the real templates'
+        parameters."""
         s3 = self.emulator.client("s3")
         s3.create_bucket(
             Bucket=self.names.raw_bucket,
@@ -132,17 +140,21 @@ class LocalCloud:
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.names.prefix}-pipeline",
         )
         sm.create_model_package_group(ModelPackageGroupName=self.names.model_package_group)
-        self.emulator.client("cloudformation").create_stack(
-            StackName=self.names.serving_stack,
-            TemplateBody=_serving_template(self.names.prefix, serving_parameters),
-            # Given explicitly: the emulator keeps only given values for UsePreviousValue.
-            Parameters=[
-                {"ParameterKey": name, "ParameterValue": str(spec["Default"])}
-                for name, spec in serving_parameters.items()
-                if "Default" in spec
-                and not str(spec.get("Type", "")).startswith(_RESOLVED_BY_CLOUDFORMATION)
-            ],
-        )
+        stacks = {self.names.serving_stack: (serving_parameters, "live-model-package")}
+        if monitoring_parameters is not None:
+            stacks[self.names.monitoring_stack] = (monitoring_parameters, "monitored-package")
+        for stack_name, (declared, record) in stacks.items():
+            self.emulator.client("cloudformation").create_stack(
+                StackName=stack_name,
+                TemplateBody=_stand_in_template(self.names.prefix, declared, record),
+                # Given explicitly: the emulator keeps only given values for UsePreviousValue.
+                Parameters=[
+                    {"ParameterKey": name, "ParameterValue": str(spec["Default"])}
+                    for name, spec in declared.items()
+                    if "Default" in spec
+                    and not str(spec.get("Type", "")).startswith(_RESOLVED_BY_CLOUDFORMATION)
+                ],
+            )
 
     def retrain_env(self) -> dict[str, str]:
         """The retrain trigger's environment, as the automation stack sets it."""
@@ -154,6 +166,7 @@ class LocalCloud:
             "IDEMPOTENCY_TABLE": self.names.idempotency_table,
             "MIN_NEW_FILES": "1",
             "MIN_INTERVAL_SECONDS": "0",
+            "ENDPOINT_NAME": self.names.endpoint,
             "POWERTOOLS_SERVICE_NAME": "retrain-trigger",
             "POWERTOOLS_METRICS_NAMESPACE": "Boostline",
         }
@@ -162,6 +175,7 @@ class LocalCloud:
         return {
             "MODEL_PACKAGE_GROUP": self.names.model_package_group,
             "SERVING_STACK_NAME": self.names.serving_stack,
+            "MONITORING_STACK_NAME": self.names.monitoring_stack,
             "DEPLOY_RETRY_SECONDS": "30",
             "POWERTOOLS_SERVICE_NAME": "deployer",
             "POWERTOOLS_METRICS_NAMESPACE": "Boostline",
@@ -249,10 +263,22 @@ class LocalCloud:
     # ------------------------------------------------------------ serving stack
 
     def serving_parameters(self) -> dict[str, str]:
-        stack = self.emulator.client("cloudformation").describe_stacks(
-            StackName=self.names.serving_stack
-        )["Stacks"][0]
+        return self.stack_parameters(self.names.serving_stack)
+
+    def monitoring_parameters(self) -> dict[str, str]:
+        return self.stack_parameters(self.names.monitoring_stack)
+
+    def stack_parameters(self, stack_name: str) -> dict[str, str]:
+        stack = self.emulator.client("cloudformation").describe_stacks(StackName=stack_name)[
+            "Stacks"
+        ][0]
         return {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+
+    def stack_arn(self, stack_name: str) -> str:
+        stack = self.emulator.client("cloudformation").describe_stacks(StackName=stack_name)[
+            "Stacks"
+        ][0]
+        return str(stack["StackId"])
 
     def restore_serving_parameters(self, parameters: dict[str, str]) -> None:
         """What CloudFormation's rollback does when the new endpoint fails its checks."""

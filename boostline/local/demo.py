@@ -15,10 +15,9 @@ import json
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,8 @@ from boostline.local.emulator import ACCOUNT, running_emulator
 from boostline.local.handlers import LocalFunction
 from boostline.local.local_aws import split_uri
 from boostline.local.model_store import unpacked_model
+from boostline.local.monitoring_run import MonitoringRun, run_monitoring
 from boostline.local.pipeline import PipelineFailed, PipelineRun, resolve_assembly, run_pipeline
-from boostline.local.processing_job import run_processing_job
 from boostline.local.serving_spec import endpoint_spec
 from boostline.local.workdir import Workdir
 from boostline.naming import BUCKET_PURPOSES, names_for
@@ -41,10 +40,7 @@ from boostline.progress import Progress
 from boostline.registry import Registry
 from boostline.serving.endpoints import EndpointManager, EndpointNotFound
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "training_scripts"
 VARIANT = "AllTraffic"
-DATA_SCHEDULE = "data-quality"
-MODEL_SCHEDULE = "model-quality"
 
 
 @dataclass
@@ -115,6 +111,7 @@ class Demo:
         self.schema = config.schema_path()
         self.runs: list[PipelineRun] = []
         self.monitoring: dict[str, dict[str, Any]] = {}
+        self.windows: dict[str, tuple[datetime, datetime]] = {}
         self.executions_started = 0
         self.retrain_reason: str | None = None
 
@@ -139,7 +136,9 @@ class Demo:
         self.cloud = LocalCloud(emulator, self.workdir, names)
         region = self.config.stage(self.options.stage).region
         self.cloud.provision(
-            self.assembly.pipeline_definition(region, ACCOUNT), self.assembly.serving_parameters()
+            self.assembly.pipeline_definition(region, ACCOUNT),
+            self.assembly.serving_parameters(),
+            self.assembly.monitoring_parameters(),
         )
         env = self.cloud.retrain_env()
         env["MIN_NEW_FILES"] = "3"  # a single new file is debounced, not trained on
@@ -153,7 +152,7 @@ class Demo:
         self.say(
             "emulator",
             f"AWS API emulator on {emulator.url}; pipeline, registry, "
-            "serving stack and idempotency table provisioned",
+            "serving and monitoring stacks and idempotency table provisioned",
         )
         self.say(
             "assembly",
@@ -169,18 +168,19 @@ class Demo:
         self.check("normal")
         self.land_new_data()
         self.send_traffic("drift", seed=2, drift=self.options.drift)
-        report = self.check("drift")
-        violations = report["data_quality"]["violations"]
-        if violations:
-            event = events.monitoring_job_completed(
-                names.region,
-                f"{names.prefix}-{DATA_SCHEDULE}-{uuid.uuid4().hex[:8]}",
-                f"{names.prefix}-{DATA_SCHEDULE}",
-                violations,
-                report_uri=str(report["dir"]),
-            )
+        run = self.check("drift")
+        # The monitors' own events, routed by the automation stack's rules (at-least-once
+        # delivery: each one delivered `duplicates` times).
+        for event, rule, targets in run.routes:
+            if not any(t.endswith(f":function:{names.prefix}-retrain-trigger") for t in targets):
+                continue
+            detail = event["detail"]
             for attempt in range(self.options.duplicates):
-                self.trigger(event, f"drift violations (delivery {attempt + 1})")
+                self.trigger(
+                    event,
+                    f"{detail.get('monitor')} monitor found {detail.get('violations')} "
+                    f"violation(s), rule {rule} (delivery {attempt + 1})",
+                )
         self.run_pending_executions()
         return self.finish()
 
@@ -333,6 +333,7 @@ class Demo:
                 self.cloud.restore_serving_parameters(
                     {**params, "ModelPackageArn": self.cloud.package_arn(previous)}
                 )
+            self.serving_settled("UPDATE_ROLLBACK_COMPLETE")
             return
         self.say(
             "endpoint",
@@ -340,6 +341,17 @@ class Demo:
             "then took the traffic)",
             version=version,
         )
+        self.serving_settled("UPDATE_COMPLETE")
+
+    def serving_settled(self, status: str) -> None:
+        """CloudFormation's stack event: the deployer copies the live model to monitoring."""
+        stack = self.cloud.names.serving_stack
+        event = events.stack_status_change(
+            self.cloud.names.region, self.cloud.stack_arn(stack), status
+        )
+        result = self.deployer.invoke(event)
+        decision = result.get("decision", "?") if isinstance(result, dict) else str(result)
+        self.say("deployer", f"serving stack {status}: {decision}")
 
     def capture_dir(self, destination: str | None) -> Path | None:
         """The local folder of the capture destination's S3 URI (files go below it)."""
@@ -383,7 +395,10 @@ class Demo:
         )
         rows = list(csv.DictReader(io.StringIO(files[0].read_text())))
         target = self.schema_target()
-        truth_dir = self.workdir.bucket("ground-truth")
+        # Labels land where the monitors read them: the capture bucket's ground-truth prefix.
+        prefix = self.config.stage(self.options.stage).monitoring.ground_truth_prefix
+        truth_dir = self.workdir.bucket("capture") / prefix.rstrip("/")
+        started = datetime.now(timezone.utc)
         errors = 0
         truth: list[str] = []
         with self.progress.step(f"send {len(rows)} {phase} applications to the endpoint"):
@@ -410,6 +425,11 @@ class Demo:
                             }
                         )
                     )
+        # The window ends a second after the last request: inference times are whole seconds.
+        self.windows[phase] = (
+            started.replace(microsecond=0),
+            datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1),
+        )
         hour = datetime.now(timezone.utc).strftime("%Y/%m/%d/%H")
         out = truth_dir / hour / f"{phase}-labels.jsonl"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -425,130 +445,68 @@ class Demo:
 
         return load_schema(self.schema).target_column
 
-    def check(self, phase: str) -> dict[str, Any]:
-        """The scheduled monitors, run on this phase's captures against the live baselines."""
-        from boostline.serving.capture import read_captures
-
-        live = self.live_version()
-        assert live is not None, "nothing is deployed"
-        package = self.registry.describe(live)
+    def check(self, phase: str) -> MonitoringRun:
+        """The scheduled monitors, advanced by hand: the monitoring stack's pipeline, run
+        for this phase's window with the live model the deployer gave that stack."""
+        start, end = self.windows[phase]
+        run = run_monitoring(
+            self.workdir,
+            self.config,
+            self.options.stage,
+            assembly=self.assembly,
+            live=self.cloud.monitoring_parameters(),
+            window_start=start,
+            window_end=end,
+            access=self.access,
+            progress=self.progress,
+        )
+        if run.status != "Succeeded":
+            raise PipelineFailed(f"monitoring run failed: {run.failure}")
         window = self.root / "monitoring" / phase
-        captures = window / "captures"
-        captures.mkdir(parents=True, exist_ok=True)
-        records = [
-            r
-            for r in read_captures(self.workdir.bucket("capture"))
-            if str(r.get("eventMetadata", {}).get("inferenceId", "")).startswith(phase)
-        ]
-        (captures / "window.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        manifest = (
-            unpacked_model(package, self.workdir.root) / "boostline" / "feature_manifest.json"
+        for step, folder in run.reports.items():
+            target = window / ("data-quality" if step.startswith("Data") else "model-quality")
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+        data = run.results.get("data-quality", {})
+        quality = run.results.get("model-quality", {})
+        report = window / "data-quality" / "constraint_violations.json"
+        violations = json.loads(report.read_text())["violations"] if report.exists() else []
+        stats = window / "model-quality" / "statistics.json"
+        metrics = (
+            json.loads(stats.read_text()).get("binary_classification_metrics", {})
+            if (stats.exists())
+            else {}
         )
-        dq = run_processing_job(
-            self.workdir.job_dir(f"monitor-{DATA_SCHEDULE}-{phase}"),
-            SCRIPTS / "data_quality.py",
-            inputs={
-                "captures": captures,
-                "manifest": manifest,
-                "statistics": package.baseline_statistics,
-                "constraints": package.baseline_constraints,
-            },
-            outputs={"result": window / "data-quality"},
-            arguments=lambda i, o: [
-                "check",
-                "--data",
-                str(i["captures"]),
-                "--manifest",
-                str(i["manifest"] / "feature_manifest.json"),
-                "--baseline-statistics",
-                str(i["statistics"] / "statistics.json"),
-                "--constraints",
-                str(i["constraints"] / "constraints.json"),
-                "--output-dir",
-                str(o["result"]),
-            ],
-        )
-        if dq.status != "Completed":
-            raise PipelineFailed(f"data-quality monitor failed: {dq.failure_reason}")
-        dq_violations = json.loads(
-            (window / "data-quality" / "constraint_violations.json").read_text()
-        )["violations"]
-        mq = self.model_quality(phase, package, captures, window)
+        auc = (metrics.get("auc") or {}).get("value")
+        alarms = sorted(name for name, a in run.alarms.items() if a.state == "ALARM")
         self.monitoring[phase] = {
-            "records": len(records),
-            "data_quality_violations": len(dq_violations),
+            "records": int(data.get("rows", 0)),
+            "data_quality_violations": int(data.get("violations", 0)),
             "drifted_features": sorted(
                 {
                     v["feature_name"]
-                    for v in dq_violations
+                    for v in violations
                     if v["constraint_check_type"] == "baseline_drift_check"
                 }
             ),
-            **mq,
+            "auc": auc,
+            "model_quality_violations": int(quality.get("violations", 0)),
+            "alarms": alarms,
+            "execution": run.execution_id,
         }
         self.say(
             "monitor",
-            f"{phase} window: {len(records)} captured requests, "
-            f"{len(dq_violations)} data-quality violation(s)"
-            + (f", live model AUC {mq['auc']:.4f}" if mq.get("auc") is not None else "")
+            f"{phase} window ({run.window_start} to {run.window_end}), monitoring execution "
+            f"{run.execution_id}: {data.get('rows', 0)} captured rows, "
+            f"{data.get('violations', 0)} data-quality violation(s)"
+            + (f", live model AUC {auc:.4f}" if auc is not None else "")
             + (
-                f", {mq['model_quality_violations']} model-quality violation(s)"
-                if mq.get("model_quality_violations")
+                f", {quality.get('violations')} model-quality violation(s)"
+                if quality.get("violations")
                 else ""
-            ),
+            )
+            + (f"; alarms in ALARM: {', '.join(alarms)}" if alarms else "; no alarm"),
         )
-        return {"dir": window, "data_quality": {"violations": len(dq_violations)}}
-
-    def model_quality(
-        self, phase: str, package: Any, captures: Path, window: Path
-    ) -> dict[str, Any]:
-        baseline = window / "model-quality-baseline"
-        base = run_processing_job(
-            self.workdir.job_dir(f"monitor-{MODEL_SCHEDULE}-baseline-{phase}"),
-            SCRIPTS / "model_quality.py",
-            inputs={"evaluation": package.evaluation},
-            outputs={"result": baseline},
-            arguments=lambda i, o: [
-                "baseline",
-                "--evaluation",
-                str(i["evaluation"] / "evaluation.json"),
-                "--output-dir",
-                str(o["result"]),
-            ],
-        )
-        if base.status != "Completed":
-            raise PipelineFailed(f"model-quality baseline failed: {base.failure_reason}")
-        result = run_processing_job(
-            self.workdir.job_dir(f"monitor-{MODEL_SCHEDULE}-{phase}"),
-            SCRIPTS / "model_quality.py",
-            inputs={
-                "captures": captures,
-                "truth": self.workdir.bucket("ground-truth"),
-                "constraints": baseline / "constraints.json",
-            },
-            outputs={"result": window / "model-quality"},
-            arguments=lambda i, o: [
-                "check",
-                "--capture-dir",
-                str(i["captures"]),
-                "--ground-truth-dir",
-                str(i["truth"]),
-                "--constraints",
-                str(i["constraints"] / "constraints.json"),
-                "--output-dir",
-                str(o["result"]),
-                "--threshold",
-                str(package.threshold or 0.5),
-            ],
-        )
-        if result.status != "Completed":
-            raise PipelineFailed(f"model-quality monitor failed: {result.failure_reason}")
-        stats_file = window / "model-quality" / "statistics.json"
-        viol_file = window / "model-quality" / "constraint_violations.json"
-        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-        violations = json.loads(viol_file.read_text())["violations"] if viol_file.exists() else []
-        auc = stats.get("binary_classification_metrics", {}).get("auc", {}).get("value")
-        return {"auc": auc, "model_quality_violations": len(violations)}
+        return run
 
     # ------------------------------------------------------------ the end
 

@@ -77,44 +77,6 @@ def model_package_state_change(region: str, package: dict[str, Any]) -> dict[str
     )
 
 
-def monitoring_job_completed(
-    region: str, job_name: str, schedule_name: str, violations: int, report_uri: str
-) -> dict[str, Any]:
-    arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:processing-job/{job_name}"
-    schedule = f"arn:aws:sagemaker:{region}:{ACCOUNT}:monitoring-schedule/{schedule_name}"
-    message = (
-        f"CompletedWithViolations: Job completed successfully with {violations} violations."
-        if violations
-        else "Completed: Job completed successfully with no violations."
-    )
-    return _envelope(
-        "SageMaker Processing Job State Change",
-        "aws.sagemaker",
-        region,
-        [arn],
-        {
-            "ProcessingJobName": job_name,
-            "ProcessingJobArn": arn,
-            "ProcessingJobStatus": "Completed",
-            "ExitMessage": message,
-            "MonitoringScheduleArn": schedule,
-            "ProcessingOutputConfig": {
-                "Outputs": [
-                    {
-                        "OutputName": "result",
-                        "S3Output": {
-                            "S3Uri": report_uri,
-                            "LocalPath": "/opt/ml/processing/output",
-                            "S3UploadMode": "Continuous",
-                        },
-                    }
-                ]
-            },
-            "Tags": {},
-        },
-    )
-
-
 def scheduled(region: str, rule: str) -> dict[str, Any]:
     return _envelope(
         "Scheduled Event",
@@ -139,5 +101,20 @@ def pipeline_execution_finished(region: str, execution_arn: str, status: str) ->
             "executionEndTime": now,
             "pipelineArn": pipeline_arn,
             "pipelineExecutionArn": execution_arn,
+        },
+    )
+
+
+def stack_status_change(region: str, stack_id: str, status: str) -> dict[str, Any]:
+    """CloudFormation's event when a stack reaches a status."""
+    return _envelope(
+        "CloudFormation Stack Status Change",
+        "aws.cloudformation",
+        region,
+        [stack_id],
+        {
+            "stack-id": stack_id,
+            "status-details": {"status": status, "status-reason": ""},
+            "client-request-token": "",
         },
     )

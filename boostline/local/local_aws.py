@@ -3,9 +3,12 @@
 `LocalS3` maps the stage's buckets onto `<workdir>/buckets/<purpose>/` and the CDK
 asset bucket onto the assembly's asset files, so an S3 URI in the pipeline definition
 names a local file. `LocalAwsEndpoint` serves the calls the job scripts themselves make
-with boto3 (the evaluation's champion download, the preprocessing salt from Secrets
-Manager); each job gets AWS_ENDPOINT_URL pointing at it. Every other call is refused
-with a message naming it, so a script that starts using a new API fails loudly here.
+with boto3: S3 GetObject, HeadObject and ListObjectsV2 (the evaluation's champion
+download, the monitors' capture), Secrets Manager GetSecretValue (the preprocessing
+salt), SageMaker DescribeModelPackage (from the local registry), and CloudWatch
+PutMetricData and EventBridge PutEvents, which it records for the caller to read.
+Each job gets AWS_ENDPOINT_URL pointing at it. Every other call is refused with a
+message naming it, so a script that starts using a new API fails loudly here.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 from boostline.naming import BUCKET_PURPOSES, Names
 
@@ -120,13 +125,24 @@ def prefix_relative(prefix: str, key: str) -> str:
 
 
 class LocalAwsEndpoint:
-    """A local HTTP endpoint for S3 GetObject/HeadObject and Secrets Manager GetSecretValue."""
+    """A local HTTP endpoint for the AWS calls job scripts make (see the module docstring)."""
 
-    def __init__(self, s3: LocalS3, secrets: dict[str, str], region: str) -> None:
+    def __init__(
+        self,
+        s3: LocalS3,
+        secrets: dict[str, str],
+        region: str,
+        describe_package: Callable[[str], dict[str, Any]] | None = None,
+    ) -> None:
         self.s3 = s3
         self.secrets = secrets  # secret ARN (or name) -> SecretString
         self.region = region
+        self.describe_package = describe_package
         self.calls: list[str] = []
+        # What the jobs published: PutMetricData requests, PutEvents entries.
+        self.metrics: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -176,6 +192,9 @@ class LocalAwsEndpoint:
     def _object(self, request: BaseHTTPRequestHandler, head: bool) -> None:
         parts = urlsplit(request.path)
         bucket, _, key = unquote(parts.path).lstrip("/").partition("/")
+        query = parse_qs(parts.query)
+        if not head and query.get("list-type") == ["2"]:
+            return self._list(request, bucket, query)
         self.calls.append(f"s3:{'HeadObject' if head else 'GetObject'} {bucket}/{key}")
         if parts.query and not head:
             return self._refuse(request, f"S3 GET {request.path} (only GetObject is served)")
@@ -203,13 +222,59 @@ class LocalAwsEndpoint:
         if not head:
             request.wfile.write(body)
 
+    def _list(self, request: BaseHTTPRequestHandler, bucket: str, query: dict) -> None:
+        """ListObjectsV2, in one page (the local buckets are small)."""
+        prefix = query.get("prefix", [""])[0]
+        self.calls.append(f"s3:ListBucket {bucket}/{prefix}")
+        if not self.s3.known(bucket):
+            return self._xml_error(request, 404, "NoSuchBucket", bucket, False)
+        found = self.s3.list_prefix(f"s3://{bucket}/{prefix}")
+        contents = "".join(
+            f"<Contents><Key>{escape(key)}</Key><Size>{path.stat().st_size}</Size>"
+            f"<LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>"
+            for key, path in found
+        )
+        data = (
+            "<?xml version='1.0' encoding='UTF-8'?>"
+            '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix>"
+            f"<KeyCount>{len(found)}</KeyCount><MaxKeys>{max(1000, len(found))}</MaxKeys>"
+            f"<IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
+        ).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "application/xml")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
     def _post(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         payload = request.rfile.read(length) if length else b""
         target = request.headers.get("X-Amz-Target", "")
+        body = json.loads(payload or b"{}") if target else {}
+        if target.endswith(".PutMetricData") and target.startswith("GraniteServiceVersion"):
+            with self._lock:
+                self.metrics.append(body)
+            self.calls.append(f"cloudwatch:PutMetricData {body.get('Namespace')}")
+            return self._json(request, 200, {})
+        if target == "AWSEvents.PutEvents":
+            entries = list(body.get("Entries", []))
+            with self._lock:
+                self.events.extend(entries)
+            self.calls.append(f"events:PutEvents {len(entries)}")
+            ids = [{"EventId": str(uuid.uuid4())} for _ in entries]
+            return self._json(request, 200, {"FailedEntryCount": 0, "Entries": ids})
+        if target == "SageMaker.DescribeModelPackage" and self.describe_package is not None:
+            name = str(body.get("ModelPackageName", ""))
+            self.calls.append(f"sagemaker:DescribeModelPackage {name}")
+            try:
+                return self._json(request, 200, self.describe_package(name))
+            except LookupError as exc:
+                error = {"__type": "ValidationException", "message": str(exc)}
+                return self._json(request, 400, error)
         if target != "secretsmanager.GetSecretValue":
             return self._refuse(request, f"POST {target or request.path}")
-        secret_id = json.loads(payload or b"{}").get("SecretId", "")
+        secret_id = body.get("SecretId", "")
         self.calls.append(f"secretsmanager:GetSecretValue {secret_id}")
         if secret_id not in self.secrets:
             body = {"__type": "ResourceNotFoundException", "message": f"no secret {secret_id}"}
