@@ -297,16 +297,20 @@ def boostline_model(
         cmd += ["--data", str(data), "--schema", str(schema), "--quiet"]
         if run.max_trials:
             cmd += ["--max-trials", str(run.max_trials)]
-        if run.assembly is not None:
-            cmd += ["--assembly", str(run.assembly)]
+        if run.config is not None:
+            cmd += ["--config", str(run.config)]
+        # The assembly holds the schema: synthesized once per book, then executed again.
+        assembly = run.assemblies.get(book.name)
+        if assembly is not None:
+            cmd += ["--assembly", str(assembly)]
         began = time.perf_counter()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         seconds = time.perf_counter() - began
-        if run.assembly is None:  # synthesized once: later runs execute the same assembly
-            found = sorted((workdir / "assemblies").glob("*-*"))
-            if found:
-                run.assembly = Path(run.keep) / "assembly"
-                subprocess.run(["cp", "-r", str(found[0]), str(run.assembly)], check=True)
+        found = sorted((workdir / "assemblies").glob("*-*"))
+        if assembly is None and found:
+            kept = Path(run.keep) / f"assembly-{len(run.assemblies)}"
+            subprocess.run(["cp", "-r", str(found[0]), str(kept)], check=True)
+            run.assemblies[book.name] = kept
         archive, registered = _model_archive(workdir)
         if archive is None:
             raise RuntimeError(
@@ -317,9 +321,11 @@ def boostline_model(
         with tarfile.open(archive) as tar:
             tar.extractall(model_dir, filter="data")
         model = inference.load_model(model_dir, threshold=0.5, threads=2)
+        # The endpoint's contract: the schema's features only (a PII field gets a 400).
+        features = test[book.numerical + book.categorical]
         instances = [
-            {k: _json_value(v) for k, v in row.items() if k != book.target}
-            for row in test.to_dict(orient="records")
+            {k: _json_value(v) for k, v in row.items()}
+            for row in features.to_dict(orient="records")
         ]
         X, _ = inference.parse_json(model, {"instances": instances})
         scores = np.asarray(inference.predict(model, X), dtype=np.float64)
@@ -339,7 +345,7 @@ def _model_archive(workdir: Path) -> tuple[Path | None, bool]:
     registered = sorted((workdir / "registry").glob("*/*/model.tar.gz"))
     if registered:
         return registered[-1], True
-    candidate = sorted(workdir.glob("jobs/*-evaluate/processing/input/model/model.tar.gz"))
+    candidate = sorted(workdir.glob("jobs/*-evaluate/opt/ml/processing/input/model/model.tar.gz"))
     return (candidate[-1], False) if candidate else (None, False)
 
 
@@ -371,7 +377,8 @@ class RunSettings:
     boostline: list[str]
     max_trials: int | None
     keep: str
-    assembly: Path | None = None
+    config: Path | None = None
+    assemblies: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -474,6 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=f"{sys.executable} -m boostline",
         help="the command that runs boostline (split on spaces)",
     )
+    p.add_argument(
+        "--config", type=Path, default=None, help="the Boostline config (default: the shipped one)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return p.parse_args(argv)
 
@@ -495,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries, unavailable = [], []
     started = time.perf_counter()
     with _scratch() as keep:
-        run = RunSettings(args.boostline.split(), args.max_trials, keep)
+        run = RunSettings(args.boostline.split(), args.max_trials, keep, args.config)
         for name in names:
             try:
                 book = LOADERS[name](args.cache, args.generator_rows)

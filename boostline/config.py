@@ -136,6 +136,12 @@ class GateConfig(_Strict):
     min_auc: float = Field(0.70, ge=0.5, le=1.0)
     # A candidate may be at most this much worse than the approved model.
     max_auc_drop: float = Field(0.01, ge=0.0, le=0.5)
+    # ... and at most this much worse than a logistic regression fitted on the same rows
+    # in the evaluation job (a model worse than logistic regression does not ship).
+    max_auc_below_logistic: float = Field(0.01, ge=0.0, le=0.5)
+    # The largest expected calibration error (10 equal-width bins, test set) a candidate
+    # may have; null: not checked.
+    max_ece: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class EvaluationConfig(_Strict):
@@ -149,13 +155,14 @@ class EvaluationConfig(_Strict):
     cost_false_positive: float = Field(1.0, gt=0)
     shap_sample_rows: int = Field(2000, ge=10, le=100_000)
 
-    def arguments(self, auc_margin: float) -> list[str]:
+    def arguments(self, auc_margin: float, baseline_auc_margin: float = 0.01) -> list[str]:
         """evaluate.py's command-line settings, the same locally and on SageMaker."""
         return [
             "--threshold-rule", self.threshold_rule,
             "--cost-false-negative", str(self.cost_false_negative),
             "--cost-false-positive", str(self.cost_false_positive),
             "--auc-margin", str(auc_margin),
+            "--baseline-auc-margin", str(baseline_auc_margin),
             "--shap-sample-rows", str(self.shap_sample_rows),
         ]  # fmt: skip
 

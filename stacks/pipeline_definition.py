@@ -210,7 +210,10 @@ def build_definition(
         OutputDataConfig,
         StoppingCondition,
     )
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.conditions import (
+        ConditionGreaterThanOrEqualTo,
+        ConditionLessThanOrEqualTo,
+    )
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import (
@@ -498,7 +501,7 @@ def build_definition(
             f"{PROCESSING}/champion",
             "--output-dir",
             f"{PROCESSING}/output",
-            *ev.arguments(config.gate.max_auc_drop),
+            *ev.arguments(config.gate.max_auc_drop, config.gate.max_auc_below_logistic),
         ],
     )
     evaluate = ProcessingStep(
@@ -577,6 +580,17 @@ def build_definition(
         },
     )
     register = ModelStep(name=REGISTER, step_args=register_args)
+    gate_config = config.gate
+    conditions = [
+        ConditionGreaterThanOrEqualTo(left=auc, right=auc_threshold),
+        ConditionGreaterThanOrEqualTo(left=auc, right=metric("champion.min_auc_required")),
+        ConditionGreaterThanOrEqualTo(left=auc, right=metric("logistic_baseline.min_auc_required")),
+    ]
+    ece_words: list[Any] = []
+    if gate_config.max_ece is not None:
+        ece = metric("calibration.expected_calibration_error")
+        conditions.append(ConditionLessThanOrEqualTo(left=ece, right=gate_config.max_ece))
+        ece_words = [", and its calibration error ", ece, f" at most {gate_config.max_ece:g}"]
     fail = FailStep(
         name=FAIL,
         error_message=Join(
@@ -586,8 +600,11 @@ def build_definition(
                 auc,
                 " must be at least AucThreshold ",
                 auc_threshold,
-                " and the champion's AUC minus the allowed drop ",
+                ", the champion's AUC minus the allowed drop ",
                 metric("champion.min_auc_required"),
+                " and the logistic-regression baseline's AUC minus its margin ",
+                metric("logistic_baseline.min_auc_required"),
+                *ece_words,
                 ". The model was not registered; see the evaluation report at ",
                 evaluated("report"),
             ],
@@ -595,10 +612,7 @@ def build_definition(
     )
     gate = ConditionStep(
         name=GATE,
-        conditions=[
-            ConditionGreaterThanOrEqualTo(left=auc, right=auc_threshold),
-            ConditionGreaterThanOrEqualTo(left=auc, right=metric("champion.min_auc_required")),
-        ],
+        conditions=conditions,
         if_steps=[register],
         else_steps=[fail],
     )

@@ -17,8 +17,9 @@ Outputs under --output-dir (default /opt/ml/processing/output):
                                ("binary_classification_metrics"), plus
                                decision_threshold, threshold_rule,
                                expected_cost_per_application, champion
-                               {auc, min_auc_required}, calibration, fairness,
-                               explanations
+                               {auc, min_auc_required}, calibration (ECE, mean
+                               predicted vs observed), logistic_baseline {auc, brier,
+                               min_auc_required}, fairness, explanations
   report/index.html, report/report.md, report/*.png
   baseline/statistics.json, baseline/constraints.json
                                Model Monitor data-quality baseline of the
@@ -30,8 +31,12 @@ decision_threshold; "approved" means P(default) < decision_threshold. The
 confusion matrix is keyed actual label -> predicted label. Standard deviations
 come from a seeded bootstrap of the test set (the threshold held fixed).
 
+The logistic-regression baseline (baseline.py) is fitted on the training rows (and the
+validation rows, which a small-data model trains on too) and scored on the same test set;
+the gate refuses a candidate whose AUC falls below the baseline's minus --baseline-auc-margin.
+
 Runs in the SageMaker XGBoost image: stdlib, numpy, pandas, pyarrow, scipy,
-matplotlib, xgboost.
+matplotlib, scikit-learn, xgboost.
 """
 
 from __future__ import annotations
@@ -52,9 +57,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
+    import baseline as lr_baseline
     import data_quality as dq
     from job_message import report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts import baseline as lr_baseline
     from training_scripts import data_quality as dq
     from training_scripts.job_message import report_failure
 
@@ -260,6 +267,11 @@ def read_labelled_csv(path: Path, n_features: int, what: str) -> tuple[np.ndarra
 
 
 def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
+    return read_training_rows(train_dir, n_features)[1]
+
+
+def read_training_rows(train_dir: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, features) of every train-*.csv shard, in file order."""
     if not train_dir.is_dir():
         raise EvaluationError(f"training data directory {train_dir} does not exist")
     files = sorted(p for p in train_dir.glob("train-*.csv") if not p.name.startswith("."))
@@ -267,8 +279,8 @@ def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
         files = sorted(p for p in train_dir.glob("*.csv") if not p.name.startswith("."))
     if not files:
         raise EvaluationError(f"no train-*.csv shards in {train_dir}")
-    parts = [read_labelled_csv(f, n_features, "training data")[1] for f in files]
-    return np.concatenate(parts)
+    parts = [read_labelled_csv(f, n_features, "training data") for f in files]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def read_meta(path: Path, rows: int) -> dict[str, np.ndarray] | None:
@@ -812,6 +824,43 @@ def explain(
 # ---------------------------------------------------------------- champion
 
 
+def baseline_section(
+    fit_labels: np.ndarray,
+    fit_features: np.ndarray,
+    labels: np.ndarray,
+    features: np.ndarray,
+    kinds: list[str],
+    candidate_auc: float,
+    margin: float,
+    seed: int,
+) -> dict[str, Any]:
+    """The logistic-regression baseline on the same test set, and the bar it sets."""
+    fitted = lr_baseline.fit_logistic(
+        fit_labels.astype(np.float64),
+        fit_features,
+        features,
+        [k == "categorical" for k in kinds],
+        seed=seed,
+    )
+    tp, fp = Ranking.of(labels, fitted.scores).counts()
+    auc = roc_auc(tp, fp)
+    cal = calibration(labels, fitted.scores)
+    log(f"logistic-regression baseline AUC {auc:.4f} (C {fitted.C:g}, {fitted.rows} rows)")
+    return {
+        "model": "logistic_regression",
+        "auc": auc,
+        "pr_auc": average_precision(tp, fp),
+        "brier": float(np.mean((fitted.scores - labels) ** 2)),
+        "expected_calibration_error": cal["expected_calibration_error"],
+        "mean_predicted": cal["mean_predicted"],
+        "C": fitted.C,
+        "training_rows": fitted.rows,
+        "auc_margin": margin,
+        "min_auc_required": auc - margin,
+        "candidate_auc_minus_baseline": candidate_auc - auc,
+    }
+
+
 def champion_section(
     champion_dir: Path | None,
     scratch: Path,
@@ -879,6 +928,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise EvaluationError("--auc-margin must not be negative")
     if args.cost_false_negative <= 0 or args.cost_false_positive <= 0:
         raise EvaluationError("costs must be positive")
+    if args.baseline_auc_margin < 0:
+        raise EvaluationError("--baseline-auc-margin must not be negative")
     if args.shap_sample_rows < 1:
         raise EvaluationError("--shap-sample-rows must be at least 1")
     out = args.output_dir
@@ -890,13 +941,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         check_model_matches(model, names)
         labels, features = read_labelled_csv(args.test_dir / "test.csv", len(names), "test data")
         meta = read_meta(args.test_dir / "test_meta.csv", len(labels))
+        train_labels, train = read_training_rows(args.train_dir, len(names))
+        validation = args.validation_dir / "validation.csv" if args.validation_dir else None
+        val_labels = val_features = None
+        if validation is not None and validation.exists():
+            val_labels, val_features = read_labelled_csv(validation, len(names), "validation")
         lap("load")
 
         scores = predict(model, features, args.nthread)
         chosen_on, fixed = "test", None
-        validation = args.validation_dir / "validation.csv" if args.validation_dir else None
-        if validation is not None and validation.exists():
-            val_labels, val_features = read_labelled_csv(validation, len(names), "validation")
+        if val_labels is not None and val_features is not None:
             fixed = choose_threshold(
                 val_labels,
                 predict(model, val_features, args.nthread),
@@ -930,12 +984,26 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             args.nthread,
         )
         lap("champion")
+        fit_labels, fit_features = train_labels, train
+        if val_labels is not None and val_features is not None:
+            fit_labels = np.concatenate([train_labels, val_labels])
+            fit_features = np.concatenate([train, val_features])
+        baseline = baseline_section(
+            fit_labels,
+            fit_features,
+            labels,
+            features,
+            kinds,
+            result["binary_classification_metrics"]["auc"]["value"],
+            args.baseline_auc_margin,
+            args.seed,
+        )
+        lap("logistic_baseline")
         explanations, shap_raw = explain(
             model, features, names, kinds, categories, args.shap_sample_rows, args.nthread
         )
         lap("explanations")
 
-        train = read_training_features(args.train_dir, len(names))
         statistics = dq.compute_statistics(train, names, kinds, categories=categories)
         constraints = dq.suggest_constraints(statistics, domains=categories)
         _write_json(out / "baseline" / "statistics.json", statistics)
@@ -952,6 +1020,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "champion": champion,
         "threshold": result["threshold"],
         "calibration": calibration(labels, scores),
+        "logistic_baseline": baseline,
         "fairness": fairness(labels, scores, threshold, meta, list(manifest.get("sensitive", []))),
         "explanations": explanations,
         "dataset": {
@@ -998,7 +1067,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     log(
         f"AUC {metrics['auc']['value']:.4f} (+/- {metrics['auc']['standard_deviation']:.4f}), "
         f"threshold {threshold:.4f} ({args.threshold_rule}), champion AUC {champion['auc']}, "
-        f"min AUC required {champion['min_auc_required']:.4f}; "
+        f"min AUC required {champion['min_auc_required']:.4f}, logistic baseline AUC "
+        f"{baseline['auc']:.4f}; "
         f"{evaluation['timing_seconds']['total']} s"
     )
     return evaluation
@@ -1045,6 +1115,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cost-false-negative", type=float, default=5.0)
     p.add_argument("--cost-false-positive", type=float, default=1.0)
     p.add_argument("--auc-margin", type=float, default=0.01)
+    p.add_argument(
+        "--baseline-auc-margin",
+        type=float,
+        default=0.01,
+        help="how much lower than the logistic-regression baseline's AUC the candidate's may be",
+    )
     p.add_argument("--shap-sample-rows", type=int, default=2000)
     p.add_argument("--bootstrap-samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)

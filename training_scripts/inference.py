@@ -29,10 +29,21 @@ Requests (a missing Content-Type is application/json, as in the image's server)
                       algorithm accepts, so it works without a manifest too.
     application/json  raw applications with named fields: one object, a list of
                       objects, or {"instances": [...]}; encoded with the manifest
-                      exactly as preprocess.py encodes training data (unseen or
-                      missing category -> missing; missing optional field ->
-                      missing; unknown fields such as PII are ignored).
+                      exactly as preprocess.py encodes training data (missing
+                      optional field -> missing; fields the schema does not name,
+                      such as PII, are ignored).
     application/jsonlines  one raw application object per line.
+
+Categories, one rule for training and serving: a categorical feature whose schema lists
+its `values` is a closed list (the manifest's `"closed": true`). A value outside it is
+bad input: preprocess.py rejects the row, and the endpoint answers 400 naming the field
+and its allowed values (never the value sent). A categorical the schema leaves open
+learns its categories from the training rows; a value not among them (an unseen
+category) is scored as missing, as preprocessing encodes it in validation and test rows.
+A missing value is missing when the field is optional, a 400 when it is required. In
+text/csv, an empty code is accepted where the JSON field could be missing or unseen,
+and refused for a required closed categorical. A manifest written before `closed` was
+recorded counts a required categorical as closed and an optional one as open.
 
 Responses (Accept: application/json, application/jsonlines or text/csv; a
 missing or */* Accept answers SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, by default
@@ -152,6 +163,21 @@ class Options:
 # --------------------------------------------------------------------------- the model
 
 
+@dataclass(frozen=True)
+class Category:
+    """A categorical feature as the JSON encoder sees it."""
+
+    name: str
+    required: bool
+    closed: bool  # the schema lists the values: any other value is bad input
+    codes: dict[str, float]
+
+    def allowed(self, limit: int = 60) -> str:
+        values = list(self.codes)
+        shown = ", ".join(values[:limit])
+        return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
 @dataclass
 class Model:
     """The booster plus everything the hot path needs, derived once per worker."""
@@ -165,14 +191,15 @@ class Model:
     lower: np.ndarray
     upper: np.ndarray
     integer: np.ndarray
-    required: np.ndarray  # numerical columns only: an empty categorical code is "unseen"
+    # numerical, and required closed categorical columns: an empty code is refused
+    required: np.ndarray
     categorical: np.ndarray
     # JSON encoding: where numerical and categorical columns go, and for each
-    # categorical (name, required, {category: code})
+    # categorical how it is coded
     numerical_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
     numerical_names: list[str] = field(default_factory=list)
     categorical_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
-    category_codes: list[tuple[str, bool, dict[str, float]]] = field(default_factory=list)
+    category_codes: list[Category] = field(default_factory=list)
 
     @property
     def n_features(self) -> int:
@@ -245,11 +272,13 @@ def load_model(
         if kind == "categorical":
             values = [str(v) for v in col["categories"]]
             codes = {v: float(i) for i, v in enumerate(values)}
-            category_codes.append((name, bool(col.get("required")), codes))
+            needed = bool(col.get("required"))
+            closed = bool(col.get("closed", needed))  # older manifests: see the docstring
+            category_codes.append(Category(name, needed, closed, codes))
             lower.append(0.0)
             upper.append(len(values) - 1.0)
             integer.append(True)
-            required.append(False)
+            required.append(needed and closed)
             categorical.append(True)
         elif kind == "numerical":
             lower.append(-np.inf if col.get("min") is None else float(col["min"]))
@@ -746,7 +775,7 @@ def _kind(value: Any) -> str:
 
 def encode(model: Model, instances: list[dict[str, Any]]) -> np.ndarray:
     """Raw applications -> features, as preprocess.encode_features: numbers as they are,
-    categories as their code (unseen or missing -> NaN, i.e. missing)."""
+    categories as their code (missing, or unseen in an open list -> NaN, i.e. missing)."""
     X = np.empty((len(instances), model.n_features))
     X[:, model.numerical_index] = _numbers(instances, model.numerical_names)
     X[:, model.categorical_index] = _codes(instances, model.category_codes)
@@ -797,28 +826,37 @@ def _json_number(value: Any, row: int, name: str) -> float:
     return number
 
 
-def _codes(
-    instances: list[dict[str, Any]], specs: list[tuple[str, bool, dict[str, float]]]
-) -> np.ndarray:
+def _codes(instances: list[dict[str, Any]], specs: list[Category]) -> np.ndarray:
     out = []
     for i, r in enumerate(instances, 1):
-        for name, required, codes in specs:
-            value = r.get(name)
-            code = codes.get(value) if type(value) is str else None
+        for spec in specs:
+            value = r.get(spec.name)
+            code = spec.codes.get(value) if type(value) is str else None
             if code is None:
-                code = _code(value, i, name, required, codes)
+                code = _code(value, i, spec)
             out.append(code)
     return np.array(out, dtype=np.float64).reshape(len(instances), len(specs))
 
 
-def _code(value: Any, row: int, name: str, required: bool, codes: dict[str, float]) -> float:
+def _code(value: Any, row: int, spec: Category) -> float:
     """The slow path of _codes: untrimmed, unseen, missing or wrongly typed values."""
+    name, codes = spec.name, spec.codes
     if type(value) is str and value.strip():
-        return codes.get(value.strip(), _NAN)  # unseen -> missing, as in training
+        code = codes.get(value.strip())
+        if code is not None:
+            return code
+        if not spec.closed:
+            return _NAN  # unseen in an open list -> missing, as preprocessing encodes it
+        raise InferenceError(
+            400,
+            f"row {row}, field {name!r}: not one of the allowed values ({spec.allowed()})",
+            row=row,
+            field=name,
+        )
     if type(value) is int and str(value) in codes:
         return codes[str(value)]  # e.g. a term of 36 for categories "36" and "60"
     if value is None or type(value) is str:
-        if required:
+        if spec.required:
             raise InferenceError(
                 400, f"row {row}, field {name!r}: is required but missing", row=row, field=name
             )

@@ -402,6 +402,10 @@ def build_manifest(
                 "name": f.name,
                 "kind": "categorical",
                 "required": f.required,
+                # closed: the schema lists the values; any other is bad input, here
+                # (the row is rejected) and at the endpoint (a 400). Open: learned from
+                # the training rows; an unseen value is missing, here and there.
+                "closed": f.values is not None,
                 "categories": categories[f.name],
             }
         )
@@ -419,7 +423,10 @@ def build_manifest(
         "columns": columns,
         "encoding": {
             "csv": "no header; label first in training files; features in 'columns' order",
-            "categorical": "index into 'categories'; unseen or missing -> empty (missing)",
+            "categorical": (
+                "index into 'categories'; missing, or unseen in an open list -> empty "
+                "(missing); outside a closed list: rejected"
+            ),
             "numerical": "as is; missing -> empty (missing)",
         },
         "label_counts": label_counts,

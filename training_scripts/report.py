@@ -287,6 +287,22 @@ def champion_text(evaluation: dict[str, Any]) -> str:
     )
 
 
+def baseline_text(evaluation: dict[str, Any]) -> str:
+    lr = evaluation.get("logistic_baseline")
+    if not lr:
+        return "No logistic-regression baseline was fitted."
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    brier = evaluation["binary_classification_metrics"]["brier"]["value"]
+    verdict = "meets" if auc >= lr["min_auc_required"] else "does NOT meet"
+    return (
+        f"A logistic regression fitted on the same {lr['training_rows']:,} training rows "
+        f"(C {lr['C']:g}, chosen by cross-validation) scores an AUC of {lr['auc']:.4f} and a "
+        f"Brier score of {lr['brier']:.4f} on the same test set (this model: {auc:.4f} and "
+        f"{brier:.4f}). A candidate may be at most {lr['auc_margin']:g} below it, so it needs "
+        f"at least {lr['min_auc_required']:.4f}; this candidate {verdict} that bar."
+    )
+
+
 def calibration_text(evaluation: dict[str, Any]) -> str:
     cal = evaluation["calibration"]
     return (
@@ -409,6 +425,7 @@ def _sections(evaluation: dict[str, Any]) -> dict[str, Any]:
         ),
         "threshold": threshold_explanation(evaluation),
         "champion": champion_text(evaluation),
+        "baseline": baseline_text(evaluation),
         "drivers": drivers,
         "drivers_intro": (
             "The features that move the predicted risk most, by mean absolute SHAP value "
@@ -468,6 +485,8 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
         f"<p>{e(s['threshold'])}</p>",
         "<h2>Comparison with the approved model</h2>",
         f"<p>{e(s['champion'])}</p>",
+        "<h2>Comparison with logistic regression</h2>",
+        f"<p>{e(s['baseline'])}</p>",
         "<h2>Top drivers of risk</h2>",
         f"<p>{e(s['drivers_intro'])}</p>",
         "<table><tr><th>#</th><th>Feature</th><th>Mean |SHAP|</th><th>Direction</th></tr>",
@@ -547,6 +566,10 @@ def _markdown(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, st
         "## Comparison with the approved model",
         "",
         s["champion"],
+        "",
+        "## Comparison with logistic regression",
+        "",
+        s["baseline"],
         "",
         "## Top drivers of risk",
         "",

@@ -21,6 +21,14 @@ Outputs
 With several hosts (SM_HOSTS) the first sorted host runs the XGBoost tracker and every
 host trains on the files in its own channel dirs.
 
+Small data (fewer training rows than `cv_max_rows`, all hosts): the job scores itself by
+`cv_folds`-fold stratified cross-validation on train + validation (cross_validation.py),
+prints the folds' mean as its one `validation-<metric>:` line (what the tuner reads), and
+trains the model on all of those rows for the rounds the folds chose. Otherwise early
+stopping watches the validation channel, whose best score is the metric line.
+
+Class weighting: none unless `scale_pos_weight` is given, so the scores stay probabilities.
+
 Checkpoints: rank 0 saves the booster every `checkpoint_interval` rounds under
 /opt/ml/checkpoints/<TRAINING_JOB_NAME>/ (SageMaker sets TRAINING_JOB_NAME and syncs the
 whole of /opt/ml/checkpoints with CheckpointConfig.S3Uri, which every trial of a tuning
@@ -58,8 +66,10 @@ from xgboost import collective
 from xgboost.tracker import RabitTracker
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
+    from cross_validation import CvResult, cross_validate, stratified_folds
     from job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts.cross_validation import CvResult, cross_validate, stratified_folds
     from training_scripts.job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 
 MODEL_FILE = "xgboost-model"
@@ -178,6 +188,8 @@ _BOOSTER_RULES: dict[str, _Rule] = {
 # Fields of Hyperparameters.
 _CONTROL_RULES: dict[str, _Rule] = {
     "checkpoint_interval": _number(1, integer=True),
+    "cv_folds": _number(2, 20, integer=True),
+    "cv_max_rows": _number(0, integer=True),
     "early_stopping_rounds": _number(1, integer=True),
     "eval_metric": _choice(*EVAL_METRICS),
     "nthread": _number(1, integer=True),
@@ -200,7 +212,13 @@ class Hyperparameters:
     nthread: int | None = None  # None: SM_NUM_CPUS
     checkpoint_interval: int = 10
     early_stopping_rounds: int | None = None
-    scale_pos_weight: float | None = None  # None: negatives / positives of the train data
+    # Below cv_max_rows training rows (all hosts), the job scores itself by cv_folds-fold
+    # cross-validation on train + validation and trains on all of them (0: never).
+    cv_folds: int = 5
+    cv_max_rows: int = 0
+    # 1 unless given: class-ratio weighting (negatives / positives) would make the scores
+    # stop being probabilities; the evaluation's cost-based threshold handles imbalance.
+    scale_pos_weight: float = 1.0
     booster: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -1067,19 +1085,25 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
     summary = summarise(train_data, valid_data, job.distributed)
     check_summary(summary, hps, valid_data is not None)
     names = _shared_feature_names(job, summary.columns - 1)
-    dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread)
+    use_cv = uses_cross_validation(hps, summary, rank, len(job.hosts))
     dvalid = None
-    if valid_data is not None:
-        dvalid = _dmatrix(valid_data.with_columns(summary.columns), names, nthread)
+    if use_cv:
+        pool = pooled(train_data, valid_data, summary.columns, rank, len(job.hosts))
+        dtrain = _dmatrix(pool, names, nthread)
+    else:
+        dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread)
+        if valid_data is not None:
+            dvalid = _dmatrix(valid_data.with_columns(summary.columns), names, nthread)
     load_seconds = time.perf_counter() - started
 
-    spw = hps.scale_pos_weight or summary.negatives / summary.positives
+    spw = hps.scale_pos_weight
     params = hps.xgb_params(nthread, spw)
     stopping = hps.early_stopping_rounds if dvalid is not None else None
-    mark = fingerprint(train_data, valid_data, names, summary, params, stopping, job, rank)
+    marked = {**params, "cv_folds": hps.cv_folds} if use_cv else params
+    mark = fingerprint(train_data, valid_data, names, summary, marked, stopping, job, rank)
     checkpoints = None
     if rank == 0:
-        _announce(job, hps, summary, spw, nthread, dvalid is not None)
+        _announce(job, hps, summary, spw, nthread, dvalid is not None or use_cv)
         if job.job_name is None:
             print(
                 f"{JOB_NAME_ENV} is not set: checkpoints are kept in {job.checkpoint_dir}",
@@ -1091,10 +1115,25 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         print(f"resuming from checkpoint at round {start.num_boosted_rounds()}", flush=True)
 
     began = time.perf_counter()
+    num_round, cv = hps.num_round, None
+    if use_cv:
+        fold = stratified_folds(pool.labels, hps.cv_folds, hps.seed, offset=rank)
+        cv = cross_validate(
+            params,
+            dtrain,
+            fold,
+            hps.cv_folds,
+            hps.num_round,
+            early_stopping_rounds=hps.early_stopping_rounds,
+            maximize=hps.maximize,
+        )
+        num_round = cv.rounds
+        if rank == 0:
+            _announce_cv(cv, hps.eval_metric, pooled_counts(summary, len(job.hosts))[0])
     result = train(
         params,
         dtrain,
-        hps.num_round,
+        num_round,
         dvalid=dvalid,
         early_stopping_rounds=hps.early_stopping_rounds,
         maximize=hps.maximize,
@@ -1118,8 +1157,17 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         "num_round": hps.num_round,
         "rounds": result.booster.num_boosted_rounds(),
         "resumed_from_round": result.resumed_from,
-        "best_iteration": result.best_iteration,
-        "best_validation_score": result.best_score,
+        "best_iteration": cv.rounds - 1 if cv else result.best_iteration,
+        "best_validation_score": cv.score if cv else result.best_score,
+        "cross_validation": None
+        if cv is None
+        else {
+            "folds": cv.folds,
+            "rounds": cv.rounds,
+            "score": cv.score,
+            "std": cv.std,
+            "rows_all_hosts": pooled_counts(summary, len(job.hosts))[0],
+        },
         "eval_metric": hps.eval_metric,
         "stopped_early": result.stopped_early,
         "scale_pos_weight": spw,
@@ -1130,6 +1178,66 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
     }
     save_outputs(job, rank, result.booster, metrics)
     return metrics
+
+
+def pooled_counts(summary: DataSummary, hosts: int) -> tuple[int, int]:
+    """(rows, positives) of train + validation, each row once: the summary counts the
+    FullyReplicated validation channel on every host."""
+    return (
+        summary.train_rows + summary.validation_rows // hosts,
+        summary.positives + summary.validation_positives // hosts,
+    )
+
+
+def uses_cross_validation(
+    hps: Hyperparameters, summary: DataSummary, rank: int, hosts: int
+) -> bool:
+    """Whether this job scores itself by k-fold cross-validation (same answer on every rank)."""
+    if not hps.cv_max_rows or summary.train_rows >= hps.cv_max_rows:
+        return False
+    rows, positives = pooled_counts(summary, hosts)
+    fewest = min(positives, rows - positives)
+    if fewest < hps.cv_folds:
+        if rank == 0:
+            print(
+                f"{fewest} rows of the rarer class are too few for {hps.cv_folds}-fold "
+                "cross-validation: scoring on the validation set instead",
+                flush=True,
+            )
+        return False
+    return True
+
+
+def pooled(
+    train: Dataset, validation: Dataset | None, columns: int, rank: int, hosts: int
+) -> Dataset:
+    """This host's train rows plus its share of the validation rows.
+
+    The validation channel is FullyReplicated (every host holds all of it): host r takes
+    rows r, r + hosts, ... so that together the hosts hold each row once.
+    """
+    parts = [train.with_columns(columns)]
+    if validation is not None:
+        valid = validation.with_columns(columns)
+        mine = np.arange(valid.rows) % hosts == rank
+        parts.append(Dataset(valid.features[mine], valid.labels[mine], columns))
+    return Dataset(
+        np.concatenate([p.features for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        columns,
+        [f for p in parts for f in p.files],
+    )
+
+
+def _announce_cv(cv: CvResult, metric: str, rows: int) -> None:
+    # The line carries the metric the tuner reads (validation-<metric>: the CV mean), once.
+    print(
+        f"{cv.folds}-fold cross-validation on {rows} rows (train + validation): "
+        f"best round {cv.rounds - 1}, validation-{metric}: {cv.score:.6f} "
+        f"(mean of the folds, std {cv.std:.6f}); the final model trains on all "
+        f"{rows} rows for {cv.rounds} rounds",
+        flush=True,
+    )
 
 
 def _shared_feature_names(job: JobEnv, features: int) -> list[str] | None:

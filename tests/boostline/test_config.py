@@ -40,3 +40,28 @@ def test_preprocess_arguments_carry_the_training_host_count() -> None:
     arguments = load_config().preprocess.arguments("3")
     flag = arguments.index("--training-instance-count")
     assert arguments[flag + 1] == "3"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("max_ece: 0.05", "max_ece: 0", "gate.max_ece: Input should be greater than 0"),
+        ("max_auc_below_logistic: 0.01", "max_auc_below_logistic: -1", "gate.max_auc_below"),
+        ("cv_folds: 5", "cv_folds: 1", "hyperparameter 'cv_folds'"),
+    ],
+)
+def test_gate_and_small_data_settings_are_checked(
+    tmp_path: Path, old: str, new: str, reason: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_config_text(**{old: new}))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert reason in str(error.value)
+
+
+def test_calibration_gate_can_be_switched_off(tmp_path: Path) -> None:
+    off = tmp_path / "off.yaml"
+    off.write_text(_config_text(**{"max_ece: 0.05": "max_ece: null"}))
+    assert load_config(off).gate.max_ece is None
+    assert load_config().gate.max_ece == 0.05

@@ -195,13 +195,15 @@ def test_evaluate_reads_the_best_model_and_the_test_split(dev):
     )
     cli = args["AppSpecification"]["ContainerArguments"]
     assert cli[cli.index("--auc-margin") + 1] == str(dev.config.gate.max_auc_drop)
+    margin = cli[cli.index("--baseline-auc-margin") + 1]
+    assert margin == str(dev.config.gate.max_auc_below_logistic)
     assert cli[cli.index("--threshold-rule") + 1] == dev.config.evaluation.threshold_rule
 
 
 def test_gate_reads_auc_from_the_property_file(dev):
     gate = _steps(_definition(dev))["QualityGate"]["Arguments"]
-    absolute, champion = gate["Conditions"]
-    for condition in (absolute, champion):
+    absolute, champion, baseline, ece = gate["Conditions"]
+    for condition in (absolute, champion, baseline):
         assert condition["Type"] == "GreaterThanOrEqualTo"
         assert condition["LeftValue"] == {
             "Std:JsonGet": {
@@ -211,8 +213,14 @@ def test_gate_reads_auc_from_the_property_file(dev):
         }
     assert absolute["RightValue"] == {"Get": "Parameters.AucThreshold"}
     assert champion["RightValue"]["Std:JsonGet"]["Path"] == "champion.min_auc_required"
+    # a model worse than logistic regression does not ship, nor one off in its probabilities
+    assert baseline["RightValue"]["Std:JsonGet"]["Path"] == "logistic_baseline.min_auc_required"
+    assert ece["Type"] == "LessThanOrEqualTo"
+    assert ece["LeftValue"]["Std:JsonGet"]["Path"] == "calibration.expected_calibration_error"
+    assert ece["RightValue"] == dev.config.gate.max_ece
     fail = _steps(_definition(dev))["GateFailed"]["Arguments"]["ErrorMessage"]
     assert "Quality gate failed" in json.dumps(fail)
+    assert "logistic-regression baseline" in json.dumps(fail)
 
 
 def test_register_model_carries_metrics_baselines_and_inference_settings(dev):

@@ -214,6 +214,24 @@ def test_a_weak_candidate_falls_below_the_champion(weak_run: dict, good_run: dic
     assert set(gains) == {c["name"] for c in weak_run["dataset"]["features"]}
 
 
+def test_logistic_baseline_is_scored_beside_the_candidate(
+    good_run: dict, weak_run: dict, book: dict
+) -> None:
+    e = good_run["evaluation"]
+    lr = e["logistic_baseline"]
+    auc = e["binary_classification_metrics"]["auc"]["value"]
+    # the generated book is close to logistic in its features: a fair baseline is close
+    assert 0.7 < lr["auc"] < 0.9 and abs(lr["auc"] - auc) < 0.05
+    assert lr["min_auc_required"] == pytest.approx(lr["auc"] - 0.01)
+    assert lr["candidate_auc_minus_baseline"] == pytest.approx(auc - lr["auc"])
+    assert lr["training_rows"] == book["train_rows"] and lr["C"] > 0
+    assert 0 < lr["brier"] < 0.25 and lr["expected_calibration_error"] < 0.05
+    # the gate's bar: the shuffled-label model loses to the baseline by far
+    weak_auc = weak_run["binary_classification_metrics"]["auc"]["value"]
+    assert weak_auc < weak_run["logistic_baseline"]["min_auc_required"] - 0.1
+    assert "logistic regression" in (good_run["out"] / "report" / "report.md").read_text()
+
+
 @pytest.mark.parametrize("kind", ["missing", "empty"])
 def test_no_champion(book: dict, tmp_path: Path, kind: str) -> None:
     champion = tmp_path / "champion"

@@ -358,9 +358,13 @@ def test_bad_csv_values_name_row_and_field(book, model, row_index, column, value
         assert f"row {row_index}" in body["error"] and repr(column) in body["error"]
 
 
-def test_unseen_category_code_is_allowed_empty(book, model) -> None:
-    body = csv_case(book, 1, "grade", "")  # preprocess writes unseen categories as empty
-    assert inf.handle(model, body, CSV, CSV).status == 200
+def test_an_empty_code_is_refused_for_a_required_closed_category_only(book, model) -> None:
+    # preprocessing rejects a row missing a required grade, so an encoded row never has one
+    body = error(inf.handle(model, csv_case(book, 1, "grade", ""), CSV, CSV), 400)
+    assert (body["row"], body["field"]) == (1, "grade")
+    assert "is required but missing" in body["error"]
+    # emp_length is optional: empty stays missing
+    assert inf.handle(model, csv_case(book, 1, "emp_length", ""), CSV, CSV).status == 200
 
 
 @pytest.mark.parametrize(
@@ -449,10 +453,79 @@ def test_json_encoding_follows_preprocess(book, model) -> None:
     assert np.isnan(X[0, names(book).index("revol_util")])
     absent = {k: v for k, v in base.items() if k != "mort_acc"}
     assert np.isnan(inf.parse_json(model, json.dumps(absent))[0][0, names(book).index("mort_acc")])
-    unseen = {**base, "purpose": "space_travel", "addr_state": "ZZ"}
-    X = inf.parse_json(model, json.dumps(unseen))[0]
+
+
+# --------------------------------------------------------------------------- categories, PII
+
+
+def _model_with(book, tmp_path, **changes: dict) -> inf.Model:
+    """The test model with some manifest columns changed (e.g. an open category list)."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(book["model_dir"], model_dir)
+    manifest = json.loads(json.dumps(book["manifest"]))
+    for column in manifest["columns"]:
+        column.update(changes.get(column["name"], {}))
+        if changes.get(column["name"], {}).get("closed") == "absent":
+            del column["closed"]
+    (model_dir / inf.MANIFEST_FILE).write_text(json.dumps(manifest))
+    return inf.load_model(model_dir, threads=1)
+
+
+def test_a_value_outside_a_closed_category_list_is_refused_as_preprocessing_refuses_it(
+    book, model
+) -> None:
+    base = dict(book["test_raw"][0])
+    for field, value in (("purpose", "space_travel"), ("home_ownership", "CASTLE")):
+        instances = [base, {**base, field: value}]
+        for body, content_type in (
+            (json.dumps({"instances": instances}), JSON),
+            ("\n".join(json.dumps(i) for i in instances), JSONL),
+        ):
+            answer = error(inf.handle(model, body, content_type, JSON), 400)
+            assert (answer["row"], answer["field"]) == (2, field)
+            categories = next(c for c in book["manifest"]["columns"] if c["name"] == field)
+            assert f"allowed values ({', '.join(categories['categories'])})" in answer["error"]
+            assert value not in answer["error"]  # the value sent is never quoted
+    # preprocessing: the same value of the same field rejects the row
+    import pyarrow as pa
+
+    raw = dict(book["test_raw"][0], purpose="space_travel")
+    table = pa.table({k: [v or None] for k, v in raw.items()})
+    schema = preprocess.load_schema(SCHEMA_PATH)
+    assert preprocess.validate(table, schema)[2] == [["purpose: unknown category"]]
+
+
+def test_an_unseen_value_of_an_open_category_list_is_missing(book, tmp_path) -> None:
+    # open: the schema lists no values, the categories were learned from the training rows
+    opened = _model_with(book, tmp_path, purpose={"closed": False})
+    base = dict(book["test_raw"][0])
+    X = inf.parse_json(opened, json.dumps({**base, "purpose": "space_travel"}))[0]
     assert np.isnan(X[0, names(book).index("purpose")])
+    assert inf.handle(opened, csv_case(book, 1, "purpose", ""), CSV, CSV).status == 200
+
+
+def test_a_manifest_without_closed_counts_required_categories_as_closed(book, tmp_path) -> None:
+    old = _model_with(
+        book,
+        tmp_path,
+        purpose={"closed": "absent"},
+        addr_state={"closed": "absent", "required": False},
+    )
+    base = dict(book["test_raw"][0])
+    refused = inf.handle(old, json.dumps({**base, "purpose": "space_travel"}), JSON, JSON)
+    assert error(refused, 400)["field"] == "purpose"
+    X = inf.parse_json(old, json.dumps({**base, "addr_state": "ZZ"}))[0]
     assert np.isnan(X[0, names(book).index("addr_state")])
+
+
+def test_a_long_allowed_list_is_shortened(book, model) -> None:
+    answer = error(
+        inf.handle(model, json.dumps({**book["test_raw"][0], "addr_state": "ZZ"}), JSON, JSON), 400
+    )
+    assert "... (51 in all)" not in answer["error"]  # 51 states: listed in full
+    assert "WY)" in answer["error"]
+    spec = inf.Category("x", True, True, {str(i): float(i) for i in range(100)})
+    assert spec.allowed().endswith(", 59, ... (100 in all)")
 
 
 DEEP_LIST = b"[" * 100_000 + b"]" * 100_000  # deeper than the JSON parser's recursion limit

@@ -115,6 +115,9 @@ def test_writes_sagemaker_layout(tmp_path: Path, schema_file: Path) -> None:
         "purpose",
     ]
     assert manifest["columns"][3]["categories"] == ["A", "B", "C", "D"]
+    # grade lists its values (closed: another value is rejected here and refused by the
+    # endpoint); purpose learns them from the training rows (open: unseen is missing)
+    assert [manifest["columns"][i]["closed"] for i in (3, 4)] == [True, False]
     assert manifest["target"]["positive_value"] == "bad"
 
 

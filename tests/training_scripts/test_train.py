@@ -193,8 +193,8 @@ def test_bad_hyperparameter_fails_the_job_with_a_failure_file(job: Job, argv: li
 def test_single_host_learns_and_saves_a_loadable_model(
     job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    negatives, positives = write_csv(job.train_dir / "part-0.csv", 2000, seed=1)
-    more = write_csv(job.train_dir / "part-1.csv", 1500, seed=2)
+    write_csv(job.train_dir / "part-0.csv", 2000, seed=1)
+    write_csv(job.train_dir / "part-1.csv", 1500, seed=2)
     (job.train_dir / ".hidden.csv").write_text("garbage\n")
     add_validation(job, monkeypatch)
     names = write_manifest(job.manifest_dir)
@@ -204,9 +204,8 @@ def test_single_host_learns_and_saves_a_loadable_model(
 
     metrics = job.metrics
     assert metrics["rows"] == 3500 and metrics["features"] == FEATURES
-    assert metrics["scale_pos_weight"] == pytest.approx(
-        (negatives + more[0]) / (positives + more[1])
-    )
+    # no class-ratio weighting unless asked for: the scores stay probabilities
+    assert metrics["scale_pos_weight"] == 1.0
     assert metrics["best_validation_score"] > 0.7
     assert not (job.output_dir / "failure").exists()
     # the built-in server loads every top-level file: only the booster sits there
@@ -268,6 +267,57 @@ def test_given_scale_pos_weight_is_used_as_is(job: Job) -> None:
     write_csv(job.train_dir / "part-0.csv", 300)
     train.main(["--num_round", "3", "--scale_pos_weight", "7.5"])
     assert job.metrics["scale_pos_weight"] == 7.5
+
+
+# -- cross-validation on small data --------------------------------------------------------
+
+
+def test_small_data_is_scored_by_cross_validation_and_trained_on_train_plus_validation(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    argv = ["--num_round", "200", "--eta", "0.3", "--early_stopping_rounds", "10"]
+
+    train.main([*argv, "--cv_max_rows", "1000", "--cv_folds", "4"])
+
+    log = capsys.readouterr().out
+    metrics = job.metrics
+    cv = metrics["cross_validation"]
+    assert cv["folds"] == 4 and cv["rows_all_hosts"] == 800
+    # the model is the final one, trained on all 800 rows for the rounds the folds chose
+    assert metrics["rounds"] == cv["rounds"] == metrics["best_iteration"] + 1 < 200
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    assert booster.num_boosted_rounds() == cv["rounds"]
+    # the tuner reads the CV mean with the same regex, on the one line that carries it
+    regex = {d["Name"]: d["Regex"] for d in train.METRIC_DEFINITIONS}["validation:auc"]
+    assert [float(v) for v in re.findall(regex, log)] == [pytest.approx(cv["score"], abs=1e-6)]
+    assert 0.7 < cv["score"] == metrics["best_validation_score"]
+
+
+def test_large_data_or_too_few_positives_keep_the_validation_set(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    train.main(["--num_round", "20", "--cv_max_rows", "600"])  # 600 rows: not below
+    assert job.metrics["cross_validation"] is None
+
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3, shift=-9.0)  # almost no positives
+    write_csv(job.validation_dir / "validation.csv", 100, seed=5, shift=-9.0)
+    (job.validation_dir / "validation.csv").write_text(
+        (job.validation_dir / "validation.csv").read_text() + "1" + ",0" * FEATURES + "\n"
+    )
+    positives = sum(
+        line.startswith("1,")
+        for d in (job.train_dir, job.validation_dir)
+        for f in d.glob("*.csv")
+        for line in f.read_text().splitlines()
+    )
+    folds = positives + 1
+    train.main(["--num_round", "20", "--cv_max_rows", "5000", "--cv_folds", str(folds)])
+    assert job.metrics["cross_validation"] is None
+    assert f"too few for {folds}-fold cross-validation" in capsys.readouterr().out
 
 
 # -- bad data ----------------------------------------------------------------------------

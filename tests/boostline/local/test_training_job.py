@@ -68,8 +68,8 @@ def metrics(host) -> dict:
 
 
 def test_two_hosts_on_two_shards_end_with_identical_models(tmp_path: Path) -> None:
-    # class balance differs per shard, so a per-host ratio would differ from the global one
-    counts = [write_csv(tmp_path / f"train-{i}.csv", 1500, seed=i, shift=i - 1.0) for i in (0, 1)]
+    for i in (0, 1):
+        write_csv(tmp_path / f"train-{i}.csv", 1500, seed=i, shift=i - 1.0)
     write_csv(tmp_path / "validation.csv", 800, seed=7)
     names = write_manifest(tmp_path / "manifest" / train.FEATURE_MANIFEST)
     channels = {
@@ -96,10 +96,7 @@ def test_two_hosts_on_two_shards_end_with_identical_models(tmp_path: Path) -> No
     stats = [metrics(host) for host in result.hosts]
     assert [s["rank"] for s in stats] == [0, 1]
     assert [s["rows"] for s in stats] == [1500, 1500]
-    negatives = sum(c[0] for c in counts)
-    positives = sum(c[1] for c in counts)
-    assert stats[0]["scale_pos_weight"] == stats[1]["scale_pos_weight"]
-    assert stats[0]["scale_pos_weight"] == pytest.approx(negatives / positives)
+    assert stats[0]["scale_pos_weight"] == stats[1]["scale_pos_weight"] == 1.0
 
     raw = (result.model_dir / train.MODEL_FILE).read_bytes()
     assert hashlib.sha256(raw).hexdigest() == first
@@ -115,6 +112,33 @@ def test_two_hosts_on_two_shards_end_with_identical_models(tmp_path: Path) -> No
     again = package_model(result.model_dir, tmp_path / "again.tar.gz")
     assert again.read_bytes() == result.model_tar.read_bytes()
     assert "validation-auc" in result.log and "[algo-1]" not in result.log
+
+
+def test_two_hosts_cross_validate_together_on_small_data(tmp_path: Path) -> None:
+    for i in (0, 1):
+        write_csv(tmp_path / f"train-{i}.csv", 400, seed=i, shift=i - 1.0)
+    write_csv(tmp_path / "validation.csv", 201, seed=7)  # replicated: each host takes half
+    channels = {
+        "train": Channel([tmp_path / "train-0.csv", tmp_path / "train-1.csv"], "ShardedByS3Key"),
+        "validation": Channel([tmp_path / "validation.csv"]),
+    }
+    hps = {"num_round": 100, "eta": 0.3, "early_stopping_rounds": 5, "cv_max_rows": 5000}
+
+    result = run_training_job(
+        tmp_path / "job", TRAIN_PY, hps, channels, instance_count=2, timeout=JOB_TIMEOUT
+    )
+
+    assert result.status == "Completed", result.failure_reason
+    first, second = digests(result)
+    assert first == second
+    stats = [metrics(host) for host in result.hosts]
+    cv = [s["cross_validation"] for s in stats]
+    assert cv[0] == cv[1] and cv[0]["rows_all_hosts"] == 1001 and cv[0]["folds"] == 5
+    # the final model: every row of train and validation once, for the rounds CV chose
+    assert [s["rows"] for s in stats] == [400, 400]
+    booster = xgb.Booster(model_file=str(result.model_dir / train.MODEL_FILE))
+    assert booster.num_boosted_rounds() == cv[0]["rounds"] < 100
+    assert cv[0]["score"] > 0.75
 
 
 def test_a_host_without_data_takes_part_and_nothing_hangs(tmp_path: Path) -> None:
