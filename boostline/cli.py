@@ -12,6 +12,7 @@ from typing import Any
 
 from boostline.config import DEFAULT_CONFIG, BoostlineConfig, ConfigError, load_config
 from boostline.local.workdir import DEFAULT_WORKDIR, Workdir
+from boostline.naming import names_for
 from boostline.progress import Progress
 from training_scripts.dataset_schema import SchemaError, load_schema
 
@@ -119,8 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
     serve.add_argument(
-        "--capture", action="store_true", help="write data capture under <workdir>/buckets/capture"
+        "--capture",
+        action="store_true",
+        help="write data capture where the stage's endpoint does (<workdir>/buckets/capture/"
+        "capture/<endpoint>/<variant>/), for `boostline monitor run`",
     )
+    serve.add_argument("--stage", default="dev", help="stage whose endpoint this stands for")
     serve.add_argument(
         "--sampling-percentage",
         type=int,
@@ -128,6 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of requests captured (default 100)",
     )
     serve.set_defaults(handler=cmd_serve)
+
+    monitor = groups.add_parser("monitor", help="run the endpoint's monitors")
+    monitor_cmds = monitor.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    monitor_run = monitor_cmds.add_parser(
+        "run",
+        parents=[common],
+        help="one scheduled monitoring run, on the local capture",
+        description="Run the monitoring stack's pipeline (data quality and model quality) "
+        "for one window of the local endpoint's capture, as its schedule would, against "
+        "the baselines of the model being monitored; evaluates the stack's alarms.",
+    )
+    monitor_run.add_argument(
+        "--model", default="latest-approved", help="the live version (default latest-approved)"
+    )
+    monitor_run.add_argument("--stage", default="dev", help="stage whose monitors run")
+    monitor_run.add_argument(
+        "--window-start", help="ISO time (default: the start of the last --hours)"
+    )
+    monitor_run.add_argument("--window-end", help="ISO time (default: now)")
+    monitor_run.add_argument(
+        "--hours", type=float, default=1.0, help="window length before now (default 1)"
+    )
+    monitor_run.add_argument("--json", action="store_true", help="print the run as JSON")
+    _add_assembly_argument(monitor_run)
+    monitor_run.set_defaults(handler=cmd_monitor_run)
 
     predict = groups.add_parser(
         "predict",
@@ -423,7 +453,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from boostline.serving.server import serve
 
     model_dir, threshold, version = _model(args)
-    capture = Workdir.at(args.workdir).bucket("capture") if args.capture else None
+    config = load_config(args.config)
+    names = names_for(config, args.stage)
+    variant = config.stage(args.stage).serving.variant_name
+    # The capture bucket's capture/ prefix, as the stage's EndpointConfig writes it.
+    capture = Workdir.at(args.workdir).bucket("capture") / "capture" if args.capture else None
     print(
         f"serving model version {version} on http://{args.host}:{args.port} "
         f"(threshold {threshold}); Ctrl-C stops",
@@ -437,8 +471,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
         capture_dir=capture,
         threshold=threshold,
         sampling_percentage=args.sampling_percentage,
+        endpoint_name=names.endpoint,
+        variant_name=variant,
     )
     return 0
+
+
+def cmd_monitor_run(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from boostline.local.handlers import LAMBDA_DIR, load_module
+    from boostline.local.monitoring_run import run_monitoring
+    from boostline.local.pipeline import resolve_assembly
+    from boostline.registry import Registry
+    from training_scripts.data_quality import parse_utc_time
+
+    config = load_config(args.config)
+    workdir = Workdir.at(args.workdir)
+    progress = Progress(quiet=args.quiet or args.json)
+    package = Registry(workdir.root).describe(args.model)
+    # What the deployer would give the monitoring stack for this version.
+    deploy = load_module(LAMBDA_DIR / "deployer" / "deploy.py")
+    live = deploy.serving_parameters(package.data)
+    end = parse_utc_time(args.window_end) if args.window_end else datetime.now(timezone.utc)
+    start = (
+        parse_utc_time(args.window_start)
+        if args.window_start
+        else end - timedelta(hours=args.hours)
+    )
+    assembly = resolve_assembly(config, args.stage, workdir.root, args.assembly, progress)
+    run = run_monitoring(
+        workdir,
+        config,
+        args.stage,
+        assembly=assembly,
+        live=live,
+        window_start=start,
+        window_end=end,
+        progress=progress,
+    )
+    if args.json:
+        print(json.dumps(run.as_dict(), indent=2))
+    else:
+        for check, detail in sorted(run.results.items()):
+            print(
+                f"{check}: {detail['status']}, {detail['violations']} violation(s), "
+                f"{detail['rows']} row(s); report {detail['reportUri']}"
+            )
+        for name, alarm in sorted(run.alarms.items()):
+            value = "no data" if alarm.value is None else f"{alarm.value:g}"
+            print(f"alarm {name}: {alarm.state} ({value}; threshold {alarm.threshold:g})")
+        for event, rule, _ in run.routes:
+            print(f"event {event['detail-type']!r} matched rule {rule}")
+        if run.failure:
+            print(f"error: {run.failure}", file=sys.stderr)
+    return 0 if run.status == "Succeeded" else 1
 
 
 # What the workdir keeps for itself: an output there would overwrite the registry,
@@ -621,6 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signum
     except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback, for users
         from boostline.local.iam import EvaluatorUnavailable
+        from boostline.local.monitoring_run import MonitoringUnavailable
         from boostline.local.pipeline import PipelineFailed
         from boostline.registry import RegistryError
         from boostline.serving.batch import BatchError
@@ -629,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if isinstance(
-            exc, PipelineFailed | BatchError | ValueError | OSError
+            exc, PipelineFailed | BatchError | MonitoringUnavailable | ValueError | OSError
         ) and not os.environ.get("BOOSTLINE_DEBUG"):
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 ClientFactory = Callable[[str], Any]
+# The local endpoint's own health-check requests (boostline.serving.endpoints): not traffic.
+HEALTH_CHECK_ID_PREFIX = "boostline-health-check-"
 MANIFEST_MEMBER = "boostline/feature_manifest.json"
 NONE = "none"
 
@@ -133,10 +135,10 @@ def window_captures(
     """Copy the capture records whose inference time lies in the window into dest.
 
     A damaged line (a write cut short, not JSON, no readable time) is skipped and
-    counted, so one bad record never fails the window.
+    counted, so one bad record never fails the window; so are health checks.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    counts = {"records": 0, "outside_window": 0, "damaged_lines": 0}
+    counts = {"records": 0, "outside_window": 0, "damaged_lines": 0, "health_checks": 0}
     kept: list[str] = []
     files = sorted(p for p in source.rglob("*.jsonl") if p.is_file()) if source.is_dir() else []
     for path in files:
@@ -149,7 +151,10 @@ def window_captures(
             except (ValueError, KeyError, TypeError):
                 counts["damaged_lines"] += 1
                 continue
-            if window.holds(when):
+            inference_id = str(record["eventMetadata"].get("inferenceId", ""))
+            if inference_id.startswith(HEALTH_CHECK_ID_PREFIX):
+                counts["health_checks"] += 1
+            elif window.holds(when):
                 kept.append(line)
                 counts["records"] += 1
             else:

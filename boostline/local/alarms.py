@@ -4,9 +4,10 @@ The alarms are the synthesized ones (rendered by cfn_render), so a local run che
 exactly what the deployed alarm reads: namespace, metric name, the full dimension
 set, statistic, threshold and comparison. Datapoints come from what the jobs sent to
 PutMetricData (local_aws.LocalAwsEndpoint records it) and, for `AWS/Events`
-`TriggeredRules`, from the rules the run's events matched. One run is one period:
-an alarm with no datapoint is INSUFFICIENT_DATA here (its TreatMissingData decides
-what CloudWatch does with a period that stays empty).
+`TriggeredRules`, from the rules the run's events matched. One run stands for every
+period the alarm evaluates: an alarm with no datapoint follows its TreatMissingData
+(breaching: ALARM, as a stale-monitor alarm after that many quiet periods;
+notBreaching: OK; otherwise INSUFFICIENT_DATA).
 """
 
 from __future__ import annotations

@@ -164,6 +164,12 @@ class Demo:
             events.scheduled(names.region, f"{names.prefix}-retrain-schedule"), "the schedule"
         )
         self.run_pending_executions()
+        if self.live_version() is None:
+            failure = next(
+                (e["message"] for e in reversed(self.timeline.entries) if e["stage"] == "pipeline"),
+                "no pipeline execution ran",
+            )
+            raise PipelineFailed(f"no model went live, so there is nothing to monitor: {failure}")
         self.send_traffic("normal", seed=1, drift=0.0)
         self.check("normal")
         self.land_new_data()
@@ -589,7 +595,8 @@ def print_summary(result: DemoResult, stream: Any = sys.stdout) -> None:
         drifted = ", ".join(m["drifted_features"][:6]) or "none"
         line(
             f"  {phase:<6} traffic: live-model AUC on labelled requests {auc}; "
-            f"{m['data_quality_violations']} data-quality violation(s); drifted: {drifted}"
+            f"{m['data_quality_violations']} data-quality violation(s); drifted: {drifted}; "
+            f"alarms: {', '.join(m.get('alarms', [])) or 'none'}"
         )
     line(
         f"  retraining triggered by: {result.retrain_reason or 'nothing'}; "

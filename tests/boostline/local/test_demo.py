@@ -22,15 +22,8 @@ from boostline.serving.endpoints import EndpointManager
 
 pytestmark = pytest.mark.slow
 
+# The shared demo run (conftest.demo) uses these options.
 OPTIONS = dict(rows=4000, stream=400, drift=1.5, max_trials=2, instance_count=2)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, dev_assembly):
-    root = tmp_path_factory.mktemp("demo")
-    options = DemoOptions(**OPTIONS, assembly=dev_assembly.dir)
-    result = run_demo(root, load_config(), options, Progress(quiet=True))
-    return result
 
 
 def test_a_model_is_registered_and_a_second_one_is_live(demo) -> None:
@@ -63,7 +56,10 @@ def test_captures_are_in_the_sagemaker_format(demo) -> None:
 def test_violations_after_drift_and_not_before(demo) -> None:
     normal, drift = demo.monitoring["normal"], demo.monitoring["drift"]
     assert normal["records"] == drift["records"] == OPTIONS["stream"]
-    assert normal["drifted_features"] == []
+    assert normal["drifted_features"] == [] and normal["alarms"] == []
+    assert drift["alarms"] == ["boostline-dev-monitoring-data-quality-violations"]
+    # Model quality per window, from the outcomes that arrived after the predictions.
+    assert normal["auc"] > 0.7 and drift["auc"] is not None
     assert "interest_rate" in drift["drifted_features"]
     violations = json.loads(
         (
@@ -75,7 +71,8 @@ def test_violations_after_drift_and_not_before(demo) -> None:
 
 def test_one_retrain_for_a_burst_of_duplicate_events(demo) -> None:
     decisions = [e["message"] for e in demo.timeline if e["stage"] == "retrain-trigger"]
-    drift = [d for d in decisions if d.startswith("drift violations")]
+    # The own-code monitor's event, routed by the automation stack's rule.
+    drift = [d for d in decisions if "rule boostline-dev-own-monitoring-violations" in d]
     assert len(drift) == 3
     assert sum(d.endswith(": started") for d in drift) == 1
     assert sum(d.endswith(": duplicate") for d in drift) == 2
@@ -107,6 +104,7 @@ def test_every_access_was_checked_against_its_roles_synthesized_policy(demo) -> 
         "boostline-dev-retrain-trigger",
         "boostline-dev-deployer",
         "boostline-dev-endpoint",
+        "boostline-dev-monitor-job",
     }
     for role, counted in demo.access_checks.items():
         assert counted["checked"] == counted["allowed"] > 0, role
