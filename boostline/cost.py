@@ -133,20 +133,27 @@ def serving_lines(config: BoostlineConfig, stage: str) -> list[Line]:
     ]
     monitoring = stage_config.monitoring
     if monitoring.enabled:
-        monitors = 2 if monitoring.model_quality else 1
-        runs = 24 if "* ? * * *" in monitoring.schedule else 1
+        jobs = monitoring_jobs_per_day(config, stage)
+        engine = "own checks" if monitoring.engine == "own" else "Model Monitor"
         lines.append(
             Line(
                 "Monitoring",
-                f"{monitors} x {runs} runs x {monitoring.instance_type} x "
+                f"{jobs} jobs/day ({engine}) x {monitoring.instance_type} x "
                 f"{MONITOR_RUN_HOURS:g} h (assumed)",
-                monitors
-                * runs
-                * MONITOR_RUN_HOURS
-                * instance_price(region, monitoring.instance_type),
+                jobs * MONITOR_RUN_HOURS * instance_price(region, monitoring.instance_type),
             )
         )
     return lines
+
+
+def monitoring_jobs_per_day(config: BoostlineConfig, stage: str) -> int:
+    """Processing jobs the monitoring schedule starts per day: one per check per run."""
+    monitoring = config.stage(stage).monitoring
+    if not monitoring.enabled:
+        return 0
+    checks = 2 if monitoring.model_quality else 1
+    runs = 24 if "* ? * * *" in monitoring.schedule else 1
+    return checks * runs
 
 
 def estimate(config: BoostlineConfig, stage: str, runs_per_day: float = 1.0) -> str:
@@ -157,18 +164,20 @@ def estimate(config: BoostlineConfig, stage: str, runs_per_day: float = 1.0) -> 
     idle_total = sum(line.usd for line in idle)
     run_total = sum(line.usd for line in run)
     width = max(len(line.detail) for line in idle + run + serve)
+    # Columns line up whatever the longest item and detail are.
+    item = max(len(line.item) for line in idle + run + serve) + 2
     rows = [f"Boostline cost estimate: stage {stage} ({config.stage(stage).region}), USD"]
     rows.append("")
     rows.append("Idle, per day")
-    rows += [f"  {line.item:<22}{line.detail:<{width}}  {line.usd:8.2f}" for line in idle]
-    rows.append(f"  {'total':<22}{'':<{width}}  {idle_total:8.2f}")
+    rows += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in idle]
+    rows.append(f"  {'total':<{item}}{'':<{width}}  {idle_total:8.2f}")
     rows.append("")
     rows.append("One training pipeline run (on-demand)")
-    rows += [f"  {line.item:<22}{line.detail:<{width}}  {line.usd:8.2f}" for line in run]
-    rows.append(f"  {'total':<22}{'':<{width}}  {run_total:8.2f}")
+    rows += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in run]
+    rows.append(f"  {'total':<{item}}{'':<{width}}  {run_total:8.2f}")
     rows.append("")
     rows.append("With a live model, per day (on-demand)")
-    rows += [f"  {line.item:<22}{line.detail:<{width}}  {line.usd:8.2f}" for line in serve]
+    rows += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in serve]
     rows.append("")
     live = sum(line.usd for line in serve if line.item != "Endpoint (at max scale)")
     peak = sum(line.usd for line in serve if line.item != "Endpoint (idle)")

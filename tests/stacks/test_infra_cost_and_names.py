@@ -37,6 +37,31 @@ def test_estimate_counts_the_endpoint_from_the_serving_config(dev_config):
     )
 
 
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_estimate_counts_the_monitoring_jobs_the_schedule_starts(dev, stage):
+    """As many as the synthesized monitoring pipeline has steps, times the schedule's runs."""
+    import json
+
+    from boostline.cost import monitoring_jobs_per_day
+
+    (pipeline,) = dev.resources("Monitoring", "AWS::SageMaker::Pipeline").values()
+    body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+    steps = len(json.loads(body)["Steps"])
+    schedule = dev.config.stage(stage).monitoring.schedule
+    runs = 24 if schedule == "cron(0 * ? * * *)" else 1
+    assert monitoring_jobs_per_day(dev.config, stage) == steps * runs
+    line = next(line for line in serving_lines(dev.config, stage) if line.item == "Monitoring")
+    assert line.detail.startswith(f"{steps * runs} jobs/day (own checks)")
+    price = INSTANCE_HOUR_USD["eu-west-1"][dev.config.stage(stage).monitoring.instance_type]
+    assert line.usd == pytest.approx(steps * runs * 0.1 * price)
+
+
+def test_estimate_columns_line_up(dev_config):
+    rows = [r for r in estimate(dev_config, "prod").splitlines() if r.startswith("  ")]
+    ends = {len(r) for r in rows}
+    assert len(ends) == 1, rows
+
+
 def test_estimate_names_missing_prices(dev_config, tmp_path):
     raw = yaml.safe_load(dev_config.source.read_text())
     raw["dataset_schema"] = str(dev_config.schema_path())
