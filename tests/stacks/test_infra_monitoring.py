@@ -275,3 +275,42 @@ def test_the_dashboard_shows_drift_per_feature_and_auc_per_window(dev, managed):
         for feature in features:
             assert feature in body
         assert "AUC per window" in body
+
+
+def test_the_model_monitor_synthesis_is_cfn_lint_and_cdk_nag_clean(managed):
+    from pathlib import Path
+
+    from cfnlint.api import ManualArgs, lint_file
+    from test_infra_cfn_lint import IGNORED_WARNINGS
+
+    assert managed.error is None  # a cdk-nag finding fails synth
+    template = managed.outdir / "Monitoring.template.json"
+    matches = lint_file(
+        Path(template),
+        ManualArgs(
+            regions=[managed.config.stage("dev").region], ignore_checks=sorted(IGNORED_WARNINGS)
+        ),
+    )
+    assert [f"{m.rule.id} {m.message}" for m in matches] == []
+
+
+def test_model_monitor_acknowledgements_match_real_findings(tmp_path_factory):
+    from stacks import nag
+
+    recorded: list[tuple[str, str]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            nag, "acknowledge", lambda r, rule, reason: recorded.append((r.node.path, rule))
+        )
+        result = synthesize(
+            _config_with_engine(tmp_path_factory, "model-monitor"),
+            "dev",
+            tmp_path_factory.mktemp("managed_unacked"),
+        )
+    assert result.error is not None
+    findings = set()
+    for plugin in result.validation_report["pluginReports"]:
+        for violation in plugin["violations"]:
+            for construct in violation["violatingConstructs"]:
+                findings.add((construct["constructPath"], violation["ruleName"]))
+    assert set(recorded) == findings
