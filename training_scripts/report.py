@@ -298,8 +298,10 @@ def baseline_text(evaluation: dict[str, Any]) -> str:
         f"A logistic regression fitted on the same {lr['training_rows']:,} training rows "
         f"(C {lr['C']:g}, chosen by cross-validation) scores an AUC of {lr['auc']:.4f} and a "
         f"Brier score of {lr['brier']:.4f} on the same test set (this model: {auc:.4f} and "
-        f"{brier:.4f}). A candidate may be at most {lr['auc_margin']:g} below it, so it needs "
-        f"at least {lr['min_auc_required']:.4f}; this candidate {verdict} that bar."
+        f"{brier:.4f}). A candidate may be at most {lr['auc_margin']:g} below it, beyond the "
+        f"test set's noise (1.645 x {lr.get('difference_standard_deviation', 0.0):.4f}, the "
+        f"paired bootstrap's spread of the difference), so it needs at least "
+        f"{lr['min_auc_required']:.4f}; this candidate {verdict} that bar."
     )
 
 

@@ -222,7 +222,10 @@ def test_logistic_baseline_is_scored_beside_the_candidate(
     auc = e["binary_classification_metrics"]["auc"]["value"]
     # the generated book is close to logistic in its features: a fair baseline is close
     assert 0.7 < lr["auc"] < 0.9 and abs(lr["auc"] - auc) < 0.05
-    assert lr["min_auc_required"] == pytest.approx(lr["auc"] - 0.01)
+    # the margin, and the noise of the difference on this test set (paired bootstrap)
+    assert 0 < lr["difference_standard_deviation"] < 0.05
+    spread = lr["difference_standard_deviation"]
+    assert lr["min_auc_required"] == pytest.approx(lr["auc"] - 0.01 - 1.645 * spread)
     assert lr["candidate_auc_minus_baseline"] == pytest.approx(auc - lr["auc"])
     assert lr["training_rows"] == book["train_rows"] and lr["C"] > 0
     assert 0 < lr["brier"] < 0.25 and lr["expected_calibration_error"] < 0.05
