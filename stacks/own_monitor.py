@@ -113,7 +113,8 @@ class OwnMonitor(Construct):
         job.allow(
             ["events:PutEvents"],
             [arn("events", "event-bus/default")],
-            conditions={"StringEquals": {"events:source": OWN_MONITOR_EVENT_SOURCE}},
+            # events:source is multivalued (one value per entry): every entry must be ours.
+            conditions={"ForAllValues:StringEquals": {"events:source": [OWN_MONITOR_EVENT_SOURCE]}},
             sid="PutCompletionEvent",
         )
         for finding, reason in (

@@ -142,6 +142,8 @@ class LocalAwsEndpoint:
         # What the jobs published: PutMetricData requests, PutEvents entries.
         self.metrics: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        # (IAM action, resource ARN, condition keys) of every call, for access checks.
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         endpoint = self
 
@@ -196,6 +198,7 @@ class LocalAwsEndpoint:
         if not head and query.get("list-type") == ["2"]:
             return self._list(request, bucket, query)
         self.calls.append(f"s3:{'HeadObject' if head else 'GetObject'} {bucket}/{key}")
+        self.requests.append(("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {}))
         if parts.query and not head:
             return self._refuse(request, f"S3 GET {request.path} (only GetObject is served)")
         path = self.s3.get(bucket, key)
@@ -226,6 +229,7 @@ class LocalAwsEndpoint:
         """ListObjectsV2, in one page (the local buckets are small)."""
         prefix = query.get("prefix", [""])[0]
         self.calls.append(f"s3:ListBucket {bucket}/{prefix}")
+        self.requests.append(("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": prefix}))
         if not self.s3.known(bucket):
             return self._xml_error(request, 404, "NoSuchBucket", bucket, False)
         found = self.s3.list_prefix(f"s3://{bucket}/{prefix}")
@@ -255,18 +259,26 @@ class LocalAwsEndpoint:
         if target.endswith(".PutMetricData") and target.startswith("GraniteServiceVersion"):
             with self._lock:
                 self.metrics.append(body)
-            self.calls.append(f"cloudwatch:PutMetricData {body.get('Namespace')}")
+            namespace = str(body.get("Namespace"))
+            self.calls.append(f"cloudwatch:PutMetricData {namespace}")
+            self.requests.append(
+                ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": namespace})
+            )
             return self._json(request, 200, {})
         if target == "AWSEvents.PutEvents":
             entries = list(body.get("Entries", []))
             with self._lock:
                 self.events.extend(entries)
             self.calls.append(f"events:PutEvents {len(entries)}")
+            bus = f"arn:aws:events:{self.region}:{{account}}:event-bus/default"
+            sources = sorted({str(entry.get("Source", "")) for entry in entries})
+            self.requests.append(("events:PutEvents", bus, {"events:source": sources}))
             ids = [{"EventId": str(uuid.uuid4())} for _ in entries]
             return self._json(request, 200, {"FailedEntryCount": 0, "Entries": ids})
         if target == "SageMaker.DescribeModelPackage" and self.describe_package is not None:
             name = str(body.get("ModelPackageName", ""))
             self.calls.append(f"sagemaker:DescribeModelPackage {name}")
+            self.requests.append(("sagemaker:DescribeModelPackage", name, {}))
             try:
                 return self._json(request, 200, self.describe_package(name))
             except LookupError as exc:

@@ -26,6 +26,7 @@ from boostline.local.assembly import Assembly, definition_body
 from boostline.local.cfn_render import RenderedStack
 from boostline.local.emulator import ACCOUNT
 from boostline.local.event_bus import envelope, route
+from boostline.local.iam.access import Access, AccessDenied
 from boostline.local.local_aws import LocalAwsEndpoint
 from boostline.local.pipeline import local_s3, new_execution_id
 from boostline.local.pipeline_executor import ExecutionError, PipelineExecutor
@@ -110,6 +111,27 @@ def _pipeline_status_event(
     }
 
 
+def _check_job_calls(
+    access: StageAccess, definition: dict[str, Any], requests: list[tuple[str, str, dict]]
+) -> str:
+    """AccessDenied's message for the first call the jobs' role may not make, else ''."""
+    roles = {
+        str(step["Arguments"]["RoleArn"]).rsplit("/", 1)[-1] for step in definition.get("Steps", [])
+    }
+    if len(roles) != 1:  # the checks share one role; a second would need per-job records
+        return f"the monitoring steps run as {len(roles)} roles: {sorted(roles)}"
+    (role,) = roles
+    accesses = [
+        Access(action, resource.replace("{account}", ACCOUNT), context, f"boto3 call ({action})")
+        for action, resource, context in requests
+    ]
+    try:
+        access.checker.check(role, accesses, session="monitor-job")
+    except AccessDenied as exc:
+        return str(exc)
+    return ""
+
+
 def run_monitoring(
     workdir: Workdir,
     config: BoostlineConfig,
@@ -173,6 +195,11 @@ def run_monitoring(
     for step, props in executor.properties.items():
         for output in props.get("ProcessingOutputConfig", {}).get("Outputs", {}).values():
             run.reports[step] = s3.writable_path(output["S3Output"]["S3Uri"])
+    if access is not None and run.status == "Succeeded":
+        # The jobs' own AWS calls, against their role's synthesized policy.
+        denied = _check_job_calls(access, definition, endpoint.requests)
+        if denied:
+            run.status, run.failure = "Failed", denied
     run.events = [envelope(e, account=ACCOUNT, region=region) for e in endpoint.events]
     for event in run.events:
         run.results[str(event["detail"].get("monitor"))] = event["detail"]

@@ -168,7 +168,9 @@ def test_the_job_role_publishes_one_namespace_and_one_event_source(dev):
     namespaces = metrics["Condition"]["StringEquals"]["cloudwatch:namespace"]
     assert "Boostline/Monitoring" in namespaces and len(namespaces) == 2  # and its job logs'
     (put_events,) = _allowing(statements, "events:PutEvents")
-    assert put_events["Condition"] == {"StringEquals": {"events:source": "boostline.monitoring"}}
+    assert put_events["Condition"] == {
+        "ForAllValues:StringEquals": {"events:source": ["boostline.monitoring"]}
+    }
     assert "event-bus/default" in json.dumps(put_events["Resource"])
     (listing,) = [
         s for s in _allowing(statements, "s3:ListBucket") if "StringLike" in s["Condition"]
