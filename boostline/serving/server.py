@@ -18,9 +18,10 @@ idle limit), its body within the request timeout, SAGEMAKER_MODEL_SERVER_TIMEOUT
 (default 60 s), with no more than READ_IDLE_TIMEOUT seconds between two reads, else
 the connection is closed (408 if the body stalls). On SIGTERM it stops accepting and
 finishes the requests in flight (SIGINT: at once). A request whose body is over
-HELPER_BODY_BYTES (16 KiB) is answered by the worker's helper, a process of its own
-running the same transform_fn (started on first use), so that the seconds a body of
-megabytes may take to parse never hold the worker's other connections (see Helper).
+HELPER_BODY_BYTES (16 KiB) is answered by one of the worker's two helpers, processes of
+their own running the same transform_fn (each started on first use), so that the
+seconds a body of megabytes may take to parse never hold the worker's other
+connections, nor another large request (see Helper).
 
 Requests
   - a body over 6 MB gets 413 with the JSON error body; the server reads and discards
@@ -54,6 +55,7 @@ a subprocess and returns once /ping answers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -93,7 +95,9 @@ DEFAULT_HEADER_TIMEOUT = 15  # seconds for a request's line and headers (and kee
 READ_IDLE_TIMEOUT = 30  # seconds a body read may wait for the next bytes
 WORKER_CONNECTIONS = 1000  # open connections per worker (gunicorn's default)
 READ_CHUNK = 1024 * 1024
-HELPER_BODY_BYTES = 16 * 1024  # a larger body is answered by the worker's helper process
+HELPER_BODY_BYTES = 16 * 1024  # a larger body is answered by one of the worker's helpers
+HELPERS_PER_WORKER = 2  # so that one large body never waits for another to be parsed
+HELPER_NICENESS = 10  # helpers yield the CPUs to the workers' event loops when both want them
 EVENT_ID_HEADER = "X-Boostline-Event-Id"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 
@@ -197,7 +201,7 @@ class EndpointApp:
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or (
             inference.JSON
         )
-        self.helper = Helper(config.model_dir, config.threshold, threads)
+        self.helper = Helpers(config.model_dir, config.threshold, threads, HELPERS_PER_WORKER)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -307,9 +311,11 @@ def _transform(
 # no other connection of that worker is served. For a small body that is well under a
 # millisecond or two; a body of megabytes (JSON of a million elements) takes up to a
 # second, much of it in C code that holds the GIL (so a thread would not help). Such
-# bodies go to the worker's helper, a process of its own running the same inference.py:
-# the operating system then shares the CPUs between it and the worker, whose other
-# connections go on being answered.
+# bodies go to one of the worker's helpers, processes of their own running the same
+# inference.py: the operating system then shares the CPUs between them and the worker,
+# whose other connections go on being answered. The helpers run at a lower priority
+# (HELPER_NICENESS): when the CPUs are short, the small requests the workers answer
+# themselves come first, and a flood of large bodies slows the large bodies.
 
 _FRAME = struct.Struct("!II")  # the JSON head's length, the payload's length
 
@@ -427,10 +433,37 @@ class Helper:
         self._close()
 
 
+class Helpers:
+    """The worker's helpers: a request takes one that is free (waits for one if none is),
+    so that a body that takes seconds holds one helper, not every large request after it.
+    Each starts on first use: the second only when two large requests meet."""
+
+    def __init__(self, model_dir: Path, threshold: float | None, threads: int, n: int) -> None:
+        self.helpers = [Helper(model_dir, threshold, threads) for _ in range(n)]
+        self._idle = list(reversed(self.helpers))  # the first is used first
+        self._free = threading.Semaphore(n)  # gevent's in a worker
+
+    def answer(
+        self, body: bytes, content_type: str, accept: str, request_headers: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        with self._free:
+            helper = self._idle.pop()
+            try:
+                return helper.answer(body, content_type, accept, request_headers)
+            finally:
+                self._idle.append(helper)
+
+    def close(self) -> None:
+        for helper in self.helpers:
+            helper.close()
+
+
 def helper_main(fd: int, model_dir: Path, threshold: float | None, threads: int) -> int:
     """The helper process: answer framed requests on socket `fd` until it is closed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the server;
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker's exit ends the helper
+    with contextlib.suppress(OSError):
+        os.nice(HELPER_NICENESS)
     sock = socket.socket(fileno=fd)
     sock.setblocking(True)  # the worker's end is non-blocking (gevent), and so was this one
     model = inference.load_model(model_dir, threshold=threshold, threads=threads)

@@ -291,6 +291,11 @@ def _helpers(server) -> list[int]:
     return found
 
 
+def _niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rpartition(")")[2].split()[16])
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -319,6 +324,25 @@ def test_a_valid_request_is_answered_while_a_large_body_is_parsed_on_the_same_wo
     assert answer.startswith(b"HTTP/1.1 400 ") and b"not valid JSON" in answer
 
 
+def test_a_large_request_is_answered_while_another_large_body_is_parsed(single, book) -> None:
+    request = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(HEAVY)
+    ) + HEAVY
+    body = "\n".join([book["row"]] * 400).encode()
+    assert len(body) > HELPER_BODY_BYTES
+    pending = []
+    for _ in range(2):  # the first time round starts the helpers; the second is measured
+        with socket.create_connection(address(single), timeout=60) as heavy:
+            heavy.sendall(request)
+            time.sleep(0.3)  # the body is in, and in a helper
+            status, answer = invoke(single, body, timeout=30)
+            assert status == 200 and len(answer.splitlines()) == 400
+            pending.append(not select.select([heavy], [], [], 0)[0])
+            assert heavy.recv(65536).startswith(b"HTTP/1.1 400 ")
+    assert pending[1], "the large request waited for the other one's answer"
+
+
 def test_the_helper_comes_back_after_a_crash_and_leaves_with_its_worker(book) -> None:
     body = "\n".join([book["row"]] * 400).encode()
     assert len(body) > HELPER_BODY_BYTES
@@ -329,6 +353,9 @@ def test_the_helper_comes_back_after_a_crash_and_leaves_with_its_worker(book) ->
         status, answer = invoke(server, body, timeout=30)
         assert status == 200 and len(answer.splitlines()) == 400
         (helper,) = _helpers(server)
+        (worker,) = _children(server.process.pid)
+        # when the CPUs are short, the worker's own (small) requests come first
+        assert _niceness(helper) > _niceness(worker)
         os.kill(helper, signal.SIGKILL)
         for _ in range(200):  # until the kill has landed
             if not _alive(helper):
