@@ -10,10 +10,11 @@ hits both modes alike:
            holds --slow connections with half-sent requests (half stopped inside the
            headers, half after 10 bytes of a body; each drips a byte a second and is
            opened again when the server lets it go) and sends --fuzz-rate fuzzed
-           requests per second: malformed CSV, JSON and JSON Lines, deep nesting,
-           bodies over 6 MB, malformed request lines and headers, bad chunked
-           bodies; --big-rate of them per second are the large ones (a body near or
-           over the 6 MB limit).
+           requests per second, each on a new connection, on schedule (up to 8 waiting
+           for their answers at once, 4 for the large ones): malformed CSV, JSON and
+           JSON Lines, deep nesting, bodies over 6 MB, malformed request lines and
+           headers, bad chunked bodies; --big-rate of them per second are the large
+           ones (a body near or over the 6 MB limit).
 
 Printed per mode: the valid requests' p50/p90/p99/max latency and throughput, the
 5xx answers (valid and fuzzed traffic), the dropped valid requests (timed out or
@@ -41,6 +42,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import queue
 import random
 import resource
 import select
@@ -331,6 +333,7 @@ class HostileResult:
     not_json: Counter = field(default_factory=Counter)  # case -> error answers not in JSON
     sent: int = 0
     big_sent: int = 0
+    skipped: int = 0  # due while every sender was still waiting for an answer
     slow_opened: int = 0
     slow_let_go: int = 0
     slow_held_min: int = 0
@@ -400,35 +403,56 @@ def hostile_client(
     slow_ready.wait(30)
     ready_queue.put("ready")
 
-    def fuzzer(cases: list[tuple[str, bytes]], rate: float, offset: int) -> None:
+    def send(name: str, request: bytes, large: bool) -> None:
+        try:
+            status, content_type = _exchange(request, host, port, FUZZ_TIMEOUT_S)
+        except OSError:
+            status, content_type = 0, ""
+        with lock:
+            result.sent += 1
+            result.big_sent += large
+            result.statuses[(name, status)] += 1
+            if status == 0:
+                result.unanswered[name] += 1
+            elif status >= 500:
+                result.server_errors[name] += 1
+            if status >= 400 and not content_type.startswith("application/json"):
+                result.not_json[name] += 1
+
+    def fuzzer(cases: list[tuple[str, bytes]], rate: float, senders: int) -> None:
+        """Requests at `rate` per second, on up to `senders` connections at once: one that
+        waits for its answer does not hold back the others (open loop, up to `senders`)."""
         if rate <= 0:
             return
-        time.sleep(max(0.0, begin - time.monotonic()))
-        started, sent = time.monotonic(), 0
-        while time.monotonic() < deadline:
-            name, request = cases[(offset + sent) % len(cases)]
-            sent += 1
-            try:
-                status, content_type = _exchange(request, host, port, FUZZ_TIMEOUT_S)
-            except OSError:
-                status, content_type = 0, ""
-            with lock:
-                result.sent += 1
-                result.big_sent += cases is big
-                result.statuses[(name, status)] += 1
-                if status == 0:
-                    result.unanswered[name] += 1
-                elif status >= 500:
-                    result.server_errors[name] += 1
-                if status >= 400 and not content_type.startswith("application/json"):
-                    result.not_json[name] += 1
-            time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+        jobs: queue.Queue = queue.Queue()
 
-    small_rate = max(0.0, fuzz_rate - big_rate)
+        def sender() -> None:
+            while (job := jobs.get()) is not None:
+                send(*job, cases is big)
+
+        threads = [threading.Thread(target=sender) for _ in range(senders)]
+        for t in threads:
+            t.start()
+        time.sleep(max(0.0, begin - time.monotonic()))
+        started, n = time.monotonic(), 0
+        while (now := time.monotonic()) < deadline:
+            due = int((now - started) * rate) + 1
+            while n < due:
+                if jobs.qsize() < senders:
+                    jobs.put(cases[n % len(cases)])
+                else:
+                    with lock:
+                        result.skipped += 1
+                n += 1
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+        for _ in threads:
+            jobs.put(None)
+        for t in threads:
+            t.join()
+
     threads = [
-        threading.Thread(target=fuzzer, args=(small, small_rate / 2, 0)),
-        threading.Thread(target=fuzzer, args=(small, small_rate / 2, len(small) // 2)),
-        threading.Thread(target=fuzzer, args=(big, big_rate, 0)),
+        threading.Thread(target=fuzzer, args=(small, max(0.0, fuzz_rate - big_rate), 8)),
+        threading.Thread(target=fuzzer, args=(big, big_rate, 4)),
     ]
     for t in threads:
         t.start()
@@ -440,6 +464,24 @@ def hostile_client(
     result.slow_let_go = slow_clients.let_go
     result.slow_held_min = slow_clients.held_min
     out.put(result)
+
+
+def start_helpers(url: str, server_pid: int) -> int:
+    """Start the workers' helpers (each starts on its first large body, which takes a
+    second of CPU) with concurrent large requests, so that no measured phase pays for
+    it; returns how many helper processes run."""
+    host, port = address(url)
+    request = _post(b'{"instances": [' + b"[1]," * 250_000, JSON_T)  # 1 MB, not JSON
+    for _ in range(2):
+        threads = [
+            threading.Thread(target=_exchange, args=(request, host, port, FUZZ_TIMEOUT_S))
+            for _ in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return sum(b"--helper-fd" in _cmdline(p) for p in _tree(server_pid))
 
 
 # --------------------------------------------------------------------------- CPU accounting
@@ -456,6 +498,13 @@ def _tree(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
     return pids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _process_cpu(pid: int) -> float:
@@ -671,6 +720,9 @@ def print_hostile(phases: list[Phase]) -> None:
         f"{'':<8} fuzzed: {sent} sent ({sent / seconds:.0f}/s, {big} of them large), "
         f"answers by status {dict(sorted(by_status.items()))}"
     )
+    skipped = sum(r.skipped for r in results)
+    if skipped:
+        print(f"{'':<8} fuzzed requests not sent, every sender waiting for an answer: {skipped}")
     if errors:
         print(f"{'':<8} fuzzed cases answered 5xx: {dict(errors)}")
     if unanswered:
@@ -734,6 +786,9 @@ def main(argv: list[str] | None = None) -> int:
             warm = argparse.Namespace(**{**vars(args), "seconds": 1.0, "clients": 1})
             meter = CpuMeter(server.process.pid)
             run_phase(server.url, body, headers, warm, hostile=False, meter=meter)
+            if "hostile" in modes:
+                helpers = start_helpers(server.url, server.process.pid)
+                print(f"helper processes started before measuring: {helpers}")
             phases: dict[str, list[Phase]] = {m: [] for m in modes}
             for _ in range(args.rounds):
                 for mode in modes:
