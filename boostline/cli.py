@@ -19,22 +19,49 @@ from training_scripts.dataset_schema import SchemaError, load_schema
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+WORKDIR_ENV = "BOOSTLINE_WORKDIR"
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a value given before the subcommand is not overwritten by the
+    # subcommand's default; main() fills in what was not given anywhere.
+    parser.add_argument(
         "--workdir",
         type=Path,
-        default=DEFAULT_WORKDIR,
-        help="where the local buckets, registry and endpoints live (default: %(default)s)",
+        default=argparse.SUPPRESS,
+        help=f"where the local buckets, registry and endpoints live (default: ${WORKDIR_ENV} "
+        f"or {DEFAULT_WORKDIR})",
     )
-    common.add_argument(
+    parser.add_argument(
         "--config",
         type=Path,
-        default=DEFAULT_CONFIG,
+        default=argparse.SUPPRESS,
         help="the Boostline configuration file (default: config/boostline.yaml)",
     )
-    common.add_argument("--quiet", action="store_true", help="print only the result")
+    parser.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only the result"
+    )
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common)
     return common
+
+
+def _defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """The global options' defaults, for those given neither before nor after the command."""
+    if not hasattr(args, "workdir"):
+        args.workdir = Path(os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR)
+    if not hasattr(args, "config"):
+        args.config = DEFAULT_CONFIG
+    if not hasattr(args, "quiet"):
+        args.quiet = False
+    return args
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_assembly_argument(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, register, serve and monitor an XGBoost classifier, locally or on "
         "SageMaker.",
     )
+    _global_options(parser)
+    from boostline import __version__
+
+    parser.add_argument("--version", action="version", version=f"boostline {__version__}")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     data = groups.add_parser("data", help="generate datasets")
@@ -88,16 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-trials", type=int, help="tuning budget (default: from the config)")
     run.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
     _add_assembly_argument(run)
+    _json_flag(run)
     run.set_defaults(handler=cmd_pipeline_run)
 
     models = groups.add_parser("models", help="the model registry")
     model_cmds = models.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     listing = model_cmds.add_parser("list", parents=[common], help="list model versions")
+    listing.add_argument(
+        "--stage",
+        help="list the stage's model package group on AWS, with the serving stack's live "
+        "version (uses your AWS credentials); without it: the local registry",
+    )
+    _json_flag(listing)
     listing.set_defaults(handler=cmd_models_list)
     describe = model_cmds.add_parser(
         "describe", parents=[common], help="show one version (or latest-approved)"
     )
     describe.add_argument("version", help="version number or 'latest-approved'")
+    _json_flag(describe)
     describe.set_defaults(handler=cmd_models_describe)
     for verb, status in (("approve", "Approved"), ("reject", "Rejected")):
         cmd = model_cmds.add_parser(verb, parents=[common], help=f"mark a version {status}")
@@ -114,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(GET /ping, POST /invocations) on gunicorn, with data capture if asked.",
     )
     serve.add_argument(
-        "--model", default="latest-approved", help="version number or 'latest-approved' (default)"
+        "--model",
+        default="live",
+        help="version number, 'latest-approved', or 'live' (default: the version deployed "
+        "last; the latest approved one if none was ever deployed)",
     )
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
@@ -145,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the baselines of the model being monitored; evaluates the stack's alarms.",
     )
     monitor_run.add_argument(
-        "--model", default="latest-approved", help="the live version (default latest-approved)"
+        "--model", default="live", help="the monitored version (default: the live one)"
     )
     monitor_run.add_argument("--stage", default="dev", help="stage whose monitors run")
     monitor_run.add_argument(
@@ -169,7 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, required=True, help="input file")
     predict.add_argument("--output", type=Path, required=True, help="output file")
     predict.add_argument(
-        "--model", default="latest-approved", help="version number or 'latest-approved' (default)"
+        "--model",
+        default="live",
+        help="version number, 'latest-approved', or 'live' (default: the version deployed "
+        "last; the latest approved one if none was ever deployed)",
     )
     predict.add_argument(
         "--content-type",
@@ -206,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument(
         "--runs-per-day", type=float, default=1.0, help="pipeline runs per day (default 1)"
     )
+    _json_flag(cost)
     cost.set_defaults(handler=cmd_cost)
 
     config = groups.add_parser("config", help="check the configuration")
@@ -213,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_cmds.add_parser(
         "check", parents=[common], help="validate the config and the dataset schema"
     )
+    _json_flag(check)
     check.set_defaults(handler=cmd_config_check)
 
     demo = groups.add_parser(
@@ -248,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="corrupt the retrained model's artifact to show the health check "
         "keeping the serving version live",
     )
+    _json_flag(demo)
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -334,6 +382,12 @@ def _run_pipeline_locked(
         max_trials=args.max_trials,
         progress=progress,
     )
+    if args.json:
+        import json
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(run), indent=2, default=str))
+        return 0
     print(
         f"run {run.run_id} {run.status.lower()}: model version "
         f"{run.model_package_version} ({run.model_approval_status})"
@@ -379,43 +433,111 @@ def _raw_prefix(
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    """Every version; a damaged one is listed as damaged with its file and the reason."""
+    """Every version with what is live; a damaged one is listed with its file and reason."""
+    import json
+
     from boostline.registry import DamagedVersion, Registry, archive_problem
 
-    packages, damaged = Registry(Workdir.at(args.workdir).root).scan()
-    usable = []
-    for p in packages:
-        problem = archive_problem(p.model_tar)
-        if problem is None:
-            usable.append(p)
-        else:
-            damaged.append(DamagedVersion(p.version, p.model_tar, problem))
-    if not usable and not damaged:
+    if args.stage:
+        rows = _aws_versions(load_config(args.config), args.stage)
+        damaged: list[DamagedVersion] = []
+    else:
+        registry = Registry(Workdir.at(args.workdir).root)
+        packages, damaged = registry.scan()
+        rows = []
+        live = registry.deployments()["live"]
+        failed = {
+            d["version"]: d.get("reason", "")
+            for d in registry.deployments()["history"]
+            if d["outcome"] == "failed"
+        }
+        for p in packages:
+            problem = archive_problem(p.model_tar)
+            if problem is not None:
+                damaged.append(DamagedVersion(p.version, p.model_tar, problem))
+                continue
+            meta = p.data.get("CustomerMetadataProperties", {})
+            where = [
+                f"{e} since {d['since'][:19]}" for e, d in live.items() if d["version"] == p.version
+            ]
+            rows.append(
+                {
+                    "version": p.version,
+                    "status": p.status,
+                    "auc": p.auc,
+                    "threshold": p.threshold,
+                    "created": p.data["CreationTime"][:19],
+                    "trigger": meta.get("trigger_reason", "-"),
+                    "live": "; ".join(where)
+                    or (
+                        f"failed to deploy: {failed[p.version].splitlines()[0][:100]}"
+                        if p.version in failed
+                        else ""
+                    ),
+                }
+            )
+    rows += [
+        {"version": d.version, "status": "DAMAGED", "file": str(d.file), "reason": d.reason}
+        for d in damaged
+    ]
+    rows.sort(key=lambda r: r["version"])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
         print("no model versions registered yet")
         return 0
-    rows: list[tuple[int, str]] = []
-    for p in usable:
-        meta = p.data.get("CustomerMetadataProperties", {})
-        auc = f"{p.auc:.4f}" if p.auc is not None else "-"
-        thr = f"{p.threshold:.3f}" if p.threshold is not None else "-"
-        rows.append(
-            (
-                p.version,
-                f"{p.version:>7}  {p.status:<22} {auc:>6}  {thr:>9}  "
-                f"{p.data['CreationTime'][:19]:<20} {meta.get('trigger_reason', '-')}",
-            )
+    print(
+        f"{'version':>7}  {'status':<22} {'auc':>6}  {'threshold':>9}  {'created':<20} "
+        f"{'trigger':<28} live"
+    )
+    for r in rows:
+        if r["status"] == "DAMAGED":
+            print(f"{r['version']:>7}  {'DAMAGED':<22} {r['file']}: {r['reason']}")
+            continue
+        auc = f"{r['auc']:.4f}" if r["auc"] is not None else "-"
+        thr = f"{r['threshold']:.3f}" if r["threshold"] is not None else "-"
+        print(
+            f"{r['version']:>7}  {r['status']:<22} {auc:>6}  {thr:>9}  {r['created']:<20} "
+            f"{str(r['trigger'])[:28]:<28} {r['live']}"
         )
-    for d in damaged:
-        rows.append((d.version, f"{d.version:>7}  {'DAMAGED':<22} {d.file}: {d.reason}"))
-    print(f"{'version':>7}  {'status':<22} {'auc':>6}  {'threshold':>9}  {'created':<20} trigger")
-    for _, row in sorted(rows):
-        print(row)
     if damaged:
         print(
             f"{len(damaged)} damaged version(s) cannot be served; the others are usable",
             file=sys.stderr,
         )
     return 0
+
+
+def _aws_versions(config: BoostlineConfig, stage: str) -> list[dict[str, Any]]:
+    """The stage's model package group on AWS, with the serving stack's live version."""
+    import boto3
+
+    from boostline.local.handlers import LAMBDA_DIR, load_module
+
+    names = names_for(config, stage)
+    deploy = load_module(LAMBDA_DIR / "deployer" / "deploy.py")
+    session = boto3.Session(region_name=config.stage(stage).region)
+    cfn, sagemaker = session.client("cloudformation"), session.client("sagemaker")
+    live_arn = deploy.live_model_package_arn(cfn, names.stack("serving"))
+    rows = []
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=names.model_package_group
+    )
+    for summary in (s for page in pages for s in page.get("ModelPackageSummaryList", [])):
+        arn = summary["ModelPackageArn"]
+        rows.append(
+            {
+                "version": int(summary["ModelPackageVersion"]),
+                "status": summary["ModelApprovalStatus"],
+                "auc": None,
+                "threshold": None,
+                "created": str(summary.get("CreationTime", ""))[:19],
+                "trigger": "-",
+                "live": f"{names.endpoint} (serving stack)" if arn == live_arn else "",
+            }
+        )
+    return rows
 
 
 def cmd_models_describe(args: argparse.Namespace) -> int:
@@ -623,13 +745,42 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_cost(args: argparse.Namespace) -> int:
     from boostline.cost import estimate
 
-    print(estimate(load_config(args.config), args.stage, runs_per_day=args.runs_per_day))
+    config = load_config(args.config)
+    if args.json:
+        import json
+        from dataclasses import asdict
+
+        from boostline.cost import idle_lines, run_lines, serving_lines
+
+        sections = {
+            "idle_per_day": idle_lines(config, args.stage),
+            "per_pipeline_run": run_lines(config, args.stage),
+            "live_model_per_day": serving_lines(config, args.stage),
+        }
+        out = {"stage": args.stage, "currency": "USD", "runs_per_day": args.runs_per_day}
+        out.update({k: [asdict(line) for line in v] for k, v in sections.items()})
+        print(json.dumps(out, indent=2))
+        return 0
+    print(estimate(config, args.stage, runs_per_day=args.runs_per_day))
     return 0
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     schema = load_schema(config.schema_path())
+    if args.json:
+        import json
+
+        checked = {
+            "config": str(args.config),
+            "stages": list(config.stages),
+            "schema": str(schema.source),
+            "features": list(schema.feature_names),
+            "target": schema.target_column,
+            "ok": True,
+        }
+        print(json.dumps(checked, indent=2))
+        return 0
     print(f"{args.config}: ok ({len(config.stages)} stage(s): {', '.join(config.stages)})")
     print(
         f"{schema.source}: ok ({len(schema.feature_names)} features, target "
@@ -688,15 +839,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     with sigterm_as_interrupt():
         result = run_demo(
-            Workdir.at(args.workdir).root, config, options, progress=Progress(quiet=args.quiet)
+            Workdir.at(args.workdir).root,
+            config,
+            options,
+            progress=Progress(quiet=args.quiet or args.json),
         )
-    print_summary(result)
+    if args.json:
+        import json
+
+        from boostline.local.demo import summary_dict
+
+        print(json.dumps(summary_dict(result), indent=2, default=str))
+    else:
+        print_summary(result)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _defaults(parser.parse_args(argv))
     try:
         return args.handler(args)
     except (ConfigError, SchemaError) as exc:
@@ -717,6 +878,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, RegistryError | EvaluatorUnavailable):  # says what to install
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, BotoCoreError | ClientError) and not os.environ.get("BOOSTLINE_DEBUG"):
+            # No credentials, no network, AccessDenied: AWS's own words, no traceback.
+            print(f"error: AWS: {exc}", file=sys.stderr)
+            return 1
         if isinstance(
             exc, PipelineFailed | BatchError | MonitoringUnavailable | ValueError | OSError
         ) and not os.environ.get("BOOSTLINE_DEBUG"):

@@ -9,6 +9,8 @@ read one and the other alike.
     <workdir>/registry/<group>/<version>/package.json
     <workdir>/registry/<group>/<version>/model.tar.gz, evaluation.json,
                                       statistics.json, constraints.json, report/
+    <workdir>/registry/<group>/deployments.json   which version is live where, and
+                                                  every deployment that went live or failed
 
 Writers take the group's file lock; every file is written to a temporary name
 and renamed, so a reader never sees half a record and a crash loses nothing.
@@ -246,6 +248,12 @@ class Registry:
         return max((int(c.name) for c in self._folders()), default=0) + 1
 
     def describe(self, version: int | str) -> ModelPackage:
+        """A version by number; "live": the one deployed last (latest approved if none
+        ever was); "latest-approved": the newest Approved one."""
+        if str(version) == "live":
+            live = self.live()
+            if live is not None:
+                return self.describe(live["version"])
         if str(version) in ("latest-approved", "live"):
             package = self.latest_approved()
             if package is None:
@@ -263,6 +271,58 @@ class Registry:
     def latest_approved(self) -> ModelPackage | None:
         approved = [p for p in self.versions() if p.status == "Approved"]
         return approved[-1] if approved else None
+
+    # ------------------------------------------------------------ deployments
+
+    @property
+    def _deployments_file(self) -> Path:
+        return self.dir / "deployments.json"
+
+    def deployments(self) -> dict[str, Any]:
+        """{"live": {endpoint: {...}}, "history": [...]}; empty when nothing was deployed."""
+        path = self._deployments_file
+        if not path.is_file():
+            return {"live": {}, "history": []}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data.get("live"), dict) or not isinstance(data.get("history"), list):
+                raise ValueError("needs a live object and a history list")
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{path} is damaged: {exc}") from None
+        return data
+
+    def live(self, endpoint: str | None = None) -> dict[str, Any] | None:
+        """The live deployment of an endpoint (any endpoint's, newest, when None)."""
+        live = self.deployments()["live"]
+        if endpoint is not None:
+            return live.get(endpoint)
+        return max(live.values(), key=lambda d: d["since"]) if live else None
+
+    def record_deployment(
+        self, endpoint: str, version: int, outcome: str, event: str, reason: str = ""
+    ) -> dict[str, Any]:
+        """A deployment of `version` on `endpoint`: "live" (it serves now) or "failed"."""
+        if outcome not in ("live", "failed"):
+            raise RegistryError(f"deployment outcome {outcome!r} is not live or failed")
+        entry = {
+            "endpoint": endpoint,
+            "version": int(version),
+            "outcome": outcome,
+            "at": now(),
+            "event": event,
+            **({"reason": reason} if reason else {}),
+        }
+        with self._lock:
+            data = self.deployments()
+            data["history"].append(entry)
+            if outcome == "live":
+                data["live"][endpoint] = {
+                    "version": int(version),
+                    "since": entry["at"],
+                    "event": event,
+                }
+            _write_json(self._deployments_file, data)
+        return entry
 
     # ------------------------------------------------------------ writing
 

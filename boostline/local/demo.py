@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -112,6 +113,7 @@ class Demo:
         self.runs: list[PipelineRun] = []
         self.monitoring: dict[str, dict[str, Any]] = {}
         self.windows: dict[str, tuple[datetime, datetime]] = {}
+        self.deploying_because = "the serving stack's parameters"
         self.executions_started = 0
         self.retrain_reason: str | None = None
 
@@ -284,6 +286,10 @@ class Demo:
         self, described: dict[str, Any], health_check: Callable[[str], None] | None = None
     ) -> None:
         event = events.model_package_state_change(self.cloud.names.region, described)
+        self.deploying_because = (
+            f"model package {described['ModelPackageVersion']} "
+            f"{described['ModelApprovalStatus']} (deployer, event {event['id']})"
+        )
         result = self.deployer.invoke(event)
         decision = result.get("decision", "?") if isinstance(result, dict) else str(result)
         self.say(
@@ -328,8 +334,12 @@ class Demo:
             workers=2,
             health_check=health_check,
         )
+        trigger = self.deploying_because
         if result.status != "InService":
             previous = self.live_version()
+            self.registry.record_deployment(
+                spec.endpoint_name, version, "failed", trigger, reason=str(result.reason)
+            )
             self.say(
                 "endpoint",
                 f"version {version} failed its health check ({result.reason}); "
@@ -347,6 +357,7 @@ class Demo:
             "then took the traffic)",
             version=version,
         )
+        self.registry.record_deployment(spec.endpoint_name, version, "live", trigger)
         self.serving_settled("UPDATE_COMPLETE")
 
     def serving_settled(self, status: str) -> None:
@@ -578,6 +589,33 @@ def run_demo(
     return demo.run()
 
 
+def look_inside(workdir: Path) -> list[str]:
+    """The commands that show what the demo left in its workdir."""
+    where = shlex.quote(str(workdir))
+    return [
+        f"boostline --workdir {where} models list",
+        f"boostline --workdir {where} models describe live",
+        f"boostline --workdir {where} serve --capture",
+        f"boostline --workdir {where} monitor run --hours 1",
+    ]
+
+
+def summary_dict(result: DemoResult) -> dict[str, Any]:
+    """The summary for scripts (`boostline demo --json`)."""
+    return {
+        "workdir": str(result.workdir),
+        "live_version": result.live_version,
+        "versions": result.versions,
+        "monitoring": result.monitoring,
+        "retrain_reason": result.retrain_reason,
+        "executions_started": result.executions_started,
+        "assembly": str(result.assembly),
+        "access_checks": result.access_checks,
+        "report": str(result.report),
+        "commands": look_inside(result.workdir),
+    }
+
+
 def print_summary(result: DemoResult, stream: Any = sys.stdout) -> None:
     def line(text: str = "") -> None:
         print(text, file=stream)
@@ -603,6 +641,9 @@ def print_summary(result: DemoResult, stream: Any = sys.stdout) -> None:
         f"pipeline executions started: {result.executions_started}"
     )
     line(f"  live version: v{result.live_version}")
+    line(f"  workdir: {result.workdir}; look inside with:")
+    for command in look_inside(result.workdir):
+        line(f"    {command}")
     line(f"  assembly: {result.assembly} (pipeline definition, serving template, role policies)")
     if result.access_checks:
         line("  accesses checked against the synthesized policy of the role they run as:")

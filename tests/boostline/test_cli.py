@@ -240,3 +240,96 @@ def test_predict_refuses_outputs_in_the_registry_workdir_and_over_its_input(
     assert not (damaged_registry["dir"] / "1" / "new.csv").exists()
     assert main(["models", "list", "--workdir", str(workdir)]) == 0
     assert "Approved" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- scripting
+
+
+def test_global_options_work_before_the_command_and_the_env_names_the_workdir(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from boostline.cli import _defaults
+
+    parser = build_parser()
+    before = _defaults(parser.parse_args(["--workdir", str(tmp_path), "models", "list"]))
+    after = _defaults(parser.parse_args(["models", "list", "--workdir", str(tmp_path)]))
+    assert before.workdir == after.workdir == tmp_path
+    monkeypatch.setenv("BOOSTLINE_WORKDIR", str(tmp_path / "env"))
+    assert _defaults(parser.parse_args(["models", "list"])).workdir == tmp_path / "env"
+    assert _defaults(parser.parse_args(["models", "list"])).config == DEFAULT_CONFIG
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("boostline ")
+
+
+def test_json_outputs_parse(tmp_path: Path, capsys) -> None:
+    import json
+
+    assert main(["--workdir", str(tmp_path), "models", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["cost", "--stage", "prod", "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    assert {"idle_per_day", "per_pipeline_run", "live_model_per_day"} <= set(cost)
+    assert any(line["item"] == "Monitoring" for line in cost["live_model_per_day"])
+    assert main(["config", "check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_aws_commands_without_credentials_say_so_without_a_traceback(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for argv in (["rollback", "--stage", "dev", "--to", "1"], ["models", "list", "--stage", "dev"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: AWS:") and "credentials" in err
+        assert "Traceback" not in err
+
+
+def test_models_list_on_aws_marks_the_serving_stacks_version_live(monkeypatch, capsys) -> None:
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        sm = boto3.client("sagemaker", region_name="eu-west-1")
+        sm.create_model_package_group(ModelPackageGroupName="boostline-dev-models")
+        arns = [
+            sm.create_model_package(
+                ModelPackageGroupName="boostline-dev-models", ModelApprovalStatus="Approved"
+            )["ModelPackageArn"]
+            for _ in range(2)
+        ]
+        boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+            StackName="boostline-dev-serving",
+            TemplateBody=json.dumps(
+                {
+                    "Parameters": {"ModelPackageArn": {"Type": "String"}},
+                    "Resources": {
+                        "R": {
+                            "Type": "AWS::SSM::Parameter",
+                            "Properties": {
+                                "Name": "/test/live",
+                                "Type": "String",
+                                "Value": {"Ref": "ModelPackageArn"},
+                            },
+                        }
+                    },
+                }
+            ),
+            Parameters=[{"ParameterKey": "ModelPackageArn", "ParameterValue": arns[0]}],
+        )
+        assert main(["models", "list", "--stage", "dev", "--json"]) == 0
+    rows = {r["version"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[1]["live"].startswith("boostline-dev-endpoint") and rows[2]["live"] == ""

@@ -155,3 +155,32 @@ def test_archive_problem_names_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "cut.tar.gz").write_bytes(good.read_bytes()[:60])
     assert archive_problem(tmp_path / "cut.tar.gz") is not None
     assert archive_problem(tmp_path / "absent.tar.gz") == "the file is missing"
+
+
+def test_the_registry_knows_what_is_live_and_what_failed(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    first, second = _register(tmp_path, 2, "t")
+    for version in (first, second):
+        registry.set_status(version, "Approved", by="t")
+    # Nothing deployed yet: "live" falls back to the latest approved version.
+    assert registry.live() is None
+    assert registry.describe("live").version == second
+    registry.record_deployment("ep", first, "live", "schedule")
+    registry.record_deployment("ep", second, "failed", "drift", reason="health check failed")
+    # v2 is the newest approved, but v1 is what serves: "live" says so.
+    assert registry.describe("latest-approved").version == second
+    assert registry.describe("live").version == first
+    live = registry.live("ep")
+    assert live is not None and live["version"] == first and live["event"] == "schedule"
+    history = registry.deployments()["history"]
+    assert [(h["version"], h["outcome"]) for h in history] == [(first, "live"), (second, "failed")]
+    assert history[1]["reason"] == "health check failed"
+    with pytest.raises(RegistryError, match="outcome"):
+        registry.record_deployment("ep", first, "maybe", "x")
+
+
+def test_a_damaged_deployment_record_names_its_file(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    (registry.dir / "deployments.json").write_text("{not json")
+    with pytest.raises(RegistryError, match="deployments.json is damaged"):
+        registry.live()

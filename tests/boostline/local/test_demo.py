@@ -92,6 +92,11 @@ def test_a_failed_health_check_leaves_the_first_version_serving(
     assert [v.version for v in registry.versions()] == [1, 2]
     assert result.live_version == 1
     assert any("failed its health check" in e["message"] for e in result.timeline)
+    # The registry knows: v2 is the newest approved, v1 is what serves.
+    assert registry.describe("latest-approved").version == 2
+    assert registry.describe("live").version == 1
+    outcomes = [(d["version"], d["outcome"]) for d in registry.deployments()["history"]]
+    assert outcomes == [(1, "live"), (2, "failed")]
     # nothing is left running after the demo
     assert all(e.status != "InService" for e in EndpointManager(result.workdir).list_endpoints())
 
