@@ -20,9 +20,11 @@ Printed per mode: the valid requests' p50/p90/p99/max latency and throughput, th
 5xx answers (valid and fuzzed traffic), the dropped valid requests (timed out or
 reset: no answer within --request-timeout), the other non-200 valid answers; for
 hostile also what the fuzzed requests got (by status) and how many slow
-connections were held. Then the hostile/calm throughput ratio and the targets:
-0 5xx, 0 dropped valid requests, hostile valid p99 under 100 ms, hostile valid
-throughput at least 80 % of calm. The exit status is 1 if a target is missed.
+connections were held; the CPU time the server, the load generator and other
+processes took. Then the hostile/calm throughput ratio (all rounds pooled, and round
+by round) and the targets: 0 5xx, 0 dropped valid requests, hostile valid p99 under
+100 ms, hostile valid throughput at least 80 % of calm (pooled). The exit status is 1
+if a target is missed.
 
     .venv/bin/python bench/bench_endpoint.py [--mode both|calm|hostile]
         [--model-dir DIR] [--workers 2] [--clients 4] [--seconds 4] [--rounds 3]
@@ -830,12 +832,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(summaries) == 2:
         calm, hostile = summaries["calm"], summaries["hostile"]
         ratio = hostile.throughput / calm.throughput if calm.throughput else 0.0
-        pairs = [
-            h_ok / h.elapsed / (c_ok / c.elapsed)
-            for c, h in zip(phases["calm"], phases["hostile"], strict=True)
-            if (c_ok := sum(len(r.latencies) for r in c.valid))
-            and (h_ok := sum(len(r.latencies) for r in h.valid)) is not None
-        ]
+        pairs = []  # each hostile round against the calm round just before it
+        for c, h in zip(phases["calm"], phases["hostile"], strict=True):
+            calm_rate = sum(len(r.latencies) for r in c.valid) / c.elapsed
+            if calm_rate:
+                pairs.append(sum(len(r.latencies) for r in h.valid) / h.elapsed / calm_rate)
         paired = statistics.median(pairs) if pairs else 0.0
         calm_cpu = sum((p.cpu for p in phases["calm"]), Cpu())
         hostile_cpu = sum((p.cpu for p in phases["hostile"]), Cpu())
@@ -846,11 +847,11 @@ def main(argv: list[str] | None = None) -> int:
             f"({fuzz_cpu / max(1e-9, hostile_cpu.wall * cores):.0%} of the machine's time in the "
             "hostile phases), beyond what the valid answers took at the calm rate"
         )
-        failed += not paired >= RATIO_TARGET
+        failed += not ratio >= RATIO_TARGET
         print(
             f"hostile/calm valid throughput: {hostile.throughput:.0f} / {calm.throughput:.0f} "
-            f"= {ratio:.2f} overall; median of the {len(pairs)} round pairs "
-            f"{paired:.2f} (target >= {RATIO_TARGET:.2f})  {verdict(paired >= RATIO_TARGET)}"
+            f"= {ratio:.2f} (target >= {RATIO_TARGET:.2f})  {verdict(ratio >= RATIO_TARGET)}; "
+            f"round by round {' '.join(f'{r:.2f}' for r in pairs)} (median {paired:.2f})"
         )
     return 1 if failed or tracebacks else 0
 
