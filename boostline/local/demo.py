@@ -509,6 +509,10 @@ class Demo:
             "model_quality_violations": int(quality.get("violations", 0)),
             "alarms": alarms,
             "execution": run.execution_id,
+            "window": [run.window_start, run.window_end],
+            "model_version": self.cloud.version_of(
+                self.cloud.monitoring_parameters().get("ModelPackageArn", "")
+            ),
         }
         self.say(
             "monitor",

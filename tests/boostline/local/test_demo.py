@@ -205,3 +205,40 @@ def test_sigterm_stops_the_demo_and_every_server_it_started(tmp_path: Path, dev_
         for pid in seen:  # a fleet leads its own session: its workers too
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def test_the_report_has_its_sections_and_every_picture_is_a_png(demo) -> None:
+    import re
+
+    page = demo.report.read_text()
+    for section in (
+        "Model versions",
+        "What changed between versions",
+        "Model quality per window",
+        "Drift per feature",
+        "Timeline",
+    ):
+        assert f"<h2>{section}</h2>" in page, section
+    images = re.findall(r'<img src="([^"]+)"', page)
+    # drift per feature and window, AUC per window, the timeline, one per drifted feature
+    assert len(images) == 3 + len(demo.monitoring["drift"]["drifted_features"])
+    for src in images:
+        data = (demo.report.parent / src).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000, src
+    assert (
+        "the data-quality monitor of boostline-dev-endpoint found that the inputs drifted" in page
+    )
+
+
+def test_triggers_read_as_words() -> None:
+    from boostline.local.demo_report import describe_trigger
+
+    assert describe_trigger("schedule") == "the retrain schedule came round"
+    assert describe_trigger("drift: ep model-quality; new-data: 2 files") == (
+        "the model-quality monitor of ep found that the model lost skill; "
+        "new data arrived (2 files)"
+    )
+    assert (
+        describe_trigger("drift: boostline-dev-drift-x")
+        == "a drift alarm (boostline-dev-drift-x) went off"
+    )
