@@ -603,8 +603,7 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime, timedelta, timezone
 
-    from boostline.local.handlers import LAMBDA_DIR, load_module
-    from boostline.local.monitoring_run import run_monitoring
+    from boostline.local.monitoring_run import live_parameters, run_monitoring
     from boostline.local.pipeline import resolve_assembly
     from boostline.registry import Registry
     from training_scripts.data_quality import parse_utc_time
@@ -614,8 +613,7 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
     progress = Progress(quiet=args.quiet or args.json)
     package = Registry(workdir.root).describe(args.model)
     # What the deployer would give the monitoring stack for this version.
-    deploy = load_module(LAMBDA_DIR / "deployer" / "deploy.py")
-    live = deploy.serving_parameters(package.data)
+    live = live_parameters(package, config, args.stage)
     end = parse_utc_time(args.window_end) if args.window_end else datetime.now(timezone.utc)
     start = (
         parse_utc_time(args.window_start)
@@ -623,16 +621,23 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
         else end - timedelta(hours=args.hours)
     )
     assembly = resolve_assembly(config, args.stage, workdir.root, args.assembly, progress)
-    run = run_monitoring(
-        workdir,
-        config,
-        args.stage,
-        assembly=assembly,
-        live=live,
-        window_start=start,
-        window_end=end,
-        progress=progress,
-    )
+    from boostline.local.access_checks import StageAccess
+    from boostline.local.emulator import ACCOUNT
+
+    # Every access the jobs make, checked against their role's synthesized policy.
+    with StageAccess(assembly, account=ACCOUNT, region=config.stage(args.stage).region) as access:
+        run = run_monitoring(
+            workdir,
+            config,
+            args.stage,
+            assembly=assembly,
+            live=live,
+            window_start=start,
+            window_end=end,
+            progress=progress,
+            access=access,
+        )
+        checked = access.counts()
     if args.json:
         print(json.dumps(run.as_dict(), indent=2))
     else:
@@ -646,6 +651,11 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
             print(f"alarm {name}: {alarm.state} ({value}; threshold {alarm.threshold:g})")
         for event, rule, _ in run.routes:
             print(f"event {event['detail-type']!r} matched rule {rule}")
+        for role, (count, allowed) in checked.items():
+            print(
+                f"{role}: {count} accesses checked against its synthesized policy, "
+                f"{allowed} allowed"
+            )
         if run.failure:
             print(f"error: {run.failure}", file=sys.stderr)
     return 0 if run.status == "Succeeded" else 1

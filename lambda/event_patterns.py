@@ -113,16 +113,21 @@ def own_monitoring_violations_pattern(endpoint: str) -> Pattern:
     }
 
 
-def serving_stack_settled_pattern(stack_name: str) -> Pattern:
-    """An update of the serving stack that completed or rolled back."""
+def serving_stack_settled_pattern(stack_name: str, monitoring_stack: str = "") -> Pattern:
+    """An update of the serving stack that completed or rolled back (and, with a
+    monitoring stack, that stack's creation: it then needs the live model too)."""
     if not stack_name:
         raise ValueError("stack_name is required")
+    stacks = [stack_name, *([monitoring_stack] if monitoring_stack else [])]
+    statuses = [*SERVING_SETTLED_STATUSES, *(["CREATE_COMPLETE"] if monitoring_stack else [])]
     return {
         "source": ["aws.cloudformation"],
         "detail-type": ["CloudFormation Stack Status Change"],
         "detail": {
-            "stack-id": [{"wildcard": f"arn:*:cloudformation:*:*:stack/{stack_name}/*"}],
-            "status-details": {"status": list(SERVING_SETTLED_STATUSES)},
+            "stack-id": [
+                {"wildcard": f"arn:*:cloudformation:*:*:stack/{name}/*"} for name in stacks
+            ],
+            "status-details": {"status": statuses},
         },
     }
 
@@ -187,10 +192,15 @@ def retrain_trigger_patterns(
 
 
 def deployer_patterns(
-    *, model_package_group: str, serving_stack: str | None = None
+    *,
+    model_package_group: str,
+    serving_stack: str | None = None,
+    monitoring_stack: str | None = None,
 ) -> dict[str, Pattern]:
     """The rules whose target is the deployer (the second only with a monitoring stack)."""
     found = {"model-package-state": model_package_state_pattern(model_package_group)}
     if serving_stack:
-        found["serving-stack-settled"] = serving_stack_settled_pattern(serving_stack)
+        found["serving-stack-settled"] = serving_stack_settled_pattern(
+            serving_stack, monitoring_stack or ""
+        )
     return found

@@ -448,6 +448,7 @@ class AutomationStack(Stack):
         deploy_patterns = patterns.deployer_patterns(
             model_package_group=group,
             serving_stack=serving_stack if monitoring_stack else None,
+            monitoring_stack=monitoring_stack or None,
         )
         for target_fn, found in (
             (trigger_target, trigger_patterns),

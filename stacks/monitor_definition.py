@@ -49,6 +49,7 @@ class MonitorJob:
     endpoint: str
     hours: int
     namespace: str
+    region: str
 
 
 def _param(name: str) -> dict[str, str]:
@@ -146,7 +147,12 @@ def _step(job: MonitorJob, check: str) -> dict[str, Any]:
                 "KmsKeyId": job.kms_key_arn,
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
-            "Environment": {"BOOSTLINE_METRICS_NAMESPACE": job.namespace},
+            # The image's boto3 reads AWS_DEFAULT_REGION only; the jobs call SageMaker,
+            # CloudWatch and EventBridge themselves.
+            "Environment": {
+                "BOOSTLINE_METRICS_NAMESPACE": job.namespace,
+                "AWS_DEFAULT_REGION": job.region,
+            },
             "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
         },
     }
@@ -162,9 +168,7 @@ def monitoring_pipeline_definition(job: MonitorJob, checks: tuple[str, ...]) -> 
         "Version": DEFINITION_VERSION,
         "Metadata": {},
         "Parameters": parameters,
-        "PipelineExperimentConfig": {
-            "ExperimentName": {"Get": "Execution.PipelineName"},
-            "TrialName": {"Get": "Execution.PipelineExecutionId"},
-        },
+        # No PipelineExperimentConfig: an experiment trial per hourly run is clutter, and
+        # the pipeline role has no Experiments permission (the training pipeline has none).
         "Steps": [_step(job, check) for check in checks],
     }

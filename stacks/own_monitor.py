@@ -34,6 +34,7 @@ from .storage_stack import StorageRefs
 OWN_MONITOR_NAMESPACE = "Boostline/Monitoring"
 # What monitor_job.py puts on the default bus (training_scripts/monitor_publish.py).
 OWN_MONITOR_EVENT_SOURCE = "boostline.monitoring"
+OWN_MONITOR_DETAIL_TYPE = "Boostline Monitoring Run Completed"
 CAPTURE_PREFIX = "capture"  # in the capture bucket: capture/<endpoint>/<variant>/yyyy/mm/dd/hh/
 
 
@@ -114,7 +115,12 @@ class OwnMonitor(Construct):
             ["events:PutEvents"],
             [arn("events", "event-bus/default")],
             # events:source is multivalued (one value per entry): every entry must be ours.
-            conditions={"ForAllValues:StringEquals": {"events:source": [OWN_MONITOR_EVENT_SOURCE]}},
+            conditions={
+                "ForAllValues:StringEquals": {
+                    "events:source": [OWN_MONITOR_EVENT_SOURCE],
+                    "events:detail-type": [OWN_MONITOR_DETAIL_TYPE],
+                }
+            },
             sid="PutCompletionEvent",
         )
         for finding, reason in (
@@ -198,6 +204,7 @@ class OwnMonitor(Construct):
                 endpoint=names.endpoint,
                 hours=self.hours,
                 namespace=OWN_MONITOR_NAMESPACE,
+                region="${AWS::Region}",
             ),
             self.checks,
         )

@@ -38,7 +38,7 @@ import json
 import os
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,10 @@ def _window_captures(
     args: argparse.Namespace, window: Window, work: Path, client: ClientFactory
 ) -> tuple[Path, dict[str, int]]:
     fetched = work / "fetched"
-    fetch_partitions(args.captures, window.partitions(), fetched, client)
+    # One hour past the end too: a record of the window's last minutes may be written
+    # into the next hour's folder; records are kept by their inference time.
+    partitions = window.partitions(until=window.end + timedelta(hours=1))
+    fetch_partitions(args.captures, partitions, fetched, client)
     captures = work / "captures"
     return captures, window_captures(fetched, captures, window, dq.parse_utc_time)
 
@@ -165,8 +168,11 @@ def model_quality(args: argparse.Namespace, window: Window, client: ClientFactor
         mq._write_json(output / "constraints.json", constraints)
         captures, counts = _window_captures(args, window, work, client)
         truth = work / "ground-truth"
-        # Labels arrive after the predictions: every hour from the window's start on.
-        fetch_partitions(args.ground_truth, window.partitions(until=args.now), truth, client)
+        # Labels arrive after the predictions: every hour from the window's start until
+        # now, or --label-hours past the window's end if that is later (a window re-checked
+        # long after, or a clock behind); hours that hold nothing cost one listing each.
+        until = max(args.now, window.end + timedelta(hours=args.label_hours))
+        fetch_partitions(args.ground_truth, window.partitions(until=until), truth, client)
         outcome = mq.run_check(
             captures,
             truth,
@@ -258,6 +264,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--constraints", default=NONE)
     p.add_argument("--threshold", type=_threshold, default=None, help="the live decision threshold")
     p.add_argument("--min-rows", type=int, default=mq.DEFAULT_MIN_ROWS)
+    p.add_argument(
+        "--label-hours",
+        type=int,
+        default=24,
+        help="hours after the window's end whose ground truth is read (default 24)",
+    )
     p.add_argument("--captures", required=True, help="data-capture prefix of the endpoint variant")
     p.add_argument("--ground-truth", default="", help="ground-truth prefix (model quality)")
     p.add_argument("--endpoint", required=True, help="the metrics' Endpoint dimension")

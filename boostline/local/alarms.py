@@ -104,10 +104,11 @@ def evaluate(stack: RenderedStack, data: Iterable[Datum]) -> dict[str, AlarmStat
         ]
         threshold = float(props["Threshold"])
         metric = f"{props['Namespace']} {props['MetricName']} {dict(sorted(dims))}"
+        name = props["AlarmName"]
         if not values:
-            states[props["AlarmName"]] = AlarmState(
-                props["AlarmName"], NO_DATA, None, threshold, metric
-            )
+            missing = props.get("TreatMissingData", "missing")
+            state = {"breaching": ALARM, "notBreaching": OK}.get(missing, NO_DATA)
+            states[name] = AlarmState(name, state, None, threshold, metric)
             continue
         value = _statistic(props["Statistic"], values)
         crossed = _COMPARE[props["ComparisonOperator"]](value, threshold)

@@ -271,8 +271,11 @@ class LocalAwsEndpoint:
                 self.events.extend(entries)
             self.calls.append(f"events:PutEvents {len(entries)}")
             bus = f"arn:aws:events:{self.region}:{{account}}:event-bus/default"
-            sources = sorted({str(entry.get("Source", "")) for entry in entries})
-            self.requests.append(("events:PutEvents", bus, {"events:source": sources}))
+            context = {
+                "events:source": sorted({str(e.get("Source", "")) for e in entries}),
+                "events:detail-type": sorted({str(e.get("DetailType", "")) for e in entries}),
+            }
+            self.requests.append(("events:PutEvents", bus, context))
             ids = [{"EventId": str(uuid.uuid4())} for _ in entries]
             return self._json(request, 200, {"FailedEntryCount": 0, "Entries": ids})
         if target == "SageMaker.DescribeModelPackage" and self.describe_package is not None:

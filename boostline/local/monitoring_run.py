@@ -35,6 +35,24 @@ from boostline.progress import Progress
 from boostline.registry import Registry, RegistryError
 
 
+def live_parameters(package: Any, config: BoostlineConfig, stage: str) -> dict[str, str]:
+    """What the deployer gives the monitoring stack for a local registry version.
+
+    The deployer's own function on the package's description, with the ARN the stage's
+    model package group gives the version (the local registry names it otherwise).
+    """
+    from boostline.local.handlers import LAMBDA_DIR, load_module
+    from boostline.naming import names_for
+
+    deploy = load_module(LAMBDA_DIR / "deployer" / "deploy.py")
+    names = names_for(config, stage)
+    arn = (
+        f"arn:aws:sagemaker:{names.region}:{ACCOUNT}:model-package/"
+        f"{names.model_package_group}/{package.version}"
+    )
+    return {**deploy.serving_parameters(package.data), "ModelPackageArn": arn}
+
+
 class MonitoringUnavailable(RuntimeError):
     """The monitoring stack holds no monitor to run (no live model with baselines, ...)."""
 
@@ -200,7 +218,9 @@ def run_monitoring(
         denied = _check_job_calls(access, definition, endpoint.requests)
         if denied:
             run.status, run.failure = "Failed", denied
-    run.events = [envelope(e, account=ACCOUNT, region=region) for e in endpoint.events]
+    # A job refused an AWS call: on AWS it would have failed before its event went out.
+    put = endpoint.events if not run.failure.startswith("User: ") else []
+    run.events = [envelope(e, account=ACCOUNT, region=region) for e in put]
     for event in run.events:
         run.results[str(event["detail"].get("monitor"))] = event["detail"]
     triggered: dict[str, int] = {}

@@ -51,6 +51,7 @@ from deploy import (
     Backoff,
     DeployError,
     DeployResult,
+    StackMissing,
     StackStuck,
     deploy_model_package,
     live_model_package_arn,
@@ -148,16 +149,25 @@ class StackSettled:
     status: str
 
 
-def parse_stack_event(raw: dict[str, Any], serving_stack: str) -> StackSettled | str:
-    """A completed (or rolled back) update of the serving stack, or why it is ignored."""
+def parse_stack_event(
+    raw: dict[str, Any], serving_stack: str, monitoring_stack: str = ""
+) -> StackSettled | str:
+    """A completed (or rolled back) serving update, or the monitoring stack's creation;
+    otherwise why the event is ignored (the monitoring stack's own updates among them)."""
     detail = raw.get("detail")
     detail = detail if isinstance(detail, dict) else {}
     stack_id = detail.get("stack-id")
     status_details = detail.get("status-details")
     status = status_details.get("status") if isinstance(status_details, dict) else None
-    if not isinstance(stack_id, str) or f":stack/{serving_stack}/" not in stack_id:
-        return f"stack {str(stack_id)[:200]!r} is not the serving stack {serving_stack!r}"
-    if status not in SETTLED:
+    if not isinstance(stack_id, str):
+        return "stack event without a stack-id"
+    if f":stack/{serving_stack}/" in stack_id:
+        wanted: tuple[str, ...] = SETTLED
+    elif monitoring_stack and f":stack/{monitoring_stack}/" in stack_id:
+        wanted = ("CREATE_COMPLETE",)
+    else:
+        return f"stack {stack_id[:200]!r} is not the serving or monitoring stack"
+    if status not in wanted:
         return f"stack status {str(status)[:40]!r} needs no action"
     return StackSettled(event_id=str(raw.get("id", "")), stack_id=stack_id, status=status)
 
@@ -165,15 +175,21 @@ def parse_stack_event(raw: dict[str, Any], serving_stack: str) -> StackSettled |
 def on_serving_settled(change: StackSettled, settings: Settings, context: Any) -> dict[str, Any]:
     if not settings.monitoring_stack:
         return {"decision": "ignored", "why": "no monitoring stack (MONITORING_STACK_NAME)"}
-    result = sync_monitoring_stack(
-        client("cloudformation"),
-        settings.stack_name,
-        settings.monitoring_stack,
-        backoff=_backoff(settings, context),
-    )
+    try:
+        result = sync_monitoring_stack(
+            client("cloudformation"),
+            settings.stack_name,
+            settings.monitoring_stack,
+            backoff=_backoff(settings, context),
+        )
+    except StackMissing as error:
+        # Its creation event comes later and copies the live model then.
+        logger.warning("not copying the live model: %s", error)
+        return {"decision": "ignored", "why": str(error)}
     return {
         "decision": "monitoring-updated" if result.status == UPDATING else "monitoring-unchanged",
-        "why": f"serving stack {change.status}: the monitors follow the live model",
+        "why": f"{change.stack_id.split(':stack/')[-1].split('/')[0]} {change.status}: "
+        "the monitors follow the live model",
         "deployment": result.as_dict(),
     }
 
@@ -347,7 +363,7 @@ def _handler(event: Any, context: Any) -> dict[str, Any]:
             "aws.cloudformation",
             STACK_DETAIL_TYPE,
         ):
-            change = parse_stack_event(event, settings.stack_name)
+            change = parse_stack_event(event, settings.stack_name, settings.monitoring_stack)
         else:
             change = parse(event, settings.model_package_group)
         if isinstance(change, str):

@@ -73,6 +73,10 @@ class DeployError(RuntimeError):
     permanent = True
 
 
+class StackMissing(DeployError):
+    """The stack does not exist (not deployed yet, or deleted)."""
+
+
 class StackBusy(DeployError):
     """The stack stayed in an *_IN_PROGRESS state for longer than the retry budget."""
 
@@ -137,10 +141,10 @@ def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any]:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
         if "does not exist" in _error_message(error):
-            raise DeployError(f"serving stack {stack_name!r} does not exist") from error
+            raise StackMissing(f"stack {stack_name!r} does not exist") from error
         raise
     if not stacks:
-        raise DeployError(f"serving stack {stack_name!r} does not exist")
+        raise StackMissing(f"stack {stack_name!r} does not exist")
     return stacks[0]
 
 

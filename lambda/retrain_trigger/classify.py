@@ -234,9 +234,7 @@ def _own_monitoring(detail: dict[str, Any], filters: Filters) -> Drift | Ignored
         return Ignored(f"monitoring run event whose monitor is {_what(monitor)}", kind="drift")
     # bool is an int in Python: a `true` count is garbage, not one violation.
     if isinstance(violations, bool) or not isinstance(violations, int) or violations < 0:
-        return Ignored(
-            f"{monitor} run event whose violations is {_what(violations)}", kind="drift"
-        )
+        return Ignored(f"{monitor} run event whose violations is {_what(violations)}", kind="drift")
     if status != VIOLATIONS_PREFIX or violations == 0:
         return Ignored(
             f"{monitor} run of {endpoint!r} ended {_str(status)[:40]!r} without violations",

@@ -815,6 +815,7 @@ def test_a_completed_serving_update_copies_the_live_model_to_the_monitoring_stac
         _settled("UPDATE_FAILED"),
         _settled(stack="another-stack"),
         _settled(stack=MONITORING_STACK),  # its own updates never loop back
+        _settled("CREATE_COMPLETE"),  # the serving stack's creation holds no model
     ],
 )
 def test_other_stack_events_change_nothing(with_monitoring: Deployer, event: Any) -> None:
@@ -827,3 +828,27 @@ def test_without_a_monitoring_stack_a_settled_serving_stack_is_ignored(
 ) -> None:
     result = deployer(_settled())
     assert result["decision"] == "ignored" and "MONITORING_STACK_NAME" in result["why"]
+
+
+def test_a_monitoring_stack_created_after_the_model_went_live_gets_it(
+    deployer: Deployer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITORING_STACK_NAME", MONITORING_STACK)
+    v1 = deployer.register("Approved", threshold="0.33")
+    assert deployer(package_event(v1, "Approved"))["decision"] == "deployed"
+    # The serving update completes before the monitoring stack exists: nothing to copy to.
+    early = deployer(_settled())
+    assert early["decision"] == "ignored" and "does not exist" in early["why"]
+    deployer.cfn.create_stack(
+        StackName=MONITORING_STACK,
+        TemplateBody=json.dumps(MONITORING_TEMPLATE),
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v["Default"]}
+            for k, v in MONITORING_TEMPLATE["Parameters"].items()
+        ],
+    )
+    # Its creation event copies the live model.
+    assert deployer(_settled("CREATE_COMPLETE", stack=MONITORING_STACK))["decision"] == (
+        "monitoring-updated"
+    )
+    assert _monitoring_stack(deployer)["ModelPackageArn"] == v1

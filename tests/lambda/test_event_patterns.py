@@ -51,7 +51,11 @@ def rules(patterns_module: ModuleType) -> dict[str, dict[str, Any]]:
         endpoint=ENDPOINT,
     )
     rules.update(
-        patterns_module.deployer_patterns(model_package_group=GROUP, serving_stack=SERVING_STACK)
+        patterns_module.deployer_patterns(
+            model_package_group=GROUP,
+            serving_stack=SERVING_STACK,
+            monitoring_stack="loan-default-monitoring",
+        )
     )
     return rules
 
@@ -129,8 +133,9 @@ NEAR_MISSES = {
         _variant(
             "stack",
             ["detail", "stack-id"],
-            "arn:aws:cloudformation:eu-west-1:123456789012:stack/loan-default-monitoring/1",
+            "arn:aws:cloudformation:eu-west-1:123456789012:stack/loan-default-pipeline/1",
         ),
+        _variant("stack", ["detail", "status-details", "status"], "DELETE_COMPLETE"),
     ],
     "model-package-state": [
         _variant("model_package", ["detail", "ModelPackageGroupName"], "another-group"),

@@ -41,7 +41,9 @@ def test_rule_patterns_equal_the_handlers_patterns(variant, request):
             endpoint=names.endpoint,
         ),
         **patterns.deployer_patterns(
-            model_package_group=names.model_package_group, serving_stack=names.stack("serving")
+            model_package_group=names.model_package_group,
+            serving_stack=names.stack("serving"),
+            monitoring_stack=names.stack("monitoring"),
         ),
     }
     expected["new-data"]["detail"]["bucket"]["name"] = [raw_bucket]

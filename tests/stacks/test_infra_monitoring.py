@@ -139,7 +139,11 @@ def test_each_check_is_a_step_running_the_monitor_job(dev):
         assert "python3 monitor_job.py" in app["ContainerEntrypoint"][2]
         assert app["ContainerArguments"][0] == check
         env = steps[name]["Arguments"]["Environment"]
-        assert env == {"BOOSTLINE_METRICS_NAMESPACE": "Boostline/Monitoring"}
+        assert env == {
+            "BOOSTLINE_METRICS_NAMESPACE": "Boostline/Monitoring",
+            "AWS_DEFAULT_REGION": "${AWS::Region}",
+        }
+    assert "PipelineExperimentConfig" not in definition
     quality = steps["ModelQualityCheck"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert quality[quality.index("--threshold") + 1] == {"Get": "Parameters.DecisionThreshold"}
     assert quality[quality.index("--ground-truth") + 1].endswith("/ground-truth")
@@ -169,7 +173,10 @@ def test_the_job_role_publishes_one_namespace_and_one_event_source(dev):
     assert "Boostline/Monitoring" in namespaces and len(namespaces) == 2  # and its job logs'
     (put_events,) = _allowing(statements, "events:PutEvents")
     assert put_events["Condition"] == {
-        "ForAllValues:StringEquals": {"events:source": ["boostline.monitoring"]}
+        "ForAllValues:StringEquals": {
+            "events:source": ["boostline.monitoring"],
+            "events:detail-type": ["Boostline Monitoring Run Completed"],
+        }
     }
     assert "event-bus/default" in json.dumps(put_events["Resource"])
     (listing,) = [

@@ -18,8 +18,7 @@ import pytest
 
 from boostline.config import load_config
 from boostline.data.generator import generate_to_dir
-from boostline.local.handlers import LAMBDA_DIR, load_module
-from boostline.local.monitoring_run import MonitoringUnavailable, run_monitoring
+from boostline.local.monitoring_run import MonitoringUnavailable, live_parameters, run_monitoring
 from boostline.local.workdir import Workdir
 from boostline.progress import Progress
 from boostline.registry import Registry
@@ -103,12 +102,11 @@ def _book(root: Path, *, drift: float, seed: int) -> tuple[list[dict[str, str]],
 
 
 def _live(workdir: Path, **override: str) -> dict[str, str]:
-    package = Registry(workdir).describe("latest-approved")
-    deploy = load_module(LAMBDA_DIR / "deployer" / "deploy.py")
-    return {**deploy.serving_parameters(package.data), **override}
+    package = Registry(workdir).describe("live")
+    return {**live_parameters(package, load_config(), "dev"), **override}
 
 
-def _run(demo, dev_assembly, day: int, live: dict[str, str] | None = None):
+def _run(demo, dev_assembly, day: int, live: dict[str, str] | None = None, access=None):
     start, end = _window(day)
     return run_monitoring(
         Workdir.at(demo.workdir),
@@ -119,6 +117,7 @@ def _run(demo, dev_assembly, day: int, live: dict[str, str] | None = None):
         window_start=start,
         window_end=end,
         progress=Progress(quiet=True),
+        access=access,
     )
 
 
@@ -133,8 +132,15 @@ def test_drifted_capture_crosses_the_data_quality_alarm_and_reaches_the_trigger(
     rows, labels = _book(tmp_path / "drift", drift=2.0, seed=31)
     ids = _capture(demo.workdir, start, rows, np.full(len(rows), 0.2))
     _ground_truth(demo.workdir, start + timedelta(hours=1), ids, labels)
-    run = _run(demo, dev_assembly, 1)
+    from boostline.local.access_checks import StageAccess
+    from boostline.local.emulator import ACCOUNT
+
+    with StageAccess(dev_assembly, account=ACCOUNT, region="eu-west-1") as access:
+        run = _run(demo, dev_assembly, 1, access=access)
+        # The jobs' requests and their own calls (capture, baselines, metrics, the event).
+        checked, allowed = access.counts()["boostline-dev-monitor-job"]
     assert run.status == "Succeeded", run.failure
+    assert checked == allowed > 20
     assert run.results["data-quality"]["violations"] > 0
     assert _state(run, "monitoring-data-quality-violations") == "ALARM"
     assert _state(run, "monitoring-data-quality-stale") == "OK"
@@ -172,6 +178,8 @@ def test_a_failed_run_crosses_the_failure_and_stale_alarms(demo, dev_assembly) -
     )
     run = _run(demo, dev_assembly, 3, live)
     assert run.status == "Failed" and "DataQualityCheck" in run.failure
+    # Every alarm has a state: missing data is what each alarm's TreatMissingData says.
+    assert {a.state for a in run.alarms.values()} <= {"OK", "ALARM"}
     assert _state(run, "monitoring-failed") == "ALARM"
     assert _state(run, "monitoring-data-quality-stale") == "ALARM"  # nothing reported
 
