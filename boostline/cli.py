@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--content-type",
         default="text/csv",
-        help="text/csv (encoded features) or application/jsonlines (raw)",
+        help="text/csv: a data owner's CSV with its header (the id column passes "
+        "through, a header is written) or encoded, headerless features; "
+        "application/jsonlines: raw records",
     )
     predict.add_argument("--accept", default="text/csv", help="text/csv or application/json")
     predict.add_argument("--explain", action="store_true", help="add the top reason codes")
@@ -707,15 +709,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     model_dir, threshold, version = _model(args)
-    result = predict_file(
-        model_dir,
-        args.input,
-        args.output,
-        content_type=args.content_type,
-        accept=args.accept,
-        threshold=threshold,
-        explain=args.explain,
-    )
+    from boostline.serving.scoring import is_raw_csv, score_raw_csv
+
+    schema = load_schema(load_config(args.config).schema_path())
+    if args.content_type == "text/csv" and is_raw_csv(args.input, schema):
+        # A data owner's file with its header: ids pass through, PII is never sent.
+        result = score_raw_csv(model_dir, args.input, args.output, schema, threshold=threshold)
+    else:
+        result = predict_file(
+            model_dir,
+            args.input,
+            args.output,
+            content_type=args.content_type,
+            accept=args.accept,
+            threshold=threshold,
+            explain=args.explain,
+        )
     print(
         f"model version {version}: {result.records} record(s) in {result.batches} "
         f"mini-batch(es), {result.seconds:.2f}s -> {args.output}"
