@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = model_cmds.add_parser(verb, parents=[common], help=f"mark a version {status}")
         cmd.add_argument("version", help="version number")
         cmd.add_argument("--reason", default="", help="why (kept in the approval history)")
-        cmd.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decides")
+        cmd.add_argument(
+            "--by", default=None, help="who decides (default: the OS user running the command)"
+        )
         cmd.set_defaults(handler=cmd_models_set_status, status=status)
 
     serve = groups.add_parser(
@@ -552,11 +554,22 @@ def cmd_models_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def deciding_user() -> str:
+    """Who approves when --by is not given: the OS account, however the shell is set up."""
+    import getpass
+
+    try:
+        return getpass.getuser()  # LOGNAME, USER, LNAME, USERNAME, then the password database
+    except (KeyError, OSError):  # a container user with no passwd entry
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
+
+
 def cmd_models_set_status(args: argparse.Namespace) -> int:
     from boostline.registry import Registry
 
     registry = Registry(Workdir.at(args.workdir).root)
-    package = registry.set_status(args.version, args.status, by=args.by, reason=args.reason)
+    by = args.by or deciding_user()
+    package = registry.set_status(args.version, args.status, by=by, reason=args.reason)
     print(f"model version {package.version} is now {package.status}")
     return 0
 

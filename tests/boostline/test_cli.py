@@ -333,3 +333,15 @@ def test_models_list_on_aws_marks_the_serving_stacks_version_live(monkeypatch, c
         assert main(["models", "list", "--stage", "dev", "--json"]) == 0
     rows = {r["version"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows[1]["live"].startswith("boostline-dev-endpoint") and rows[2]["live"] == ""
+
+
+def test_approvals_name_the_os_user_when_by_is_not_given(monkeypatch) -> None:
+    from boostline.cli import deciding_user
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOGNAME", "risk-analyst")
+    assert deciding_user() == "risk-analyst"
+    monkeypatch.delenv("LOGNAME")
+    # No variable set: the password database's name for this uid, or the uid itself.
+    assert deciding_user()
