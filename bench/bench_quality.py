@@ -55,9 +55,18 @@ sys.path.insert(0, str(ROOT))
 from boostline.data import generator  # noqa: E402
 from training_scripts import inference  # noqa: E402
 
-# Pinned in bench/requirements-quality.txt; only its data files are read.
-ISLP_PIN = "ISLP==0.4.0"
-ISLP_SHA256 = "1c1d628cf79a467bea2a2972dc78603c7a5a05580b9255f5dfa2109e1a713133"
+
+def _pin(package: str) -> tuple[str, str]:
+    """(name==version, sha256) of a package pinned in bench/requirements-quality.txt."""
+    for line in (ROOT / "bench" / "requirements-quality.txt").read_text().splitlines():
+        if line.startswith(f"{package}=="):
+            requirement, _, digest = line.partition(" --hash=sha256:")
+            return requirement.strip(), digest.strip()
+    raise RuntimeError(f"bench/requirements-quality.txt pins no {package}")
+
+
+# Only the wheel's data files are read: ISLP is never installed or imported.
+ISLP_PIN, ISLP_SHA256 = _pin("ISLP")
 BOOKS = ("default", "caravan", "breast_cancer", "generator")
 ECE_BINS = 10
 TEST_FRACTION = 0.2
@@ -387,6 +396,7 @@ class BookResult:
     rows: int
     runs: list[dict[str, Any]] = field(default_factory=list)
     unavailable: str | None = None
+    failures: list[str] = field(default_factory=list)
 
 
 def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
@@ -400,7 +410,12 @@ def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
         train, test = book.frame.iloc[train_i], book.frame.iloc[test_i]
         labels = labels_all[test_i]
         entry: dict[str, Any] = {"seed": seed}
-        scores, info = boostline_model(book, train, test, seed, run)
+        try:
+            scores, info = boostline_model(book, train, test, seed, run)
+        except RuntimeError as exc:  # reported, and left out of the means
+            print(f"  {book.name} seed {seed}: FAILED, {exc}", flush=True)
+            result.failures.append(f"seed {seed}: {exc}")
+            continue
         entry["boostline"] = metrics(labels, scores) | info
         entry["logistic"] = metrics(labels, logistic(book, train, test, seed))
         entry["xgboost_cv"] = metrics(labels, xgboost_cv(book, train, test, seed))
@@ -422,6 +437,7 @@ def summarise(result: BookResult) -> dict[str, Any]:
         return float(np.mean([r[model][key] for r in result.runs]))
 
     out: dict[str, Any] = {"book": result.book, "rows": result.rows, "seeds": len(result.runs)}
+    out["failed_seeds"] = len(result.failures)
     for model in ("boostline", "logistic", "xgboost_cv"):
         out[model] = {k: mean(model, k) for k in ("auc", "brier", "ece", "mean_predicted")}
     out["observed"] = mean("boostline", "observed")
@@ -513,7 +529,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: SKIPPED, {exc}", flush=True)
                 unavailable.append(f"{name}: {exc}")
                 continue
-            summaries.append(summarise(run_book(book, seeds, run)))
+            result = run_book(book, seeds, run)
+            if result.runs:
+                summaries.append(summarise(result))
+            unavailable += [f"{name} {failure}" for failure in result.failures]
     print()
     print_table(summaries)
     for line in unavailable:
