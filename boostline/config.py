@@ -140,7 +140,8 @@ class GateConfig(_Strict):
     # in the evaluation job (a model worse than logistic regression does not ship).
     max_auc_below_logistic: float = Field(0.01, ge=0.0, le=0.5)
     # The largest expected calibration error (10 equal-width bins, test set) a candidate
-    # may have; null: not checked.
+    # may have beyond what the test set's size alone gives a calibrated model (the 95th
+    # percentile of its ECE with labels drawn from the scores); null: not checked.
     max_ece: float | None = Field(None, gt=0.0, le=1.0)
 
 

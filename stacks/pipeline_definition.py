@@ -588,9 +588,13 @@ def build_definition(
     ]
     ece_words: list[Any] = []
     if gate_config.max_ece is not None:
-        ece = metric("calibration.expected_calibration_error")
+        ece = metric("calibration.expected_calibration_error_beyond_noise")
         conditions.append(ConditionLessThanOrEqualTo(left=ece, right=gate_config.max_ece))
-        ece_words = [", and its calibration error ", ece, f" at most {gate_config.max_ece:g}"]
+        ece_words = [
+            ", and its calibration error beyond the test set's noise ",
+            ece,
+            f" at most {gate_config.max_ece:g}",
+        ]
     fail = FailStep(
         name=FAIL,
         error_message=Join(

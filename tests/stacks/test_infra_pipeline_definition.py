@@ -216,7 +216,8 @@ def test_gate_reads_auc_from_the_property_file(dev):
     # a model worse than logistic regression does not ship, nor one off in its probabilities
     assert baseline["RightValue"]["Std:JsonGet"]["Path"] == "logistic_baseline.min_auc_required"
     assert ece["Type"] == "LessThanOrEqualTo"
-    assert ece["LeftValue"]["Std:JsonGet"]["Path"] == "calibration.expected_calibration_error"
+    path = "calibration.expected_calibration_error_beyond_noise"
+    assert ece["LeftValue"]["Std:JsonGet"]["Path"] == path
     assert ece["RightValue"] == dev.config.gate.max_ece
     fail = _steps(_definition(dev))["GateFailed"]["Arguments"]["ErrorMessage"]
     assert "Quality gate failed" in json.dumps(fail)

@@ -409,3 +409,19 @@ def test_threshold_is_chosen_on_validation_and_applied_to_test(book: dict, tmp_p
     cm = e["binary_classification_metrics"]["confusion_matrix"]
     assert cm["1"]["1"] == int((flagged & (book["test_y"] == 1)).sum())
     assert cm["0"]["1"] == int((flagged & (book["test_y"] == 0)).sum())
+
+
+def test_the_calibration_bound_allows_for_the_test_set_size() -> None:
+    rng = np.random.default_rng(3)
+    for rows, most in ((70, 0.25), (20_000, 0.02)):
+        scores = rng.uniform(0.02, 0.98, rows)
+        calibrated = (rng.random(rows) < scores).astype(np.int8)
+        noise = ev.ece_noise(scores)
+        # a calibrated model's ECE is within its noise; the noise shrinks with the rows
+        assert ev.calibration(calibrated, scores)["expected_calibration_error"] <= noise < most
+    shifted = np.clip(scores + 0.1, 0, 1)  # 10 points too high everywhere
+    section = ev.calibration(calibrated, shifted)
+    assert section["expected_calibration_error_beyond_noise"] > 0.07
+    assert section["expected_calibration_error"] - section["ece_noise_95"] == pytest.approx(
+        section["expected_calibration_error_beyond_noise"]
+    )
