@@ -30,9 +30,16 @@ Requests (a missing Content-Type is application/json, as in the image's server)
     application/json  raw applications with named fields: one object, a list of
                       objects, or {"instances": [...]}; encoded with the manifest
                       exactly as preprocess.py encodes training data (missing
-                      optional field -> missing; fields the schema does not name,
-                      such as PII, are ignored).
+                      optional field -> missing; fields the schema does not name
+                      are ignored).
     application/jsonlines  one raw application object per line.
+
+Personal data: a JSON or JSON Lines request that carries any field the schema marks
+as PII (the manifest's `pii_columns`, dropped or hashed before training) is refused
+with a 400 naming the field(s), never their values. The model never reads them, and
+SageMaker's data capture stores request bodies as received: refusing them at the
+contract keeps raw PII out of the capture bucket. (text/csv bodies are encoded features
+by position, no field names, so they cannot carry a named PII field.)
 
 Categories, one rule for training and serving: a categorical feature whose schema lists
 its `values` is a closed list (the manifest's `"closed": true`). A value outside it is
@@ -200,6 +207,7 @@ class Model:
     numerical_names: list[str] = field(default_factory=list)
     categorical_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
     category_codes: list[Category] = field(default_factory=list)
+    pii: frozenset[str] = frozenset()  # request fields refused: the schema's PII columns
 
     @property
     def n_features(self) -> int:
@@ -303,6 +311,7 @@ def load_model(
         numerical_names=[c["name"] for c in columns if c["kind"] == "numerical"],
         categorical_index=np.flatnonzero(categorical),
         category_codes=category_codes,
+        pii=frozenset(str(c) for c in manifest.get("pii_columns") or ()),
     )
 
 
@@ -721,9 +730,24 @@ def parse_json(model: Model, body: Any, lines: bool = False) -> tuple[np.ndarray
             raise InferenceError(
                 400, f"row {i} must be a JSON object of field: value, got {_kind(instance)}", row=i
             )
+        if model.pii and not model.pii.isdisjoint(instance):
+            _refuse_pii(model, instance, i)
     X = encode(model, instances)
     check_values(model, X)
     return X, options
+
+
+def _refuse_pii(model: Model, instance: dict[str, Any], row: int) -> None:
+    # Names only: a PII value must never reach an error message, a log or the capture.
+    fields = sorted(model.pii.intersection(instance))
+    named = ", ".join(repr(f) for f in fields)
+    raise InferenceError(
+        400,
+        f"row {row}: field(s) {named} are personal data (PII in the dataset schema) and must "
+        "not be sent: the model does not use them and requests are captured as received",
+        row=row,
+        field=fields[0],
+    )
 
 
 def _decode(body: Any) -> str:

@@ -412,6 +412,9 @@ class Demo:
         )
         rows = list(csv.DictReader(io.StringIO(files[0].read_text())))
         target = self.schema_target()
+        from training_scripts.dataset_schema import load_schema
+
+        pii = set(load_schema(self.schema).pii_columns)
         # Labels land where the monitors read them: the capture bucket's ground-truth prefix.
         prefix = self.config.stage(self.options.stage).monitoring.ground_truth_prefix
         truth_dir = self.workdir.bucket("capture") / prefix.rstrip("/")
@@ -422,7 +425,9 @@ class Demo:
             for i, row in enumerate(rows):
                 label = row.pop(target)
                 inference_id = f"{phase}-{i:05d}"
-                body = json.dumps({k: v for k, v in row.items() if v != ""}).encode()
+                # The client contract: the schema's features only, never its PII columns.
+                fields = {k: v for k, v in row.items() if v != "" and k not in pii}
+                body = json.dumps(fields).encode()
                 answer = self.endpoints.invoke(
                     self.cloud.names.endpoint, body, "application/json", inference_id=inference_id
                 )

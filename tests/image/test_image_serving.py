@@ -38,7 +38,11 @@ def book(tmp_path_factory, make_loan_book) -> dict:
     return {
         "model_dir": loans.model_dir("model"),
         "features": [line.split(",", 1)[1] for line in lines],  # label dropped
-        "raw": [raw[i] for i in ids],  # the same applications, raw, in the same order
+        # The same applications, raw, in the same order, as a client sends them: the
+        # schema's PII columns left out (the endpoint refuses them).
+        "raw": [
+            {k: v for k, v in raw[i].items() if k not in manifest["pii_columns"]} for i in ids
+        ],
         "names": [c["name"] for c in manifest["columns"]],
     }
 

@@ -65,11 +65,15 @@ def book(tmp_path_factory) -> dict:
     with open(root / "prep" / "test" / "test_meta.csv", newline="") as f:
         ids = [row["application_id"] for row in csv.DictReader(f)]
     test_lines = (root / "prep" / "test" / "test.csv").read_text().splitlines()
+    pii = set(manifest["pii_columns"])
     return {
         "model_dir": model_dir,
         "bare_dir": bare_dir,
         "manifest": manifest,
-        "test_raw": [raw[i] for i in ids],  # raw applications of the test split, in order
+        # raw applications of the test split, in order, as a client sends them: without
+        # the PII fields the endpoint refuses
+        "test_raw": [{k: v for k, v in raw[i].items() if k not in pii} for i in ids],
+        "test_raw_with_pii": [raw[i] for i in ids],
         "test_features": [line.split(",", 1)[1] for line in test_lines],  # label dropped
     }
 
@@ -441,7 +445,7 @@ def test_json_encoding_follows_preprocess(book, model) -> None:
     base = dict(book["test_raw"][0])
     X0 = inf.parse_json(model, json.dumps(base))[0]
     same = [
-        {**base, "favourite_colour": "red", "email": "a@b.c"},  # unknown and PII: ignored
+        {**base, "favourite_colour": "red"},  # a field the schema does not name: ignored
         {**base, "fico_score": int(base["fico_score"]), "loan_amount": float(base["loan_amount"])},
         {**base, "grade": f"  {base['grade']} ", "fico_score": f" {base['fico_score']} "},
     ]
@@ -489,7 +493,7 @@ def test_a_value_outside_a_closed_category_list_is_refused_as_preprocessing_refu
     # preprocessing: the same value of the same field rejects the row
     import pyarrow as pa
 
-    raw = dict(book["test_raw"][0], purpose="space_travel")
+    raw = dict(book["test_raw_with_pii"][0], purpose="space_travel")
     table = pa.table({k: [v or None] for k, v in raw.items()})
     schema = preprocess.load_schema(SCHEMA_PATH)
     assert preprocess.validate(table, schema)[2] == [["purpose: unknown category"]]
@@ -526,6 +530,26 @@ def test_a_long_allowed_list_is_shortened(book, model) -> None:
     assert "WY)" in answer["error"]
     spec = inf.Category("x", True, True, {str(i): float(i) for i in range(100)})
     assert spec.allowed().endswith(", 59, ... (100 in all)")
+
+
+def test_pii_fields_are_refused_by_name_never_by_value(book, model) -> None:
+    with_pii = book["test_raw_with_pii"][:3]
+    pii_values = [with_pii[0][c] for c in ("email", "full_name", "phone", "national_id")]
+    bodies = [
+        (json.dumps(with_pii[0]), JSON, 1),
+        (json.dumps({"instances": [book["test_raw"][0], with_pii[1]]}), JSON, 2),
+        (json.dumps(with_pii), JSON, 1),
+        ("\n".join(json.dumps(r) for r in [book["test_raw"][0], with_pii[2]]), JSONL, 2),
+        (json.dumps({**book["test_raw"][0], "email": None}), JSON, 1),  # even empty
+    ]
+    for body, content_type, row in bodies:
+        answer = error(inf.handle(model, body, content_type, JSON), 400)
+        assert answer["row"] == row and answer["field"] in book["manifest"]["pii_columns"]
+        assert "'email'" in answer["error"] and "personal data" in answer["error"]
+        assert not any(value and value in answer["error"] for value in pii_values)
+    only_phone = {**book["test_raw"][0], "phone": with_pii[0]["phone"]}
+    answer = error(inf.handle(model, json.dumps(only_phone), JSON, JSON), 400)
+    assert answer["field"] == "phone" and "'email'" not in answer["error"]
 
 
 DEEP_LIST = b"[" * 100_000 + b"]" * 100_000  # deeper than the JSON parser's recursion limit

@@ -242,3 +242,16 @@ def test_triggers_read_as_words() -> None:
         describe_trigger("drift: boostline-dev-drift-x")
         == "a drift alarm (boostline-dev-drift-x) went off"
     )
+
+
+def test_no_raw_pii_reaches_the_capture(demo) -> None:
+    from training_scripts.dataset_schema import load_schema
+
+    pii = set(load_schema(load_config().schema_path()).pii_columns)
+    assert pii
+    for path in (demo.workdir / "buckets" / "capture" / "capture").rglob("*.jsonl"):
+        assert oct(path.stat().st_mode & 0o777) == "0o600", path
+        for line in path.read_text().splitlines():
+            captured = json.loads(line)["captureData"]["endpointInput"]
+            if "json" in captured["observedContentType"]:  # CSV carries no field names
+                assert not pii & set(json.loads(captured["data"])), path
