@@ -8,7 +8,9 @@ the file, the key and the reason before anything runs or is synthesized.
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -434,8 +436,44 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(root)"
         reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            known = _keys_beside(error["loc"])
+            close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
+            reason += f"; did you mean {close[0]!r}?" if close else ""
+            if known:
+                reason += f" (known here: {', '.join(sorted(known))})"
         problems.append((key, reason))
     return problems
+
+
+def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """(the model an annotation holds, whether it sits under a dict key)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if typing.get_origin(annotation) is dict:
+        model, _ = _model_in(typing.get_args(annotation)[1])
+        return model, True
+    for arg in typing.get_args(annotation):
+        model, keyed = _model_in(arg)
+        if model is not None:
+            return model, keyed
+    return None, False
+
+
+def _keys_beside(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model at loc[:-1] accepts (for a misspelt key's suggestion)."""
+    model: type[BaseModel] | None = BoostlineConfig
+    parts = list(loc[:-1])
+    while parts and model is not None:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return []
+        model, keyed = _model_in(field.annotation)
+        if keyed and parts:
+            parts.pop(0)  # the dict's own key (a stage name, a range name)
+    if model is None:
+        return []
+    return [name for name in model.model_fields if name != "source"]
 
 
 def _check_hyperparameters(config: BoostlineConfig) -> None:

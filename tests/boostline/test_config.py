@@ -65,3 +65,22 @@ def test_calibration_gate_can_be_switched_off(tmp_path: Path) -> None:
     off.write_text(_config_text(**{"max_ece: 0.05": "max_ece: null"}))
     assert load_config(off).gate.max_ece is None
     assert load_config().gate.max_ece == 0.05
+
+
+def test_a_mistyped_key_gets_a_did_you_mean_beside_the_message(tmp_path: Path) -> None:
+    import yaml
+
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["dataset_schema"] = str((DEFAULT_CONFIG.parent / raw["dataset_schema"]).resolve())
+    raw["stages"]["dev"]["monitoring"]["schedul"] = "cron(0 * ? * * *)"
+    raw["gate"]["min_acu"] = 0.7
+    raw["zzzz"] = 1
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    problems = dict(error.value.problems)
+    assert "did you mean 'schedule'?" in problems["stages.dev.monitoring.schedul"]
+    assert "did you mean 'min_auc'?" in problems["gate.min_acu"]
+    # Nothing close: no guess, but the keys that are known there.
+    assert "did you mean" not in problems["zzzz"] and "known here: " in problems["zzzz"]
