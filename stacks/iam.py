@@ -106,6 +106,34 @@ class ServiceRole(Construct):
 
     # ------------------------------------------------------------ common grants
 
+    def run_processing_steps(self) -> None:
+        """What a SageMaker Pipeline's role needs for its Processing steps."""
+        self.allow(
+            [
+                "sagemaker:AddTags",
+                "sagemaker:CreateProcessingJob",
+                "sagemaker:DescribeProcessingJob",
+                "sagemaker:StopProcessingJob",
+            ],
+            [arn("sagemaker", "processing-job/pipelines-*")],
+            sid="RunProcessingSteps",
+        )
+        self.acknowledge_wildcard(
+            "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+            "processing-job/pipelines-*",
+            "SageMaker Pipelines names each processing job pipelines-<execution>-<step>-<id> "
+            "at run time.",
+        )
+
+    def pass_to_sagemaker(self, role_arns: Sequence[str], sid: str) -> None:
+        """Pass the job roles to SageMaker, and to nothing else."""
+        self.allow(
+            ["iam:PassRole"],
+            list(role_arns),
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            sid=sid,
+        )
+
     def use_key(self, key: kms.IKey) -> None:
         """Encrypt and decrypt with the stage key; let SageMaker grant it to job volumes."""
         self.allow(

@@ -161,28 +161,8 @@ class OwnMonitor(Construct):
             role_name=f"{names.job_prefix}-monitor-pipeline",
             description=f"{names.prefix}: the SageMaker Pipeline {self.pipeline_name}",
         )
-        pipeline_role.allow(
-            [
-                "sagemaker:AddTags",
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
-            ],
-            [arn("sagemaker", "processing-job/pipelines-*")],
-            sid="RunProcessingSteps",
-        )
-        pipeline_role.allow(
-            ["iam:PassRole"],
-            [job.role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            sid="PassJobRole",
-        )
-        pipeline_role.acknowledge_wildcard(
-            "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
-            "processing-job/pipelines-*",
-            "SageMaker Pipelines names each processing job pipelines-<execution>-<step>-<id> "
-            "at run time.",
-        )
+        pipeline_role.run_processing_steps()
+        pipeline_role.pass_to_sagemaker([job.role.role_arn], sid="PassJobRole")
 
         # ------------------------------------------------------------ the pipeline
         sub = "${AWS::AccountId}", "${AWS::Region}"

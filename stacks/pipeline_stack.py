@@ -177,16 +177,7 @@ class PipelineStack(Stack):
             role_name=f"{names.job_prefix}-pipeline",
             description=f"{names.prefix}: the SageMaker Pipeline {names.pipeline}",
         )
-        pipeline_role.allow(
-            [
-                "sagemaker:AddTags",
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
-            ],
-            [arn("sagemaker", "processing-job/pipelines-*")],
-            sid="RunProcessingSteps",
-        )
+        pipeline_role.run_processing_steps()
         pipeline_role.allow(
             [
                 "sagemaker:AddTags",
@@ -206,10 +197,8 @@ class PipelineStack(Stack):
             ],
             sid="RegisterModels",
         )
-        pipeline_role.allow(
-            ["iam:PassRole"],
+        pipeline_role.pass_to_sagemaker(
             [preprocess.role.role_arn, training.role.role_arn, evaluate.role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             sid="PassJobRoles",
         )
         # The gate and the register step read evaluation.json (the property file).
@@ -219,12 +208,6 @@ class PipelineStack(Stack):
             sid="ReadEvaluation",
         )
         pipeline_role.allow(["kms:Decrypt"], [key.key_arn], sid="DecryptEvaluation")
-        pipeline_role.acknowledge_wildcard(
-            "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
-            "processing-job/pipelines-*",
-            "SageMaker Pipelines names each processing job pipelines-<execution>-<step>-<id> "
-            "at run time.",
-        )
         pipeline_role.acknowledge_wildcard(
             "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
             "hyper-parameter-tuning-job/*",

@@ -245,11 +245,7 @@ class LocalAwsEndpoint:
             f"<KeyCount>{len(found)}</KeyCount><MaxKeys>{max(1000, len(found))}</MaxKeys>"
             f"<IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
         ).encode()
-        request.send_response(200)
-        request.send_header("Content-Type", "application/xml")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
+        self._send(request, 200, "application/xml", data)
 
     def _post(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
@@ -305,13 +301,23 @@ class LocalAwsEndpoint:
             },
         )
 
-    def _json(self, request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _send(
+        self,
+        request: BaseHTTPRequestHandler,
+        status: int,
+        content_type: str,
+        data: bytes,
+        head: bool = False,
+    ) -> None:
         request.send_response(status)
-        request.send_header("Content-Type", "application/x-amz-json-1.1")
-        request.send_header("Content-Length", str(len(data)))
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", "0" if head else str(len(data)))
         request.end_headers()
-        request.wfile.write(data)
+        if not head:
+            request.wfile.write(data)
+
+    def _json(self, request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+        self._send(request, status, "application/x-amz-json-1.1", json.dumps(body).encode())
 
     def _xml_error(
         self, request: BaseHTTPRequestHandler, status: int, code: str, what: str, head: bool
@@ -320,22 +326,9 @@ class LocalAwsEndpoint:
             f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
             f"<Message>{what}</Message></Error>"
         ).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/xml")
-        request.send_header("Content-Length", "0" if head else str(len(data)))
-        request.end_headers()
-        if not head:
-            request.wfile.write(data)
+        self._send(request, status, "application/xml", data, head)
 
     def _refuse(self, request: BaseHTTPRequestHandler, what: str) -> None:
         self.calls.append(f"refused {what}")
         message = f"the local AWS endpoint does not serve {what}"
-        data = (
-            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NotImplemented</Code>"
-            f"<Message>{message}</Message></Error>"
-        ).encode()
-        request.send_response(501)
-        request.send_header("Content-Type", "application/xml")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
+        self._xml_error(request, 501, "NotImplemented", message, head=False)
