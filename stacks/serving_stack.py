@@ -8,10 +8,13 @@ Lambda later calls UpdateStack with the previous template and a new
 previous values. Order below follows the dependencies: model -> endpoint config
 (data capture) -> rollback alarms -> endpoint (blue/green) -> autoscaling ->
 dashboard. The monitors are the monitoring stack's (stacks/monitoring_stack.py):
-a monitoring failure never rolls this stack back.
+a monitoring failure never rolls this stack back. The batch pipeline
+(stacks/batch_scoring.py) is here, beside the parameters it scores with.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from aws_cdk import (
     Aws,
@@ -21,6 +24,7 @@ from aws_cdk import (
     Duration,
     Fn,
     Stack,
+    Stage,
 )
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -33,6 +37,7 @@ from constructs import Construct
 from boostline.config import BoostlineConfig
 
 from . import nag, sagemaker_offline
+from .batch_scoring import BatchScoring
 from .iam import ServiceRole, arn, objects_arn
 from .live_model import live_model_parameters
 from .monitor_alarms import alerts_topic_arn
@@ -54,9 +59,11 @@ class ServingStack(Stack):
         stage: str,
         names: Names,
         storage: StorageRefs,
+        archive_dir: Path | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        archive_dir = archive_dir or Path(Stage.of(self).outdir) / "boostline-sourcedir"
         stage_config = config.stage(stage)
         serving = stage_config.serving
         key = storage.key
@@ -380,6 +387,19 @@ class ServingStack(Stack):
 
         # ------------------------------------------------------------ dashboard
         self._dashboard(names, endpoint_metric, rollback_alarms, has_model)
+
+        # ------------------------------------------------------------ batch scoring
+        self.batch = BatchScoring(
+            self,
+            "BatchScoring",
+            config=config,
+            stage=stage,
+            names=names,
+            storage=storage,
+            live=live,
+            condition=has_model,
+            archive_dir=archive_dir,
+        )
 
         CfnOutput(
             self,
