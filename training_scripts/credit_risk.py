@@ -8,6 +8,7 @@ Every function is linear or n log n in the test rows: cheap on a million of them
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -198,14 +199,15 @@ def ranking_disagreements(
     mean_abs_shap: dict[str, float],
     splits: dict[str, float],
     cover: dict[str, float],
-    correlations: dict[str, tuple[str, float]] | None = None,
+    correlated: Callable[[str], tuple[str, float] | None] | None = None,
     min_rank_gap: int | None = None,
 ) -> dict[str, Any]:
     """Features whose rank by average gain per split and by mean |SHAP| differ by a lot.
 
     `splits` is XGBoost's "weight" (the number of splits on the feature), `cover` its
-    average rows per split, `correlations` the most correlated other feature and the rank
-    correlation with it. Each disagreement gets a reason a risk analyst can read.
+    average rows per split; `correlated(name)` gives the most correlated other feature and
+    the rank correlation with it (or None), asked only for the features that disagree.
+    Each disagreement gets a reason a risk analyst can read.
     """
     n = len(names)
     gap_needed = min_rank_gap if min_rank_gap is not None else max(3, math.ceil(n / 4))
@@ -246,7 +248,7 @@ def ranking_disagreements(
                     f"its splits reach many rows ({rows_per_split:.0f} per split against a "
                     f"median of {median_cover:.0f}): modest gain, broad effect"
                 )
-        partner = (correlations or {}).get(name)
+        partner = correlated(name) if correlated is not None else None
         if partner is not None and abs(partner[1]) >= 0.5:
             reasons.append(
                 f"correlated with {partner[0]} (rank correlation {partner[1]:.2f} on the test "

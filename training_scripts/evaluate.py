@@ -11,6 +11,12 @@ Inputs (defaults under /opt/ml/processing/input/<name>):
   --train-dir            train-*.csv shards (label first, no header)
   --manifest-dir         feature_manifest.json; default: the one in the model
   --champion-model-dir   the approved model's model.tar.gz; empty/missing = none
+  --pipeline-execution-id, --pipeline-execution-arn, --model-package-group
+                         lineage: the run and where the model will be registered
+  --tuning-job-name      the tuning job's trials are read with boto3
+                         (sagemaker:DescribeHyperParameterTuningJob and
+                         ListTrainingJobsForHyperParameterTuningJob); without it, or when
+                         the API cannot be reached, the lineage says "not recorded"
 
 Outputs under --output-dir (default /opt/ml/processing/output):
   evaluation/evaluation.json   SageMaker model-quality format
@@ -19,7 +25,12 @@ Outputs under --output-dir (default /opt/ml/processing/output):
                                expected_cost_per_application, champion
                                {auc, min_auc_required}, calibration (ECE, mean
                                predicted vs observed), logistic_baseline {auc, brier,
-                               min_auc_required}, fairness, explanations
+                               min_auc_required}, fairness, explanations,
+                               credit_risk {gini, gains_lift, score_psi,
+                               cost_curve, importance_disagreement},
+                               lineage {run_id, pipeline_execution_arn,
+                               model_package_group, model_version, evaluated_at,
+                               training_data, model_hyperparameters, tuning}
   report/index.html, report/report.md, report/*.png
   baseline/statistics.json, baseline/constraints.json
                                Model Monitor data-quality baseline of the
@@ -49,6 +60,7 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +70,12 @@ import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import baseline as lr_baseline
+    import credit_risk as cr
     import data_quality as dq
     from job_message import report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import baseline as lr_baseline
+    from training_scripts import credit_risk as cr
     from training_scripts import data_quality as dq
     from training_scripts.job_message import report_failure
 
@@ -72,6 +86,25 @@ MAX_CURVE_POINTS = 200
 CALIBRATION_BINS = 10
 MIN_GROUP_SIZE = 30  # smaller fairness groups are reported but not used as the reference
 FOUR_FIFTHS = 0.8
+PSI_MAX_TRAINING_ROWS = 500_000  # training rows scored for the score PSI (a seeded sample)
+MIN_CORRELATION_ROWS = 30
+# The trained model's settings worth showing, as XGBoost's saved config names them.
+TREE_PARAMETERS = (
+    "eta",
+    "max_depth",
+    "min_child_weight",
+    "subsample",
+    "colsample_bytree",
+    "colsample_bylevel",
+    "colsample_bynode",
+    "lambda",
+    "alpha",
+    "gamma",
+    "max_delta_step",
+    "max_bin",
+    "grow_policy",
+    "max_leaves",
+)
 
 
 class EvaluationError(RuntimeError):
@@ -755,9 +788,10 @@ def shap_values(
 
 
 def importance(model: Model, names: list[str]) -> dict[str, dict[str, float]]:
-    """Gain (average per split) and total gain per feature, by manifest name."""
+    """Gain (average per split), total gain, splits ("weight") and average rows per split
+    ("cover") per feature, by manifest name."""
     out = {}
-    for kind in ("gain", "total_gain"):
+    for kind in ("gain", "total_gain", "weight", "cover"):
         scores = model.booster.get_score(importance_type=kind)
         values = dict.fromkeys(names, 0.0)
         for key, value in scores.items():
@@ -961,6 +995,232 @@ def champion_section(
     }
 
 
+# ---------------------------------------------------------------- credit-risk staples
+
+
+def strongest_correlation(
+    values: np.ndarray, names: list[str], kinds: list[str], name: str
+) -> tuple[str, float] | None:
+    """The numerical feature whose values rank-correlate most with `name`'s, on `values` rows.
+
+    Category codes have no order, so categorical features are left out either side.
+    """
+    j = names.index(name)
+    if kinds[j] == "categorical":
+        return None
+    best: tuple[str, float] | None = None
+    for k, other in enumerate(names):
+        if k == j or kinds[k] == "categorical":
+            continue
+        both = ~np.isnan(values[:, j]) & ~np.isnan(values[:, k])
+        if both.sum() < MIN_CORRELATION_ROWS:
+            continue
+        x, y = values[both, j], values[both, k]
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue
+        r = float(np.corrcoef(_rank(x), _rank(y))[0, 1])
+        if best is None or abs(r) > abs(best[1]):
+            best = (other, r)
+    return best
+
+
+def credit_risk_section(
+    model: Model,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    train: np.ndarray,
+    result: dict[str, Any],
+    explanations: dict[str, Any],
+    shap_values_sample: np.ndarray,
+    names: list[str],
+    kinds: list[str],
+    seed: int,
+    nthread: int,
+) -> dict[str, Any]:
+    """Gini, gains/lift, score PSI against training, cost against threshold, and where the
+    gain and SHAP rankings disagree (see credit_risk.py)."""
+    auc = result["binary_classification_metrics"]["auc"]
+    rows = train
+    if len(train) > PSI_MAX_TRAINING_ROWS:
+        pick = np.random.default_rng(seed).choice(len(train), PSI_MAX_TRAINING_ROWS, replace=False)
+        rows = train[np.sort(pick)]
+    psi = cr.score_psi(predict(model, rows, nthread), scores)
+    if len(rows) < len(train):
+        psi["training_rows_sampled_from"] = int(len(train))
+    th = result["threshold"]
+    gains = explanations["feature_importance"]
+    disagreement = cr.ranking_disagreements(
+        names,
+        gains["gain"],
+        explanations["shap"]["mean_abs_shap"],
+        gains["weight"],
+        gains["cover"],
+        correlated=lambda name: strongest_correlation(shap_values_sample, names, kinds, name),
+    )
+    return {
+        "gini": cr.gini(auc["value"], auc["standard_deviation"]),
+        "gains_lift": cr.gains_table(labels, scores),
+        "score_psi": psi,
+        "cost_curve": cr.cost_curve(
+            labels,
+            scores,
+            th["cost_false_negative"],
+            th["cost_false_positive"],
+            result["decision_threshold"],
+        ),
+        "importance_disagreement": disagreement,
+    }
+
+
+# ---------------------------------------------------------------- lineage
+
+
+def model_hyperparameters(model: Model) -> dict[str, Any]:
+    """The settings the model was trained with, read back from the booster itself."""
+    learner = json.loads(model.booster.save_config())["learner"]
+    booster = learner.get("gradient_booster", {})
+    tree = booster.get("tree_train_param", {})
+    out: dict[str, Any] = {k: _setting(tree[k]) for k in TREE_PARAMETERS if k in tree}
+    method = booster.get("gbtree_train_param", {}).get("tree_method")
+    if method is not None:
+        out["tree_method"] = method
+    weight = learner.get("objective", {}).get("reg_loss_param", {}).get("scale_pos_weight")
+    if weight is not None:
+        out["scale_pos_weight"] = _setting(weight)
+    out["objective"] = model.objective
+    out["boosted_rounds"] = int(model.booster.num_boosted_rounds())
+    return out
+
+
+def _setting(text: str) -> Any:
+    """A saved-config value as a number where it is one ("0.300000012" -> 0.3: float32)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(value) if value.is_integer() else float(f"{value:.6g}")
+
+
+def _objective_value(summary: dict[str, Any]) -> float | None:
+    metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    value = metric.get("Value")
+    return float(value) if value is not None else None
+
+
+def tuning_record(job_name: str, client: Any = None) -> dict[str, Any]:
+    """The tuning job and its trials, from SageMaker's DescribeHyperParameterTuningJob and
+    ListTrainingJobsForHyperParameterTuningJob; "not recorded" with the reason when the API
+    cannot be reached. Never raises: lineage must not fail an evaluation."""
+    if not job_name:
+        return {"status": "not recorded", "reason": "no tuning job name was given"}
+    try:
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client(
+                "sagemaker",
+                config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
+            )
+        described = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
+        summaries: list[dict[str, Any]] = []
+        token = None
+        while True:
+            request: dict[str, Any] = {"HyperParameterTuningJobName": job_name, "MaxResults": 100}
+            if token:
+                request["NextToken"] = token
+            page = client.list_training_jobs_for_hyper_parameter_tuning_job(**request)
+            summaries.extend(page.get("TrainingJobSummaries", []))
+            token = page.get("NextToken")
+            if not token:
+                break
+    except Exception as exc:  # noqa: BLE001 - any failure: lineage says so and goes on
+        log(f"tuning job {job_name}: not recorded ({type(exc).__name__}: {exc})")
+        return {
+            "status": "not recorded",
+            "job_name": job_name,
+            "reason": f"{type(exc).__name__}: {exc}",
+        }
+    config = described.get("HyperParameterTuningJobConfig", {})
+    objective = config.get("HyperParameterTuningJobObjective", {})
+    maximise = objective.get("Type", "Maximize") == "Maximize"
+    best = described.get("BestTrainingJob") or {}
+    trials = [
+        {
+            "training_job": s.get("TrainingJobName"),
+            "status": s.get("TrainingJobStatus"),
+            "objective": _objective_value(s),
+            "hyperparameters": dict(s.get("TunedHyperParameters", {})),
+            "failure_reason": s.get("FailureReason"),
+        }
+        for s in summaries
+    ]
+    # Best first; trials without an objective (failed, stopped) last, by name.
+    trials.sort(
+        key=lambda t: (
+            t["objective"] is None,
+            -(t["objective"] or 0.0) if maximise else (t["objective"] or 0.0),
+            str(t["training_job"]),
+        )
+    )
+    static = described.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
+    return {
+        "status": "recorded",
+        "source": "SageMaker DescribeHyperParameterTuningJob and "
+        "ListTrainingJobsForHyperParameterTuningJob",
+        "job_name": job_name,
+        "job_status": described.get("HyperParameterTuningJobStatus"),
+        "strategy": config.get("Strategy"),
+        "objective": {"metric": objective.get("MetricName"), "type": objective.get("Type")},
+        "best_training_job": best.get("TrainingJobName"),
+        "best_objective": _objective_value(best),
+        "best_hyperparameters": dict(best.get("TunedHyperParameters", {})),
+        "static_hyperparameters": {
+            k: v for k, v in sorted(static.items()) if not k.startswith(("sagemaker_", "_"))
+        },
+        "trials": trials,
+    }
+
+
+def lineage(
+    args: argparse.Namespace,
+    manifest: dict[str, Any],
+    model: Model,
+    train_labels: np.ndarray,
+    validation_rows: int | None,
+    tuning: dict[str, Any],
+) -> dict[str, Any]:
+    """Where this model and its evaluation come from; unknowns are null, with the reason."""
+    group = args.model_package_group or None
+    window = manifest.get("time_window")
+    return {
+        "run_id": args.pipeline_execution_id or None,
+        "pipeline_execution_arn": args.pipeline_execution_arn or None,
+        "model_package_group": group,
+        "model_version": {
+            "value": None,
+            "why": "the evaluation runs before registration; the version is the "
+            "ModelPackageVersion the RegisterModel step receives"
+            + (f" in the model package group {group}" if group else "")
+            + ", and that package's metadata pipeline_execution_id is this run id",
+        },
+        "evaluated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "training_data": {
+            "rows": int(len(train_labels)),
+            "defaults": int(train_labels.sum()),
+            "validation_rows": validation_rows,
+            "time_window": window,
+            "time_window_note": None
+            if window
+            else "not recorded: the preprocessing manifest (feature_manifest.json) records "
+            "no time window of the data",
+            "schema_name": manifest.get("schema_name"),
+        },
+        "model_hyperparameters": model_hyperparameters(model),
+        "tuning": tuning,
+    }
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -1054,6 +1314,29 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             model, features, names, kinds, categories, args.shap_sample_rows, args.nthread
         )
         lap("explanations")
+        credit = credit_risk_section(
+            model,
+            labels,
+            scores,
+            train,
+            result,
+            explanations,
+            shap_raw["values"],
+            names,
+            kinds,
+            args.seed,
+            args.nthread,
+        )
+        lap("credit_risk")
+        provenance = lineage(
+            args,
+            manifest,
+            model,
+            train_labels,
+            int(len(val_labels)) if val_labels is not None else None,
+            tuning_record(args.tuning_job_name),
+        )
+        lap("lineage")
 
         statistics = dq.compute_statistics(train, names, kinds, categories=categories)
         constraints = dq.suggest_constraints(statistics, domains=categories)
@@ -1074,6 +1357,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "logistic_baseline": baseline,
         "fairness": fairness(labels, scores, threshold, meta, list(manifest.get("sensitive", []))),
         "explanations": explanations,
+        "credit_risk": credit,
+        "lineage": provenance,
         "dataset": {
             "test_rows": int(len(labels)),
             "test_defaults": int(labels.sum()),
@@ -1176,6 +1461,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bootstrap-samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nthread", type=int, default=0, help="XGBoost threads; 0 = all cores")
+    p.add_argument("--pipeline-execution-id", default="", help="the run id, for the lineage")
+    p.add_argument("--pipeline-execution-arn", default="")
+    p.add_argument("--model-package-group", default="", help="where the model is registered")
+    p.add_argument(
+        "--tuning-job-name",
+        default="",
+        help="the tuning job whose best model this is; its trials are read from SageMaker",
+    )
     return p.parse_args(argv)
 
 

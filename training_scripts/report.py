@@ -26,6 +26,9 @@ PLOTS = {
     "calibration": "calibration.png",
     "shap": "shap_summary.png",
     "importance": "importance.png",
+    "gains": "gains_lift.png",
+    "psi": "score_psi.png",
+    "cost": "cost_threshold.png",
 }
 
 
@@ -172,6 +175,10 @@ def plot_all(
     ax.set(xlabel="average gain per split", title="Feature importance (gain)")
     save(fig, "importance")
 
+    credit = evaluation.get("credit_risk")
+    if credit:
+        _credit_plots(plt, save, credit, threshold)
+
     for attribute, section in evaluation.get("fairness", {}).get("attributes", {}).items():
         if "groups" not in section:
             continue
@@ -190,6 +197,61 @@ def plot_all(
         ax.legend(loc="lower right")
         save(fig, key)
     return written
+
+
+def _credit_plots(plt: Any, save: Any, credit: dict[str, Any], threshold: float) -> None:
+    deciles = credit["gains_lift"]["deciles"]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+    shares = [0.0, *(d["cumulative_rows_share"] for d in deciles)]
+    captured = [0.0, *(d["cumulative_defaults_captured"] for d in deciles)]
+    ax.plot(shares, captured, marker="o", label="model")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", label="random")
+    ax.set(
+        xlabel="share of applications, riskiest first",
+        ylabel="share of all defaults captured",
+        title="Cumulative gains",
+    )
+    ax.legend(loc="lower right")
+    ax2.bar([d["decile"] for d in deciles], [d["lift"] or 0.0 for d in deciles], color="tab:blue")
+    ax2.axhline(1.0, ls="--", c="grey")
+    ax2.set(xlabel="score decile (1 = riskiest)", ylabel="lift", title="Lift by decile")
+    ax2.set_xticks([d["decile"] for d in deciles])
+    save(fig, "gains")
+
+    psi = credit["score_psi"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = np.arange(len(psi["bins"]))
+    ax.bar(xs - 0.2, [b["training_share"] for b in psi["bins"]], 0.4, label="training")
+    ax.bar(xs + 0.2, [b["test_share"] for b in psi["bins"]], 0.4, label="test")
+    ax.set_xticks(xs, [str(i + 1) for i in xs])
+    ax.set(
+        xlabel="bin (deciles of the training scores)",
+        ylabel="share of rows",
+        title=f"Score stability: PSI {psi['value']:.3f}",
+    )
+    ax.legend(loc="upper right")
+    save(fig, "psi")
+
+    curve = credit["cost_curve"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(curve["thresholds"], curve["expected_cost"], lw=2, label="expected cost")
+    chosen = curve["chosen"]
+    ax.scatter(
+        [chosen["threshold"]],
+        [chosen["expected_cost"]],
+        c="red",
+        zorder=3,
+        label=f"chosen threshold {threshold:.3f}",
+    )
+    ax.axhline(curve["approve_everyone"], ls="--", c="grey", label="approve everyone")
+    ax.set(
+        xlabel="threshold (flag when P(default) >= threshold)",
+        ylabel="expected cost per application",
+        title="Expected cost against threshold",
+        xlim=(0, 1),
+    )
+    ax.legend(loc="upper right")
+    save(fig, "cost")
 
 
 def _shap_plot(plt: Any, save: Any, shap: dict[str, np.ndarray], names, kinds) -> None:  # noqa: ANN001
@@ -351,6 +413,128 @@ def fairness_summary(attribute: str, section: dict[str, Any]) -> str:
     )
 
 
+def gini_text(credit: dict[str, Any]) -> str:
+    g = credit["gini"]
+    interval = g.get("interval_95")
+    around = (
+        f" (95 % interval {interval[0]:.3f} to {interval[1]:.3f}, from the bootstrap)"
+        if interval
+        else ""
+    )
+    return (
+        f"Gini {g['value']:.4f}{around}: 2 x ROC-AUC - 1, the credit industry's usual "
+        "statement of how well the score ranks bad loans above good ones (0 = no better "
+        "than chance, 1 = perfect)."
+    )
+
+
+def gains_text(credit: dict[str, Any]) -> str:
+    deciles = credit["gains_lift"]["deciles"]
+    top = deciles[0]
+    three = deciles[min(2, len(deciles) - 1)]
+    return (
+        f"Test applications ranked by predicted risk, riskiest first, in "
+        f"{len(deciles)} bands of equal size. The riskiest band holds "
+        f"{pct(top['cumulative_defaults_captured'])} of all defaults, a default rate "
+        f"{num(top['lift'], 2)} times the average ({pct(top['default_rate'])} against "
+        f"{pct(credit['gains_lift']['overall_default_rate'])}); the riskiest "
+        f"{pct(three['cumulative_rows_share'], 0)} capture "
+        f"{pct(three['cumulative_defaults_captured'])}."
+    )
+
+
+def psi_text(credit: dict[str, Any]) -> str:
+    psi = credit["score_psi"]
+    sampled = psi.get("training_rows_sampled_from")
+    rows = f"{psi['training_rows']:,} training rows" + (
+        f" (a sample of {sampled:,})" if sampled else ""
+    )
+    return (
+        f"Population stability index of the test scores against the scores of {rows}, "
+        f"in {len(psi['bins'])} bins cut at deciles of the training scores: "
+        f"{psi['value']:.4f}, {psi['reading']}. Below 0.1 is usually read as stable, 0.1 "
+        "to 0.25 as a moderate shift, 0.25 or more as a population that has moved."
+    )
+
+
+def cost_text(credit: dict[str, Any]) -> str:
+    curve = credit["cost_curve"]
+    chosen, low = curve["chosen"], curve["lowest_on_curve"]
+    return (
+        f"Expected cost per test application at each threshold, with a missed default "
+        f"costing {curve['cost_false_negative']:g} and a rejected good loan "
+        f"{curve['cost_false_positive']:g}. At the chosen threshold {pct(chosen['threshold'])} "
+        f"it is {chosen['expected_cost']:.4f} (approving {pct(chosen['approval_rate'])}); the "
+        f"lowest on the test set is {low['expected_cost']:.4f} at {pct(low['threshold'])}. "
+        f"Approving everyone would cost {curve['approve_everyone']:.4f}, declining everyone "
+        f"{curve['decline_everyone']:.4f}."
+    )
+
+
+def disagreement_text(credit: dict[str, Any]) -> str:
+    section = credit["importance_disagreement"]
+    found = section["disagreements"]
+    head = (
+        "XGBoost's gain ranks features by the loss reduction of their splits; mean |SHAP| "
+        "ranks them by their average effect on each application's score. "
+    )
+    if not found:
+        return head + (
+            f"No feature's two ranks differ by {section['min_rank_gap']} places or more: "
+            "the two rankings agree."
+        )
+    return head + (
+        f"Features whose two ranks differ by {section['min_rank_gap']} places or more, and why:"
+    )
+
+
+def lineage_rows(evaluation: dict[str, Any]) -> list[tuple[str, str]]:
+    lin = evaluation.get("lineage") or {}
+    if not lin:
+        return [("Lineage", "not recorded")]
+    data = lin["training_data"]
+    version = lin["model_version"]
+    window = data.get("time_window")
+    return [
+        ("Run id (pipeline execution)", lin.get("run_id") or "not recorded"),
+        ("Pipeline execution ARN", lin.get("pipeline_execution_arn") or "not recorded"),
+        ("Model package group", lin.get("model_package_group") or "not recorded"),
+        (
+            "Model version",
+            str(version["value"]) if version.get("value") is not None else version["why"],
+        ),
+        ("Evaluated at (UTC)", lin["evaluated_at"]),
+        (
+            "Training rows",
+            f"{data['rows']:,} ({data['defaults']:,} defaults)"
+            + (
+                f"; validation rows {data['validation_rows']:,}"
+                if data.get("validation_rows") is not None
+                else ""
+            ),
+        ),
+        ("Training time window", str(window) if window else data["time_window_note"]),
+    ]
+
+
+def tuning_summary(evaluation: dict[str, Any]) -> str:
+    tuning = (evaluation.get("lineage") or {}).get("tuning") or {}
+    if tuning.get("status") != "recorded":
+        return f"Tuning trials: not recorded ({tuning.get('reason', 'no lineage')})."
+    objective = tuning["objective"]
+    return (
+        f"Tuning job {tuning['job_name']} ({tuning.get('strategy')} search, "
+        f"{tuning.get('job_status')}): {len(tuning['trials'])} trials, objective "
+        f"{objective['metric']} ({objective['type']}); the best trial, "
+        f"{tuning['best_training_job']}, scored {num(tuning['best_objective'], 4)}. Its "
+        "trials, best first:"
+    )
+
+
+def _hps(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "none"
+
+
 def _target_words(evaluation: dict[str, Any]) -> tuple[str, str]:
     target = evaluation["dataset"].get("target") or {}
     column = target.get("column", "the target")
@@ -440,6 +624,9 @@ def _sections(evaluation: dict[str, Any]) -> dict[str, Any]:
             for attr, section in evaluation["fairness"].get("attributes", {}).items()
         ],
         "fairness_status": evaluation["fairness"].get("status"),
+        "lineage": lineage_rows(evaluation),
+        "tuning": tuning_summary(evaluation),
+        "credit": evaluation.get("credit_risk"),
     }
 
 
@@ -468,6 +655,7 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
         "<h1>Loan default model: evaluation report</h1>",
         "<h2>What the model predicts</h2>",
         f"<p>{e(s['intro'])}</p>",
+        *_lineage_html(evaluation, s),
         "<h2>Headline metrics</h2>",
         "<table><tr><th>Metric</th><th>Value</th><th>Meaning</th></tr>",
         *(
@@ -489,6 +677,7 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
         f"<p>{e(s['champion'])}</p>",
         "<h2>Comparison with logistic regression</h2>",
         f"<p>{e(s['baseline'])}</p>",
+        *_credit_html(s, img),
         "<h2>Top drivers of risk</h2>",
         f"<p>{e(s['drivers_intro'])}</p>",
         "<table><tr><th>#</th><th>Feature</th><th>Mean |SHAP|</th><th>Direction</th></tr>",
@@ -500,6 +689,7 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
         "</table>",
         img("shap", "SHAP summary"),
         img("importance", "feature importance"),
+        *_disagreement_html(s),
         "<h2>Calibration</h2>",
         f"<p>{e(s['calibration'])}</p>",
         img("calibration", "calibration"),
@@ -544,6 +734,182 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
     return "\n".join(p for p in parts if p) + "\n"
 
 
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+    return [f"<table><tr>{head}</tr>", *body, "</table>"]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    return [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *("| " + " | ".join(cell(c) for c in row) + " |" for row in rows),
+    ]
+
+
+def _hyperparameter_rows(evaluation: dict[str, Any]) -> list[list[str]]:
+    values = (evaluation.get("lineage") or {}).get("model_hyperparameters") or {}
+    return [[k, str(v)] for k, v in values.items()]
+
+
+def _trial_rows(evaluation: dict[str, Any]) -> list[list[str]]:
+    tuning = (evaluation.get("lineage") or {}).get("tuning") or {}
+    return [
+        [
+            str(t["training_job"]),
+            str(t["status"]),
+            num(t["objective"], 4),
+            _hps(t["hyperparameters"]),
+        ]
+        for t in tuning.get("trials", [])
+    ]
+
+
+TRIAL_HEADER = ["Training job", "Status", "Objective", "Hyperparameters"]
+GAINS_HEADER = [
+    "Decile",
+    "Rows",
+    "Defaults",
+    "Default rate",
+    "Scores",
+    "Defaults captured (cum.)",
+    "Lift",
+    "Lift (cum.)",
+]
+DISAGREEMENT_HEADER = ["Feature", "Rank by gain", "Rank by mean |SHAP|", "Why"]
+
+
+def _gains_rows(credit: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            str(d["decile"]),
+            f"{d['rows']:,}",
+            f"{d['defaults']:,}",
+            pct(d["default_rate"]),
+            f"{num(d['min_score'])} to {num(d['max_score'])}",
+            pct(d["cumulative_defaults_captured"]),
+            num(d["lift"], 2),
+            num(d["cumulative_lift"], 2),
+        ]
+        for d in credit["gains_lift"]["deciles"]
+    ]
+
+
+def _disagreement_rows(credit: dict[str, Any]) -> list[list[str]]:
+    return [
+        [d["feature"], str(d["gain_rank"]), str(d["shap_rank"]), "; ".join(d["reasons"])]
+        for d in credit["importance_disagreement"]["disagreements"]
+    ]
+
+
+def _lineage_html(evaluation: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    e = html.escape
+    parts = ['<h2 id="lineage">Lineage</h2>']
+    parts += _table(["What", "Value"], [[k, v] for k, v in s["lineage"]])
+    rows = _hyperparameter_rows(evaluation)
+    if rows:
+        parts += ["<h3>Hyperparameters of this model</h3>"]
+        parts += _table(["Hyperparameter", "Value"], rows)
+    parts += ['<h3 id="tuning-trials">Tuning trials</h3>', f"<p>{e(s['tuning'])}</p>"]
+    trials = _trial_rows(evaluation)
+    if trials:
+        parts += _table(TRIAL_HEADER, trials)
+    return parts
+
+
+def _credit_html(s: dict[str, Any], img: Any) -> list[str]:
+    e = html.escape
+    credit = s["credit"]
+    if not credit:
+        return []
+    return [
+        '<h2 id="gini">Gini</h2>',
+        f"<p>{e(gini_text(credit))}</p>",
+        '<h2 id="gains-lift">Gains and lift by decile</h2>',
+        f"<p>{e(gains_text(credit))}</p>",
+        *_table(GAINS_HEADER, _gains_rows(credit)),
+        img("gains", "cumulative gains and lift by decile"),
+        '<h2 id="score-psi">Score stability (PSI against training)</h2>',
+        f"<p>{e(psi_text(credit))}</p>",
+        img("psi", "score distribution, training and test"),
+        '<h2 id="expected-cost">Expected cost against threshold</h2>',
+        f"<p>{e(cost_text(credit))}</p>",
+        img("cost", "expected cost against threshold"),
+    ]
+
+
+def _disagreement_html(s: dict[str, Any]) -> list[str]:
+    credit = s["credit"]
+    if not credit:
+        return []
+    parts = [
+        '<h2 id="importance-disagreement">Where gain and SHAP rankings disagree</h2>',
+        f"<p>{html.escape(disagreement_text(credit))}</p>",
+    ]
+    rows = _disagreement_rows(credit)
+    return parts + (_table(DISAGREEMENT_HEADER, rows) if rows else [])
+
+
+def _markdown_lineage(evaluation: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    lines = ["## Lineage", "", *_md_table(["What", "Value"], [[k, v] for k, v in s["lineage"]])]
+    rows = _hyperparameter_rows(evaluation)
+    if rows:
+        lines += ["", "### Hyperparameters of this model", ""]
+        lines += _md_table(["Hyperparameter", "Value"], rows)
+    lines += ["", "### Tuning trials", "", s["tuning"], ""]
+    trials = _trial_rows(evaluation)
+    if trials:
+        lines += [*_md_table(TRIAL_HEADER, trials), ""]
+    return lines
+
+
+def _markdown_credit(s: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    credit = s["credit"]
+    if not credit:
+        return []
+
+    def image(key: str, alt: str) -> list[str]:
+        return [f"![{alt}]({plots[key]})", ""] if key in plots else []
+
+    return [
+        "## Gini",
+        "",
+        gini_text(credit),
+        "",
+        "## Gains and lift by decile",
+        "",
+        gains_text(credit),
+        "",
+        *_md_table(GAINS_HEADER, _gains_rows(credit)),
+        "",
+        *image("gains", "cumulative gains and lift by decile"),
+        "## Score stability (PSI against training)",
+        "",
+        psi_text(credit),
+        "",
+        *image("psi", "score distribution, training and test"),
+        "## Expected cost against threshold",
+        "",
+        cost_text(credit),
+        "",
+        *image("cost", "expected cost against threshold"),
+    ]
+
+
+def _markdown_disagreement(s: dict[str, Any]) -> list[str]:
+    credit = s["credit"]
+    if not credit:
+        return []
+    lines = ["## Where gain and SHAP rankings disagree", "", disagreement_text(credit), ""]
+    rows = _disagreement_rows(credit)
+    return lines + ([*_md_table(DISAGREEMENT_HEADER, rows), ""] if rows else [])
+
+
 def _markdown(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) -> str:
     lines = [
         "# Loan default model: evaluation report",
@@ -552,6 +918,7 @@ def _markdown(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, st
         "",
         s["intro"],
         "",
+        *_markdown_lineage(evaluation, s),
         "## Headline metrics",
         "",
         "| Metric | Value | Meaning |",
@@ -573,6 +940,7 @@ def _markdown(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, st
         "",
         s["baseline"],
         "",
+        *_markdown_credit(s, plots),
         "## Top drivers of risk",
         "",
         s["drivers_intro"],
@@ -584,6 +952,7 @@ def _markdown(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, st
             for i, d in enumerate(s["drivers"], start=1)
         ),
         "",
+        *_markdown_disagreement(s),
         "## Calibration",
         "",
         s["calibration"],

@@ -117,7 +117,7 @@ def test_disagreements_name_the_feature_and_why() -> None:
     splits = {"rare": 2, "a": 20, "b": 20, "c": 20, "d": 20, "e": 20, "broad": 80}
     cover = {"rare": 5, "a": 100, "b": 100, "c": 100, "d": 100, "e": 100, "broad": 400}
     result = cr.ranking_disagreements(
-        names, gain, shap, splits, cover, correlations={"broad": ("a", 0.8), "rare": ("b", 0.1)}
+        names, gain, shap, splits, cover, correlated={"broad": ("a", 0.8), "rare": ("b", 0.1)}.get
     )
     found = {d["feature"]: d for d in result["disagreements"]}
     assert set(found) == {"rare", "broad"}
