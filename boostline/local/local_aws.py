@@ -5,10 +5,14 @@ asset bucket onto the assembly's asset files, so an S3 URI in the pipeline defin
 names a local file. `LocalAwsEndpoint` serves the calls the job scripts themselves make
 with boto3: S3 GetObject, HeadObject and ListObjectsV2 (the evaluation's champion
 download, the monitors' capture), Secrets Manager GetSecretValue (the preprocessing
-salt), SageMaker DescribeModelPackage (from the local registry), and CloudWatch
-PutMetricData and EventBridge PutEvents, which it records for the caller to read.
-Each job gets AWS_ENDPOINT_URL pointing at it. Every other call is refused with a
-message naming it, so a script that starts using a new API fails loudly here.
+salt), SageMaker DescribeModelPackage (from the local registry),
+DescribeHyperParameterTuningJob and ListTrainingJobsForHyperParameterTuningJob (from the
+tuning jobs the pipeline executor ran, `add_tuning_job`), and CloudWatch PutMetricData
+and EventBridge PutEvents, which it records for the caller to read. Each job gets
+AWS_ENDPOINT_URL pointing at it. Every other call is refused with a message naming it,
+so a script that starts using a new API fails loudly here. `requests` records the IAM
+action, resource ARN and condition keys of each call, for checking against the caller's
+role; `serving(url)` finds the running endpoint a job's AWS_ENDPOINT_URL names.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import shutil
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -124,8 +129,24 @@ def prefix_relative(prefix: str, key: str) -> str:
     return rel or key.rsplit("/", 1)[-1]
 
 
+@dataclass
+class TuningJobRecord:
+    """A tuning job as SageMaker describes it, and the summaries of its training jobs."""
+
+    description: dict[str, Any]  # DescribeHyperParameterTuningJob's answer
+    training_jobs: list[dict[str, Any]]  # ListTrainingJobsForHyperParameterTuningJob's
+
+
+_SERVING: weakref.WeakValueDictionary[str, LocalAwsEndpoint] = weakref.WeakValueDictionary()
+
+
 class LocalAwsEndpoint:
     """A local HTTP endpoint for the AWS calls job scripts make (see the module docstring)."""
+
+    @staticmethod
+    def serving(url: str | None) -> LocalAwsEndpoint | None:
+        """The endpoint of this process that serves `url` (a job's AWS_ENDPOINT_URL)."""
+        return _SERVING.get(url) if url else None
 
     def __init__(
         self,
@@ -144,6 +165,7 @@ class LocalAwsEndpoint:
         self.events: list[dict[str, Any]] = []
         # (IAM action, resource ARN, condition keys) of every call, for access checks.
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.tuning_jobs: dict[str, TuningJobRecord] = {}
         self._lock = threading.Lock()
         endpoint = self
 
@@ -183,11 +205,18 @@ class LocalAwsEndpoint:
 
     def __enter__(self) -> LocalAwsEndpoint:
         self.thread.start()
+        _SERVING[self.url] = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _SERVING.pop(self.url, None)
         self.server.shutdown()
         self.server.server_close()
+
+    def add_tuning_job(self, record: TuningJobRecord) -> None:
+        name = str(record.description["HyperParameterTuningJobName"])
+        with self._lock:
+            self.tuning_jobs[name] = record
 
     # ------------------------------------------------------------ handlers
 
@@ -283,6 +312,11 @@ class LocalAwsEndpoint:
             except LookupError as exc:
                 error = {"__type": "ValidationException", "message": str(exc)}
                 return self._json(request, 400, error)
+        if target in (
+            "SageMaker.DescribeHyperParameterTuningJob",
+            "SageMaker.ListTrainingJobsForHyperParameterTuningJob",
+        ):
+            return self._tuning(request, target.split(".", 1)[1], body)
         if target != "secretsmanager.GetSecretValue":
             return self._refuse(request, f"POST {target or request.path}")
         secret_id = body.get("SecretId", "")
@@ -300,6 +334,33 @@ class LocalAwsEndpoint:
                 "VersionId": "local",
             },
         )
+
+    def _tuning(self, request: BaseHTTPRequestHandler, operation: str, body: dict) -> None:
+        name = str(body.get("HyperParameterTuningJobName", ""))
+        self.calls.append(f"sagemaker:{operation} {name}")
+        # SageMaker ARNs carry the name in lower case.
+        resource = (
+            f"arn:aws:sagemaker:{self.region}:{{account}}:hyper-parameter-tuning-job/{name.lower()}"
+        )
+        self.requests.append((f"sagemaker:{operation}", resource, {}))
+        with self._lock:
+            record = self.tuning_jobs.get(name)
+        if record is None:
+            error = {
+                "__type": "ResourceNotFound",
+                "message": f"Amazon SageMaker can't find a tuning job with name {name}",
+            }
+            return self._json(request, 400, error)
+        if operation == "DescribeHyperParameterTuningJob":
+            return self._json(request, 200, record.description)
+        # One page of MaxResults (default 10, as SageMaker's), NextToken the next offset.
+        size = max(1, min(int(body.get("MaxResults", 10)), 100))
+        start = int(body.get("NextToken") or 0)
+        jobs = record.training_jobs[start : start + size]
+        page: dict[str, Any] = {"TrainingJobSummaries": jobs}
+        if start + size < len(record.training_jobs):
+            page["NextToken"] = str(start + size)
+        return self._json(request, 200, page)
 
     def _send(
         self,

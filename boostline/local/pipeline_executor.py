@@ -26,6 +26,10 @@ How a job runs here:
   goes to `<S3OutputPath>/<job name>/output/model.tar.gz`.
 - Tuning: boostline.local.tuner over the request's ranges, strategy, objective and
   limits; the objective is read from the trial's log with the MetricDefinitions regex.
+  The finished tuning job, as DescribeHyperParameterTuningJob and
+  ListTrainingJobsForHyperParameterTuningJob describe it, goes to the local AWS endpoint
+  the jobs talk to (`aws`, or the one their AWS_ENDPOINT_URL names), so a later job can
+  read its trials as it would from SageMaker.
 - RegisterModel: the CreateModelPackage request goes into the local registry as is.
 
 Before a Processing job, a Training job or each tuning trial runs, the accesses SageMaker
@@ -35,7 +39,9 @@ against the role's synthesized policies (`access`, a boostline.local.access_chec
 .StageAccess of the same assembly). A denial fails the step before the job starts, with
 AWS's AccessDenied wording: the role, the action and the resource. The Model and
 RegisterModel steps make no access with a job role (SageMaker calls CreateModel and
-CreateModelPackage with the pipeline's own role), so no rule applies to them.
+CreateModelPackage with the pipeline's own role), so no rule applies to them. After a
+Processing job, the AWS calls its script made to the local endpoint are checked against
+the same role; a denial fails the step with AccessDenied's wording.
 """
 
 from __future__ import annotations
@@ -57,8 +63,20 @@ from typing import Any
 
 from boostline.config import HyperparameterValue, TuningConfig, TuningRange
 from boostline.local.access_checks import StageAccess, object_lister
-from boostline.local.iam import AccessDenied, EvaluatorError, PolicyLookupError, UnresolvedRequest
-from boostline.local.local_aws import LocalS3, S3Error, prefix_relative
+from boostline.local.iam import (
+    Access,
+    AccessDenied,
+    EvaluatorError,
+    PolicyLookupError,
+    UnresolvedRequest,
+)
+from boostline.local.local_aws import (
+    LocalAwsEndpoint,
+    LocalS3,
+    S3Error,
+    TuningJobRecord,
+    prefix_relative,
+)
 from boostline.local.processes import ProcessSpec, run_processes
 from boostline.local.training_job import Channel, run_training_job
 from boostline.local.tuner import Trial, TuningFailed, objective_from_log, tune
@@ -178,9 +196,14 @@ class PipelineExecutor:
         max_trials: int | None = None,
         progress: Progress | None = None,
         access: StageAccess | None = None,
+        aws: LocalAwsEndpoint | None = None,
     ) -> None:
         self.definition = definition
         self.access = access
+        # The endpoint the jobs' boto3 reaches: where tuning jobs are published, whose
+        # recorded calls are checked against the job's role.
+        self.aws = aws or LocalAwsEndpoint.serving((job_env or {}).get("AWS_ENDPOINT_URL"))
+        self.tuning_jobs: dict[str, TuningJobRecord] = {}
         self._lock = threading.Lock()
         self.s3 = s3
         self.workdir = workdir
@@ -489,6 +512,37 @@ class PipelineExecutor:
             record.detail["accesses_checked"] = record.detail.get("accesses_checked", 0) + checked
         return None
 
+    def _check_job_calls(
+        self,
+        request: dict[str, Any],
+        calls: list[tuple[str, str, dict[str, Any]]],
+        job: str,
+        step: str,
+        record: StepRecord,
+    ) -> None:
+        """The job script's own AWS calls, against the role the job runs as."""
+        if self.access is None or not calls:
+            return
+        role = str(request.get("RoleArn", "")).rsplit("/", 1)[-1]
+        accesses = [
+            Access(action, resource.replace("{account}", self.account), context, "boto3 call")
+            for action, resource, context in calls
+        ]
+        try:
+            self.access.checker.check(role, accesses, session=job)
+        except AccessDenied as exc:
+            record.detail["access_denied"] = {
+                "role": exc.role,
+                "action": exc.action,
+                "resource": exc.resource,
+            }
+            # AccessDenied's own wording first, as the other job-call checks report it.
+            raise ExecutionError(f"{exc} (a call of processing job {job})", step) from exc
+        with self._lock:
+            record.detail["accesses_checked"] = record.detail.get("accesses_checked", 0) + len(
+                accesses
+            )
+
     def _environment(self, container_env: dict[str, str], host: Callable[[str], str]) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_"))}
         # This venv's python3 stands in for the image's.
@@ -543,6 +597,7 @@ class PipelineExecutor:
         (root / "output").mkdir(parents=True, exist_ok=True)
         argv = [host(str(a)) for a in [*entrypoint, *app.get("ContainerArguments", [])]]
         timeout = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        calls_before = len(self.aws.requests) if self.aws is not None else 0
         with self.progress.step(f"{name} (processing job {job})"):
             (result,) = run_processes(
                 [ProcessSpec(job, argv, env, cwd=job_dir)],
@@ -556,6 +611,8 @@ class PipelineExecutor:
                 message.read_text().strip() if message.is_file() else _last_lines(result.output)
             )
             raise ExecutionError(f"step {name} failed: processing job {job}: {reason}", name)
+        if self.aws is not None:
+            self._check_job_calls(args, self.aws.requests[calls_before:], job, name, record)
         for output, local in local_outputs.items():
             self.s3.upload_dir(local, outputs[output]["S3Output"]["S3Uri"])
         self.properties[name] = {
@@ -760,9 +817,13 @@ class PipelineExecutor:
         static = dict(definition.get("StaticHyperParameters", {}))
         tuning_job = re.sub(r"[^a-z0-9-]", "-", f"{self.execution_id}-{name}".lower())[:32]
         models: dict[int, tuple[str, str]] = {}
+        created = time.time()
+
+        def trial_job(number: int) -> str:
+            return f"{tuning_job}-{number + 1:03d}"
 
         def run_trial(number: int, hps: dict[str, HyperparameterValue]) -> tuple[float | None, str]:
-            job = f"{tuning_job}-{number + 1:03d}"
+            job = trial_job(number)
             # Each trial is a training job of its own: denied, it fails before it starts.
             denied = self._check_access("Tuning", args, job, name, record)
             if denied:
@@ -793,6 +854,12 @@ class PipelineExecutor:
             except TuningFailed as exc:
                 raise ExecutionError(f"step {name} failed: {exc}", name) from exc
         best_job, best_uri = models[outcome.best.number]
+        described = self._tuning_record(
+            tuning_job, args, outcome.trials, outcome.best, metric, trial_job, created
+        )
+        self.tuning_jobs[tuning_job] = described
+        if self.aws is not None:
+            self.aws.add_tuning_job(described)
         self.progress.say(
             f"best trial {outcome.best.number + 1}: {metric}={outcome.best.objective:.4f}"
         )
@@ -827,6 +894,68 @@ class PipelineExecutor:
                 for t in outcome.trials
             ],
         )
+
+    def _tuning_record(
+        self,
+        name: str,
+        request: dict[str, Any],
+        trials: list[Trial],
+        best: Trial,
+        metric: str,
+        trial_job: Callable[[int], str],
+        created: float,
+    ) -> TuningJobRecord:
+        """The tuning job as DescribeHyperParameterTuningJob and
+        ListTrainingJobsForHyperParameterTuningJob answer for it."""
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account}:"
+
+        def summary(trial: Trial) -> dict[str, Any]:
+            job = trial_job(trial.number)
+            out: dict[str, Any] = {
+                "TrainingJobName": job,
+                "TrainingJobArn": f"{arn}training-job/{job}",
+                "TuningJobName": name,
+                "CreationTime": trial.started,
+                "TrainingStartTime": trial.started,
+                "TrainingEndTime": trial.ended,
+                "TrainingJobStatus": trial.status,
+                "TunedHyperParameters": {k: _hp_text(v) for k, v in trial.hyperparameters.items()},
+                "ObjectiveStatus": "Succeeded" if trial.objective is not None else "Failed",
+            }
+            if trial.objective is not None:
+                out["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                    "MetricName": metric,
+                    "Value": trial.objective,
+                }
+            else:
+                out["FailureReason"] = trial.detail or "failed"
+            return out
+
+        summaries = [summary(t) for t in trials]
+        failed = sum(1 for t in trials if t.objective is None)
+        description = {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobArn": f"{arn}hyper-parameter-tuning-job/{name}",
+            "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
+            "TrainingJobDefinition": request["TrainingJobDefinition"],
+            "HyperParameterTuningJobStatus": "Completed",
+            "CreationTime": created,
+            "HyperParameterTuningEndTime": time.time(),
+            "TrainingJobStatusCounters": {
+                "Completed": len(trials) - failed,
+                "InProgress": 0,
+                "RetryableError": 0,
+                "NonRetryableError": failed,
+                "Stopped": 0,
+            },
+            "ObjectiveStatusCounters": {
+                "Succeeded": len(trials) - failed,
+                "Pending": 0,
+                "Failed": failed,
+            },
+            "BestTrainingJob": summary(best),
+        }
+        return TuningJobRecord(description, summaries)
 
     # ------------------------------------------------------------ Condition, Fail
 

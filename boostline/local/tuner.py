@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ class Trial:
     objective: float | None
     status: str  # "Completed" or "Failed"
     detail: str = ""
+    started: float = 0.0  # epoch seconds
+    ended: float = 0.0
 
 
 @dataclass
@@ -88,9 +91,16 @@ def tune(
 
     def objective(ot: optuna.Trial) -> float:
         hps = {name: suggest(ot, name, spec) for name, spec in sorted(config.ranges.items())}
+        started = time.time()
         value, detail = run_trial(ot.number, hps)
         record = Trial(
-            ot.number, hps, value, "Completed" if value is not None else "Failed", detail
+            ot.number,
+            hps,
+            value,
+            "Completed" if value is not None else "Failed",
+            detail,
+            started=started,
+            ended=time.time(),
         )
         with lock:
             trials.append(record)
