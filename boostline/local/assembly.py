@@ -125,6 +125,18 @@ class Assembly:
         given = {k: v for k, v in parameters.items() if k in declared}
         return self.render(region, account, {holder: given}, until=holder)[holder]
 
+    def batch_pipeline(
+        self, region: str, parameters: dict[str, str], account: str = ACCOUNT
+    ) -> tuple[str, dict[str, Any]] | None:
+        """(name, definition) of the serving stack's batch pipeline with the live model's
+        parameters; None when the stack holds none (no model is live)."""
+        stack = self.serving_stack(region, parameters, account)
+        for resource in stack.of_type("AWS::SageMaker::Pipeline").values():
+            name = str(resource["Properties"]["PipelineName"])
+            if name.endswith("-batch"):
+                return name, definition_body(resource)
+        return None
+
     def serving_parameters(self) -> dict[str, Any]:
         """The serving stack's declared Parameters (names, types, defaults, patterns)."""
         return dict(

@@ -345,3 +345,161 @@ def test_approvals_name_the_os_user_when_by_is_not_given(monkeypatch) -> None:
     monkeypatch.delenv("LOGNAME")
     # No variable set: the password database's name for this uid, or the uid itself.
     assert deciding_user()
+
+
+# ---------------------------------------------------------------- boostline batch run
+
+
+@pytest.fixture(scope="module")
+def batch_workdir(tmp_path_factory, make_loan_book) -> dict:
+    """A registry whose live version's model sits in the local artifacts bucket, as the
+    pipeline registers it, and a data owner's files (header, ids, PII columns)."""
+    import tarfile
+
+    from boostline.data.generator import generate_to_dir
+    from boostline.local.emulator import ACCOUNT
+    from boostline.local.workdir import Workdir
+    from boostline.registry import Registry
+
+    root = tmp_path_factory.mktemp("batch")
+    model_dir = make_loan_book(root / "book", rows=600, seed=7).model_dir("model")
+    workdir = Workdir.at(root / "work")
+    key = "models/pipelines-test-Train/output/model.tar.gz"
+    tar_path = workdir.bucket("artifacts") / key
+    tar_path.parent.mkdir(parents=True)
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for item in sorted(model_dir.rglob("*")):
+            tar.add(item, arcname=str(item.relative_to(model_dir)), recursive=False)
+    bucket = f"boostline-dev-artifacts-{ACCOUNT}-eu-west-1"
+    Registry(workdir.root).register_request(
+        {
+            "ModelPackageGroupName": "boostline-dev-models",
+            "ModelApprovalStatus": "Approved",
+            "InferenceSpecification": {
+                "Containers": [{"Image": "xgboost", "ModelDataUrl": f"s3://{bucket}/{key}"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            "CustomerMetadataProperties": {"decision_threshold": "0.3"},
+        },
+        {"model.tar.gz": tar_path},
+        by="test",
+    )
+    inputs = root / "inputs"
+    generate_to_dir(40, inputs, seed=11, shards=2)
+    return {"workdir": workdir.root, "inputs": inputs, "root": root}
+
+
+@pytest.mark.slow
+def test_batch_run_here_executes_the_serving_stacks_pipeline(
+    batch_workdir, dev_assembly, tmp_path: Path, capsys
+) -> None:
+    import csv
+    import io
+    import json
+
+    from training_scripts.dataset_schema import load_schema
+
+    schema = load_schema(Path("boostline/data/loan_schema.yaml"))
+    out = tmp_path / "scores"
+    base = ["--workdir", str(batch_workdir["workdir"]), "batch", "run"]
+    argv = [*base, "--input", str(batch_workdir["inputs"]), "--output", str(out)]
+    assert main([*argv, "--assembly", str(dev_assembly.dir), "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["status"] == "Succeeded" and run["pipeline"] == "boostline-dev-batch"
+    assert run["output_uri"].endswith(f"/batch/output/{run['execution_id']}/")
+    for source in sorted(batch_workdir["inputs"].glob("*.csv")):
+        raw = list(csv.DictReader(io.StringIO(source.read_text())))
+        rows = list(csv.DictReader(io.StringIO((out / source.name).read_text())))
+        assert list(rows[0]) == [schema.id_column, "probability", "decision"]
+        assert [r[schema.id_column] for r in rows] == [r[schema.id_column] for r in raw]
+        # The live version's threshold, through the serving stack's DecisionThreshold.
+        assert all((r["decision"] == "reject") == (float(r["probability"]) >= 0.3) for r in rows)
+    assert run["rows"] == 40
+    # A second run never overwrites the first's scores.
+    assert main([*argv, "--assembly", str(dev_assembly.dir)]) == 2
+    assert "already holds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_batch_run_here_names_a_bad_line_without_its_value(
+    batch_workdir, dev_assembly, tmp_path: Path, capsys
+) -> None:
+    lines = next(batch_workdir["inputs"].glob("*.csv")).read_text().splitlines()
+    header = lines[0].split(",")
+    values = lines[3].split(",")
+    values[header.index("fico_score")] = "n0t-a-sc0re"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*lines[:3], ",".join(values), *lines[4:]]) + "\n")
+    argv = ["--workdir", str(batch_workdir["workdir"]), "batch", "run", "--input", str(bad)]
+    out = tmp_path / "scores"
+    assert main([*argv, "--output", str(out), "--assembly", str(dev_assembly.dir)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv:4: field 'fico_score': the value is not a number" in err
+    assert "n0t-a-sc0re" not in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_batch_run_refuses_bad_arguments_before_anything_runs(tmp_path: Path, capsys) -> None:
+    base = ["--workdir", str(tmp_path / "work"), "batch", "run"]
+    assert main([*base, "--input", str(tmp_path / "missing.csv"), "--output", "o"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "in").mkdir()
+    assert main([*base, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o")]) == 2
+    assert "no CSV files" in capsys.readouterr().err
+    assert main([*base, "--input", str(tmp_path / "in")]) == 2
+    assert "--output DIR" in capsys.readouterr().err
+    outside = "s3://boostline-dev-raw-123456789012-eu-west-1/raw/2026/"
+    assert main([*base, "--input", outside]) == 2
+    assert "reads and writes only" in capsys.readouterr().err
+
+
+def test_batch_run_on_aws_starts_the_pipeline_and_says_where_scores_land(
+    monkeypatch, capsys
+) -> None:
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bucket = "boostline-prod-raw-123456789012-eu-west-1"
+    source = f"s3://{bucket}/batch/input/2026-12/"
+    argv = ["batch", "run", "--stage", "prod", "--input", source, "--json"]
+    with mock_aws():
+        sm = boto3.client("sagemaker", region_name="eu-west-1")
+        assert main(argv) == 1  # no model live: the serving stack holds no batch pipeline
+        assert "only while a model is live" in capsys.readouterr().err
+        definition = {
+            "Version": "2020-12-01",
+            "Parameters": [
+                {
+                    "Name": "InputUri",
+                    "Type": "String",
+                    "DefaultValue": f"s3://{bucket}/batch/input/",
+                },
+                {
+                    "Name": "OutputUri",
+                    "Type": "String",
+                    "DefaultValue": f"s3://{bucket}/batch/output",
+                },
+            ],
+            "Steps": [],
+        }
+        sm.create_pipeline(
+            PipelineName="boostline-prod-batch",
+            PipelineDefinition=json.dumps(definition),
+            RoleArn="arn:aws:iam::123456789012:role/boostline-prod-batch-pipeline",
+        )
+        assert main(argv) == 0
+        started = json.loads(capsys.readouterr().out)
+        executions = sm.list_pipeline_executions(PipelineName="boostline-prod-batch")
+        (execution,) = executions["PipelineExecutionSummaries"]
+        assert started["execution_arn"] == execution["PipelineExecutionArn"]
+        given = sm.list_pipeline_parameters_for_execution(
+            PipelineExecutionArn=started["execution_arn"]
+        )["PipelineParameters"]
+    assert {p["Name"]: p["Value"] for p in given} == {"InputUri": source}
+    execution_id = started["execution_arn"].rsplit("/", 1)[-1]
+    assert started["output_uri"] == f"s3://{bucket}/batch/output/{execution_id}/"
