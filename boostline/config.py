@@ -1,6 +1,7 @@
 """The one typed configuration read by the local runner and the CDK app.
 
-`config/boostline.yaml` holds the stages (where and how the system is
+`config/boostline.yaml` (in a checkout; the embedded default `boostline/data/boostline.yaml`
+otherwise) holds the stages (where and how the system is
 deployed), the preprocessing split, the training hyperparameters and their
 tuning ranges, and the quality-gate thresholds. Any mistake is reported with
 the file, the key and the reason before anything runs or is synthesized.
@@ -9,7 +10,9 @@ the file, the key and the reason before anything runs or is synthesized.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import shutil
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +21,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = REPO_ROOT / "config" / "boostline.yaml"
+# The default ships inside the package, so an installed boostline runs without a
+# checkout; a checkout's config/boostline.yaml is a link to this same file.
+EMBEDDED_CONFIG = Path(__file__).resolve().parent / "data" / "boostline.yaml"
+CHECKOUT_CONFIG = REPO_ROOT / "config" / "boostline.yaml"
+DEFAULT_CONFIG = CHECKOUT_CONFIG if CHECKOUT_CONFIG.is_file() else EMBEDDED_CONFIG
+# A config named by the environment, for scripts and installed copies.
+CONFIG_ENV = "BOOSTLINE_CONFIG"
 
 HyperparameterValue = int | float | str
 
@@ -407,9 +416,37 @@ def _check_instance_type(value: str) -> str:
     return value
 
 
+def default_config_path(environ: typing.Mapping[str, str] | None = None) -> Path:
+    """The config used when none is named: $BOOSTLINE_CONFIG, else the checkout's or
+    the embedded default."""
+    named = (os.environ if environ is None else environ).get(CONFIG_ENV, "")
+    return Path(named).expanduser() if named.strip() else DEFAULT_CONFIG
+
+
+def write_default_config(directory: str | Path) -> Path:
+    """Write an editable copy of the embedded default config and its dataset schema
+    into `directory` (the schema at the same relative path the config names); refuses
+    to overwrite either. Returns the config's path."""
+    directory = Path(directory)
+    config = load_config(EMBEDDED_CONFIG)
+    copies = {
+        EMBEDDED_CONFIG: directory / "boostline.yaml",
+        config.schema_path(): directory / config.dataset_schema,
+    }
+    existing = [str(target) for target in copies.values() if target.exists()]
+    if existing:
+        raise ConfigError(
+            str(directory), [("(file)", f"already exists, not overwritten: {', '.join(existing)}")]
+        )
+    for source, target in copies.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return copies[EMBEDDED_CONFIG]
+
+
 def load_config(path: str | Path | None = None) -> BoostlineConfig:
     """Read and check a config file; raise ConfigError naming file, key and reason."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    path = Path(path) if path is not None else default_config_path()
     source = str(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

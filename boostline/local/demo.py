@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from boostline import checkout
 from boostline.config import BoostlineConfig
 from boostline.data.generator import generate_to_dir
 from boostline.local import events
@@ -589,6 +590,8 @@ def run_demo(
     workdir: Path, config: BoostlineConfig, options: DemoOptions, progress: Progress | None = None
 ) -> DemoResult:
     progress = progress or Progress()
+    # The demo runs the Lambda functions' own code: refuse before anything starts.
+    checkout.require("the demo", checkout.FUNCTIONS)
     # The synth cache lives beside the demo folder, so a clean demo start keeps it.
     assembly = resolve_assembly(config, options.stage, workdir, options.assembly, progress)
     root = workdir / "demo"

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from boostline import checkout
 from boostline.local.iam.boto_calls import CallRecorder
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 def load_function(name: str, root: Path = LAMBDA_DIR) -> ModuleType:
     """Load `<root>/<name>/app.py` as a fresh module (fresh caches and clients)."""
     path = root / name / "app.py"
+    if root == LAMBDA_DIR:
+        checkout.require(f"running the {name} function", checkout.FUNCTIONS)
     if not path.is_file():
         raise FileNotFoundError(f"no Lambda function {name!r} at {path}")
     return load_module(path)
@@ -43,6 +46,8 @@ def load_function(name: str, root: Path = LAMBDA_DIR) -> ModuleType:
 
 def load_module(path: Path, name: str | None = None) -> ModuleType:
     """Execute `path` as a fresh module with its folder importable, as Lambda does."""
+    if LAMBDA_DIR in path.parents:
+        checkout.require(f"running {path.relative_to(LAMBDA_DIR.parent)}", checkout.FUNCTIONS)
     function_dir = path.parent
     for sibling in function_dir.glob("*.py"):
         sys.modules.pop(sibling.stem, None)  # never share a sibling between two functions

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boostline import checkout
 from boostline.config import BoostlineConfig
 from boostline.local.access_checks import StageAccess
 from boostline.local.assembly import Assembly, AssemblyError, open_assembly, stage_assembly
@@ -82,6 +83,11 @@ def resolve_assembly(
     """`--assembly DIR` if given, else the stage's cached (or freshly synthesized) assembly."""
     if assembly is not None:
         return open_assembly(assembly)
+    checkout.require(
+        f"synthesizing stage {stage}",
+        checkout.CDK_APP,
+        hint=", or pass --assembly DIR: a cloud assembly that `make synth` (cdk synth) wrote",
+    )
     return stage_assembly(cache_root, config, stage, echo=(progress or Progress()).say)
 
 

@@ -11,10 +11,10 @@ from boostline.config import DEFAULT_CONFIG, ConfigError, load_config
 
 
 def _config_text(**replacements: str) -> str:
-    text = DEFAULT_CONFIG.read_text().replace(
-        "../boostline/data/loan_schema.yaml",
-        str(DEFAULT_CONFIG.parent.parent / "boostline/data/loan_schema.yaml"),
-    )
+    schema = load_config().schema_path()
+    text = DEFAULT_CONFIG.read_text()
+    assert "dataset_schema: loan_schema.yaml\n" in text
+    text = text.replace("dataset_schema: loan_schema.yaml\n", f"dataset_schema: {schema}\n")
     for old, new in replacements.items():
         assert old in text, old
         text = text.replace(old, new)
@@ -71,7 +71,7 @@ def test_a_mistyped_key_gets_a_did_you_mean_beside_the_message(tmp_path: Path) -
     import yaml
 
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    raw["dataset_schema"] = str((DEFAULT_CONFIG.parent / raw["dataset_schema"]).resolve())
+    raw["dataset_schema"] = str(load_config().schema_path())
     raw["stages"]["dev"]["monitoring"]["schedul"] = "cron(0 * ? * * *)"
     raw["gate"]["min_acu"] = 0.7
     raw["zzzz"] = 1
@@ -84,3 +84,40 @@ def test_a_mistyped_key_gets_a_did_you_mean_beside_the_message(tmp_path: Path) -
     assert "did you mean 'min_auc'?" in problems["gate.min_acu"]
     # Nothing close: no guess, but the keys that are known there.
     assert "did you mean" not in problems["zzzz"] and "known here: " in problems["zzzz"]
+
+
+def test_the_checkout_config_is_the_embedded_default() -> None:
+    from boostline.config import CHECKOUT_CONFIG, EMBEDDED_CONFIG
+
+    # One file: the checkout's config/boostline.yaml links to the packaged default.
+    assert CHECKOUT_CONFIG.resolve() == EMBEDDED_CONFIG
+    assert load_config(EMBEDDED_CONFIG).schema_path() == load_config().schema_path()
+    assert load_config().schema_path().is_file()
+
+
+def test_boostline_config_names_the_default(tmp_path: Path, monkeypatch) -> None:
+    from boostline.config import CONFIG_ENV, default_config_path
+
+    assert default_config_path({}) == DEFAULT_CONFIG
+    assert default_config_path({CONFIG_ENV: "  "}) == DEFAULT_CONFIG
+    own = tmp_path / "own.yaml"
+    own.write_text(_config_text(**{"project: boostline": "project: lender"}))
+    assert default_config_path({CONFIG_ENV: str(own)}) == own
+    monkeypatch.setenv(CONFIG_ENV, str(own))
+    assert load_config().project == "lender"
+
+
+def test_config_init_writes_an_editable_copy_with_its_schema(tmp_path: Path) -> None:
+    from boostline.config import EMBEDDED_CONFIG, write_default_config
+
+    written = write_default_config(tmp_path / "mine")
+    assert written == tmp_path / "mine" / "boostline.yaml"
+    assert written.read_text() == EMBEDDED_CONFIG.read_text()
+    config = load_config(written)
+    assert config.schema_path() == (tmp_path / "mine" / "loan_schema.yaml").resolve()
+    assert config.schema_path().read_text() == load_config().schema_path().read_text()
+    # A second init leaves the (possibly edited) copy alone.
+    written.write_text(written.read_text().replace("project: boostline", "project: edited"))
+    with pytest.raises(ConfigError, match="already exists, not overwritten"):
+        write_default_config(tmp_path / "mine")
+    assert load_config(written).project == "edited"

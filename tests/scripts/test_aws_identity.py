@@ -112,9 +112,8 @@ def test_credentials_for_another_account_than_the_stage_pins_are_refused(
     config = (ROOT / "config" / "boostline.yaml").read_text(encoding="utf-8")
     pinned = tmp_path / "boostline.yaml"
     schema = (ROOT / "boostline" / "data" / "loan_schema.yaml").as_posix()
-    config = config.replace(
-        "dataset_schema: ../boostline/data/loan_schema.yaml", f"dataset_schema: {schema}"
-    )
+    assert "dataset_schema: loan_schema.yaml\n" in config
+    config = config.replace("dataset_schema: loan_schema.yaml\n", f"dataset_schema: {schema}\n")
     assert "\n  dev:\n" in config
     pinned.write_text(config.replace("\n  dev:\n", '\n  dev:\n    account: "210987654321"\n', 1))
     env = no_aws_env(
