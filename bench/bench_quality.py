@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boostline.data import generator  # noqa: E402
-from training_scripts import inference  # noqa: E402
+from training_scripts import calibration, inference  # noqa: E402
 
 
 def _pin(package: str) -> tuple[str, str]:
@@ -294,7 +294,10 @@ def xgboost_cv(book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int) -
 
 def boostline_model(
     book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int, run: RunSettings
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """The endpoint's probabilities for the test rows, the alternatives (the booster's own
+    probability, and each calibration method refitted on the model's held-out rows), and
+    facts about the run."""
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         root = Path(tmp)
         data, workdir = root / "data", root / "work"
@@ -338,7 +341,19 @@ def boostline_model(
         ]
         X, _ = inference.parse_json(model, {"instances": instances})
         scores = np.asarray(inference.predict(model, X), dtype=np.float64)
-    return scores, {"registered": registered, "seconds": seconds}
+        raw = np.asarray(model.booster.inplace_predict(X), dtype=np.float64)
+        alternatives = {"booster": raw}
+        holdout = model_dir / calibration.HOLDOUT_FILE
+        if holdout.is_file():
+            labels, _, held_raw = calibration.read_holdout(holdout)
+            for method in calibration.METHODS[1:]:
+                fitted = calibration.fit(method, held_raw, labels)
+                alternatives[method] = fitted.apply(raw)
+        calibrator = model.calibrator
+        chosen = "none" if calibrator is None else calibrator.method
+        source = "" if calibrator is None else calibrator.fitted_on.get("source", "")
+    info = {"registered": registered, "seconds": seconds, "calibration": chosen, "source": source}
+    return scores, alternatives, info
 
 
 def _json_value(value: Any) -> Any:
@@ -372,6 +387,7 @@ def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     return {
         "auc": float(roc_auc_score(labels, scores)),
         "brier": float(brier_score_loss(labels, scores)),
+        "log_loss": calibration.log_loss(labels.astype(np.float64), scores),
         "ece": ece(labels, scores),
         "mean_predicted": float(scores.mean()),
         "observed": float(labels.mean()),
@@ -411,12 +427,13 @@ def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
         labels = labels_all[test_i]
         entry: dict[str, Any] = {"seed": seed}
         try:
-            scores, info = boostline_model(book, train, test, seed, run)
+            scores, alternatives, info = boostline_model(book, train, test, seed, run)
         except RuntimeError as exc:  # reported, and left out of the means
             print(f"  {book.name} seed {seed}: FAILED, {exc}", flush=True)
             result.failures.append(f"seed {seed}: {exc}")
             continue
         entry["boostline"] = metrics(labels, scores) | info
+        entry["alternatives"] = {k: metrics(labels, v) for k, v in alternatives.items()}
         entry["logistic"] = metrics(labels, logistic(book, train, test, seed))
         entry["xgboost_cv"] = metrics(labels, xgboost_cv(book, train, test, seed))
         if book.oracle is not None:
@@ -425,7 +442,9 @@ def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
         b = entry["boostline"]
         print(
             f"  {book.name} seed {seed}: boostline AUC {b['auc']:.4f} "
-            f"(registered {b['registered']}, {b['seconds']:.0f} s), "
+            f"(registered {b['registered']}, {b['seconds']:.0f} s, calibration "
+            f"{b['calibration']} on {b['source'] or 'nothing'}; booster alone "
+            f"{entry['alternatives']['booster']['auc']:.4f}), "
             f"logistic {entry['logistic']['auc']:.4f}, xgboost-cv {entry['xgboost_cv']['auc']:.4f}",
             flush=True,
         )
@@ -439,9 +458,21 @@ def summarise(result: BookResult) -> dict[str, Any]:
     out: dict[str, Any] = {"book": result.book, "rows": result.rows, "seeds": len(result.runs)}
     out["failed_seeds"] = len(result.failures)
     for model in ("boostline", "logistic", "xgboost_cv"):
-        out[model] = {k: mean(model, k) for k in ("auc", "brier", "ece", "mean_predicted")}
+        out[model] = {
+            k: mean(model, k) for k in ("auc", "brier", "log_loss", "ece", "mean_predicted")
+        }
     out["observed"] = mean("boostline", "observed")
     out["registered"] = sum(bool(r["boostline"]["registered"]) for r in result.runs)
+    methods = [str(r["boostline"]["calibration"]) for r in result.runs]
+    out["calibration"] = {m: methods.count(m) for m in sorted(set(methods))}
+    alternatives = sorted(set.intersection(*(set(r["alternatives"]) for r in result.runs)))
+    out["alternatives"] = {
+        name: {
+            k: float(np.mean([r["alternatives"][name][k] for r in result.runs]))
+            for k in ("auc", "brier", "log_loss", "ece", "mean_predicted")
+        }
+        for name in alternatives
+    }
     out["seconds"] = mean("boostline", "seconds")
     if result.runs and "oracle_auc" in result.runs[0]:
         out["oracle_auc"] = float(np.mean([r["oracle_auc"] for r in result.runs]))
@@ -479,10 +510,25 @@ def print_table(summaries: list[dict[str, Any]]) -> None:
                 f"AUC / oracle {ratio:.4f} (oracle {s['oracle_auc']:.4f}) "
                 f"[{'ok' if ratio >= 0.98 else 'MISS'}]"
             )
+        chosen = ", ".join(f"{m} {n}" for m, n in s["calibration"].items())
         print(
             f"{s['book']}: " + "; ".join(checks) + f"; registered {s['registered']}/{s['seeds']}, "
-            f"pipeline run {s['seconds']:.0f} s"
+            f"pipeline run {s['seconds']:.0f} s; calibration chosen: {chosen}"
         )
+    print()
+    print(
+        "The registered model's booster alone and with each calibration method refitted on "
+        "its held-out (out-of-fold) rows, on the same test rows:\n"
+        "| book | scores | AUC | Brier | log-loss | ECE | mean predicted |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    for s in summaries:
+        rows = [("endpoint", s["boostline"]), *s["alternatives"].items()]
+        for name, m in rows:
+            print(
+                f"| {s['book']} | {name} | {m['auc']:.4f} | {m['brier']:.4f} | "
+                f"{m['log_loss']:.4f} | {m['ece']:.4f} | {m['mean_predicted']:.4f} |"
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

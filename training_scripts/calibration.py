@@ -38,8 +38,9 @@ import numpy as np
 FORMAT = "boostline-calibration"
 VERSION = 1
 CALIBRATION_FILE = "boostline/calibration.json"
-# Headerless `label,probability` lines: the held-out rows' calibrated scores, for a
-# decision threshold chosen on rows the final model never trained on (CV runs only).
+# Headerless `label,probability,booster probability` lines: the held-out rows' calibrated
+# and raw scores, for a decision threshold chosen on rows the final model never trained
+# on (cross-validated jobs only).
 HOLDOUT_FILE = "boostline/holdout_scores.csv"
 METHODS = ("identity", "platt", "isotonic")
 # A fitted map must beat identity's held-out log-loss by this fraction to be kept.
@@ -146,11 +147,21 @@ def save(calibrator: Calibrator, model_dir: str | Path) -> Path:
     return path
 
 
-def write_holdout(path: Path, labels: np.ndarray, probabilities: np.ndarray) -> None:
-    """`label,probability` per line (6 decimals, what the endpoint prints)."""
+def write_holdout(
+    path: Path, labels: np.ndarray, probabilities: np.ndarray, raw: np.ndarray
+) -> None:
+    """`label,probability,booster probability` per line (6 decimals, as the endpoint prints)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = np.column_stack([labels.astype(np.int64), np.round(probabilities, 6)])
-    np.savetxt(path, data, fmt=["%d", "%.6f"], delimiter=",")
+    data = np.column_stack([labels.astype(np.int64), probabilities, raw])
+    np.savetxt(path, data, fmt=["%d", "%.6f", "%.6f"], delimiter=",")
+
+
+def read_holdout(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, calibrated probabilities, booster probabilities) of a holdout file."""
+    data = np.loadtxt(path, delimiter=",", ndmin=2)
+    if data.ndim != 2 or data.shape[1] != 3:
+        raise CalibrationError(f"{path}: expected lines of label,probability,booster probability")
+    return data[:, 0], data[:, 1], data[:, 2]
 
 
 # ---------------------------------------------------------------------------- fitting

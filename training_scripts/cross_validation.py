@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,9 @@ class CvResult:
     rounds: int  # boosting rounds at the best mean held-out score
     score: float  # mean over the folds at that round
     std: float  # standard deviation over the folds at that round
+    # per row of `data`: the margin (log-odds) its fold's model gave it at `rounds` rounds,
+    # from a model that never trained on it
+    out_of_fold: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int, offset: int = 0) -> np.ndarray:
@@ -56,7 +59,8 @@ def cross_validate(
     early_stopping_rounds: int | None,
     maximize: bool,
 ) -> CvResult:
-    """Train the k fold models round by round; the best round by the mean held-out metric.
+    """Train the k fold models round by round; the best round by the mean held-out metric,
+    and each row's out-of-fold margin at that round.
 
     What xgb.cv does, written out because xgb.cv refuses to run on several hosts: every
     host updates the same fold models in the same order, each update and each metric a
@@ -83,4 +87,10 @@ def cross_validate(
             break
     if best[0] < 0:
         raise ValueError(f"cross-validation gave no {metric} score (a fold with one class?)")
-    return CvResult(folds=folds, rounds=best[0] + 1, score=best[1], std=best[2])
+    rounds = best[0] + 1
+    out_of_fold = np.empty(data.num_row(), dtype=np.float64)
+    for f, (booster, _, test) in enumerate(packs):
+        out_of_fold[fold == f] = booster.predict(
+            test, output_margin=True, iteration_range=(0, rounds)
+        )
+    return CvResult(folds=folds, rounds=rounds, score=best[1], std=best[2], out_of_fold=out_of_fold)

@@ -21,6 +21,9 @@ Model directory (what training writes)::
 
     xgboost-model                      the booster (also servable by the built-in algorithm)
     boostline/feature_manifest.json    column order, kinds, categories, bounds (preprocess.py)
+    boostline/calibration.json         the map from the booster's probability to the
+                                       calibrated one (calibration.py; absent in older
+                                       models, whose probability is the booster's)
 
 Requests (a missing Content-Type is application/json, as in the image's server)
     text/csv          already-encoded features in manifest column order, one row
@@ -57,7 +60,9 @@ missing or */* Accept answers SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, by default
 application/json, as the image's server does)
     JSON   {"predictions": [{"probability": p, "score": p, "default": bool,
             "decision": "reject" | "approve"}, ...]}; `score` is the key the
-            built-in algorithm uses. default = probability >= threshold.
+            built-in algorithm uses. `probability` is the calibrated P(default)
+            (the booster's own where the model has no calibration.json), and
+            default = probability >= threshold.
     CSV    one line per row: `probability,decision`.
     Probabilities are printed with 6 decimals.
 
@@ -68,7 +73,8 @@ where one is passed, else from `flask.request.headers` inside the image's Flask
 server, which passes none). Each row then gets
 its top-k reason codes: SHAP contributions (xgboost pred_contribs) in log-odds,
 sorted by magnitude, positive = raises the risk of default, plus `bias` and
-`margin` (bias + all contributions = margin = logit(probability)). JSON adds
+`margin` (bias + all contributions = margin, the booster's log-odds before calibration;
+the calibration is monotone, so a larger margin never means a lower probability). JSON adds
 `"reasons": [{"feature": name, "contribution": c}, ...]`, "bias", "margin"; CSV
 appends `feature,contribution` pairs to each line.
 
@@ -105,6 +111,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import xgboost as xgb
+
+try:  # run from the source dir (the image's server) or imported as a package
+    import calibration
+except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts import calibration
 
 MODEL_FILE = "xgboost-model"
 MANIFEST_FILE = "boostline/feature_manifest.json"
@@ -208,6 +219,7 @@ class Model:
     categorical_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.intp))
     category_codes: list[Category] = field(default_factory=list)
     pii: frozenset[str] = frozenset()  # request fields refused: the schema's PII columns
+    calibrator: calibration.Calibrator | None = None  # None: the booster's probability
 
     @property
     def n_features(self) -> int:
@@ -251,6 +263,7 @@ def load_model(
         threshold_from_env() if threshold is None else check_threshold(threshold, "threshold")
     )
     n = booster.num_features()
+    calibrator = calibration.load(model_dir)
 
     manifest_file = model_dir / MANIFEST_FILE
     if not manifest_file.is_file():
@@ -265,6 +278,7 @@ def load_model(
             integer=np.zeros(n, bool),
             required=np.zeros(n, bool),
             categorical=np.zeros(n, bool),
+            calibrator=calibrator,
         )
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     columns = manifest.get("columns") if isinstance(manifest, dict) else None
@@ -312,6 +326,7 @@ def load_model(
         categorical_index=np.flatnonzero(categorical),
         category_codes=category_codes,
         pii=frozenset(str(c) for c in manifest.get("pii_columns") or ()),
+        calibrator=calibrator,
     )
 
 
@@ -897,8 +912,10 @@ def _code(value: Any, row: int, spec: Category) -> float:
 
 
 def predict(model: Model, X: np.ndarray) -> np.ndarray:
-    """P(default) per row (float32), straight from the dense array (no DMatrix)."""
-    return model.booster.inplace_predict(X, validate_features=False)
+    """P(default) per row, calibrated, straight from the dense array (no DMatrix); the
+    booster's float32 probability for a model without a calibration."""
+    raw = model.booster.inplace_predict(X, validate_features=False)
+    return raw if model.calibrator is None else model.calibrator.apply(raw)
 
 
 def explain(model: Model, X: np.ndarray) -> np.ndarray:

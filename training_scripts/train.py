@@ -12,6 +12,11 @@ Inputs
                    the `columns` of feature_manifest.json name the features
 Outputs
   $SM_MODEL_DIR/xgboost-model           the booster (rank 0 only)
+  $SM_MODEL_DIR/boostline/calibration.json      the calibration of its scores (rank 0;
+                                        calibration.py)
+  $SM_MODEL_DIR/boostline/holdout_scores.csv    cross-validated jobs only, one line per
+                                        train + validation row: `label,calibrated
+                                        probability,booster probability`, out of fold
   $SM_OUTPUT_DATA_DIR/model-digest.txt  sha256 of the final booster (every rank)
   $SM_OUTPUT_DATA_DIR/metrics.json      rows, best round and score, timings (every rank)
   $SM_OUTPUT_DIR/failure                why the job failed, on failure only; the image's
@@ -28,6 +33,13 @@ trains the model on all of those rows for the rounds the folds chose. Otherwise 
 stopping watches the validation channel, whose best score is the metric line.
 
 Class weighting: none unless `scale_pos_weight` is given, so the scores stay probabilities.
+
+Calibration (`calibration`: auto, the default, or one of identity, platt, isotonic): a map
+from the booster's probability to a calibrated one, fitted on rows the final model never
+trained on: the out-of-fold predictions of cross-validation (every train + validation row,
+from the fold model that left it out, at the chosen rounds), or without cross-validation
+the final model's predictions on the validation channel. `auto` keeps the method with the
+lowest cross-fitted log-loss (calibration.choose); no validation rows: identity.
 
 Checkpoints: rank 0 saves the booster every `checkpoint_interval` rounds under
 /opt/ml/checkpoints/<TRAINING_JOB_NAME>/ (SageMaker sets TRAINING_JOB_NAME and syncs the
@@ -66,9 +78,11 @@ from xgboost import collective
 from xgboost.tracker import RabitTracker
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
+    import calibration
     from cross_validation import CvResult, cross_validate, stratified_folds
     from job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts import calibration
     from training_scripts.cross_validation import CvResult, cross_validate, stratified_folds
     from training_scripts.job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 
@@ -187,6 +201,7 @@ _BOOSTER_RULES: dict[str, _Rule] = {
 }
 # Fields of Hyperparameters.
 _CONTROL_RULES: dict[str, _Rule] = {
+    "calibration": _choice("auto", *calibration.METHODS),
     "checkpoint_interval": _number(1, integer=True),
     "cv_folds": _number(2, 20, integer=True),
     "cv_max_rows": _number(0, integer=True),
@@ -219,6 +234,8 @@ class Hyperparameters:
     # 1 unless given: class-ratio weighting (negatives / positives) would make the scores
     # stop being probabilities; the evaluation's cost-based threshold handles imbalance.
     scale_pos_weight: float = 1.0
+    # "auto": the calibration method with the lowest cross-fitted log-loss on held-out rows
+    calibration: str = "auto"
     booster: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -1115,7 +1132,7 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         print(f"resuming from checkpoint at round {start.num_boosted_rounds()}", flush=True)
 
     began = time.perf_counter()
-    num_round, cv = hps.num_round, None
+    num_round, cv, fold = hps.num_round, None, None
     if use_cv:
         fold = stratified_folds(pool.labels, hps.cv_folds, hps.seed, offset=rank)
         cv = cross_validate(
@@ -1143,6 +1160,13 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         verbose=rank == 0,
     )
     train_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    labels = pool.labels if use_cv else None
+    held_out = held_out_predictions(hps, cv, labels, fold, result.booster, dvalid, job, rank)
+    calibrator = holdout = None
+    if rank == 0:
+        calibrator, holdout = fit_calibration(hps, held_out)
+    calibration_seconds = time.perf_counter() - began
     if names is not None:
         # A host without rows would otherwise end with an unnamed (so different) booster.
         result.booster.feature_names = names
@@ -1173,11 +1197,92 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         "scale_pos_weight": spw,
         "nthread": nthread,
         "data_fingerprint": mark.data,
+        "calibration": None if calibrator is None else calibration_summary(calibrator),
         "load_seconds": round(load_seconds, 3),
         "train_seconds": round(train_seconds, 3),
+        "calibration_seconds": round(calibration_seconds, 3),
     }
-    save_outputs(job, rank, result.booster, metrics)
+    save_outputs(job, rank, result.booster, metrics, calibrator, holdout)
     return metrics
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Raw P(default) of rows the final model did not train on, their labels and folds."""
+
+    source: str  # "out_of_fold" or "validation"
+    probabilities: np.ndarray
+    labels: np.ndarray
+    fold: np.ndarray
+
+
+def held_out_predictions(
+    hps: Hyperparameters,
+    cv: CvResult | None,
+    labels: np.ndarray | None,
+    fold: np.ndarray | None,
+    booster: xgb.Booster,
+    dvalid: xgb.DMatrix | None,
+    job: JobEnv,
+    rank: int,
+) -> HeldOut | None:
+    """What the calibration is fitted on, on rank 0 (None elsewhere, or with no held-out rows).
+
+    With cross-validation each host holds the out-of-fold margins of its own rows: every
+    host sends them to all (a collective call, in rank order). Otherwise the validation
+    channel, which every host holds whole, is scored by the final model on rank 0.
+    """
+    if cv is not None and labels is not None and fold is not None:
+        parts = [(cv.out_of_fold, labels, fold)]
+        if job.distributed:
+            mine = (cv.out_of_fold, labels, fold)
+            parts = [
+                collective.broadcast(mine if r == rank else None, r) for r in range(len(job.hosts))
+            ]
+        if rank != 0:
+            return None
+        margins, ys, folds = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return HeldOut("out_of_fold", calibration.sigmoid(margins), ys.astype(np.float64), folds)
+    if rank != 0 or dvalid is None or dvalid.num_row() == 0:
+        return None
+    margins = booster.predict(dvalid, output_margin=True).astype(np.float64)
+    ys = dvalid.get_label().astype(np.float64)
+    folds = stratified_folds(ys, hps.cv_folds, hps.seed)
+    return HeldOut("validation", calibration.sigmoid(margins), ys, folds)
+
+
+def fit_calibration(
+    hps: Hyperparameters, held_out: HeldOut | None
+) -> tuple[calibration.Calibrator, np.ndarray | None]:
+    """The calibrator (identity without held-out rows) and, after cross-validation, the
+    held-out rows as `label, calibrated probability, booster probability` columns."""
+    if held_out is None or min(held_out.labels.sum(), (1 - held_out.labels).sum()) < 2:
+        print("calibration: identity (no held-out rows with both classes)", flush=True)
+        return calibration.Calibrator("identity", fitted_on={"source": "none", "rows": 0}), None
+    methods = calibration.METHODS if hps.calibration == "auto" else (hps.calibration,)
+    chosen = calibration.choose(
+        held_out.probabilities, held_out.labels, held_out.fold, methods, source=held_out.source
+    )
+    scores = chosen.selection["scores"]
+    shown = ", ".join(f"{m} {s['log_loss']:.5f}" for m, s in scores.items())
+    print(
+        f"calibration: {chosen.method}, fitted on {len(held_out.labels)} {held_out.source} "
+        f"rows (cross-fitted log-loss: {shown})",
+        flush=True,
+    )
+    holdout = None
+    if held_out.source == "out_of_fold":
+        calibrated = chosen.apply(held_out.probabilities)
+        holdout = np.column_stack([held_out.labels, calibrated, held_out.probabilities])
+    return chosen, holdout
+
+
+def calibration_summary(calibrator: calibration.Calibrator) -> dict[str, Any]:
+    return {
+        "method": calibrator.method,
+        "fitted_on": calibrator.fitted_on,
+        "selection": calibrator.selection,
+    }
 
 
 def pooled_counts(summary: DataSummary, hosts: int) -> tuple[int, int]:
@@ -1275,7 +1380,14 @@ def _announce(
     )
 
 
-def save_outputs(job: JobEnv, rank: int, booster: xgb.Booster, metrics: dict[str, Any]) -> None:
+def save_outputs(
+    job: JobEnv,
+    rank: int,
+    booster: xgb.Booster,
+    metrics: dict[str, Any],
+    calibrator: calibration.Calibrator | None = None,
+    holdout: np.ndarray | None = None,
+) -> None:
     raw = bytes(booster.save_raw("ubj"))
     digest = hashlib.sha256(raw).hexdigest()
     metrics["model_sha256"] = digest
@@ -1286,6 +1398,11 @@ def save_outputs(job: JobEnv, rank: int, booster: xgb.Booster, metrics: dict[str
         os.replace(temporary, job.model_dir / MODEL_FILE)
         if "manifest" in job.channels:
             copy_manifest(job.channels["manifest"], job.model_dir)
+        if calibrator is not None:
+            calibration.save(calibrator, job.model_dir)
+        if holdout is not None:
+            path = job.model_dir / calibration.HOLDOUT_FILE
+            calibration.write_holdout(path, holdout[:, 0], holdout[:, 1], holdout[:, 2])
     job.output_data_dir.mkdir(parents=True, exist_ok=True)
     (job.output_data_dir / DIGEST_FILE).write_text(digest + "\n")
     text = json.dumps(metrics, indent=2, sort_keys=True)

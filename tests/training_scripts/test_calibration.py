@@ -138,5 +138,11 @@ def test_a_calibration_that_cannot_be_applied_fails_loading(
 
 def test_holdout_scores_are_label_and_probability_lines(tmp_path: Path) -> None:
     path = tmp_path / cal.HOLDOUT_FILE
-    cal.write_holdout(path, np.array([1.0, 0.0]), np.array([0.1234567, 0.5]))
-    assert path.read_text() == "1,0.123457\n0,0.500000\n"
+    cal.write_holdout(path, np.array([1.0, 0.0]), np.array([0.1234567, 0.5]), np.array([0.2, 0.4]))
+    assert path.read_text() == "1,0.123457,0.200000\n0,0.500000,0.400000\n"
+    labels, calibrated, raw = cal.read_holdout(path)
+    assert labels.tolist() == [1, 0] and calibrated.tolist() == [0.123457, 0.5]
+    assert raw.tolist() == [0.2, 0.4]
+    path.write_text("1,0.5\n")
+    with pytest.raises(cal.CalibrationError, match="expected lines of label,probability"):
+        cal.read_holdout(path)

@@ -39,3 +39,21 @@ def test_each_host_starts_its_deal_at_another_fold() -> None:
     assert sorted(ranks[0]) == [0, 0, 1, 1]
     assert list(ranks[1]) == list((ranks[0] + 1) % 5)
     assert list(ranks[2]) == list((ranks[0] + 2) % 5)
+
+
+def test_out_of_fold_margins_come_from_the_model_that_left_each_row_out() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 4))
+    labels = (rng.random(400) < 1 / (1 + np.exp(-(x @ np.array([1.0, -1.0, 0.5, 0.0]))))) * 1.0
+    dmatrix = xgb.DMatrix(x, label=labels)
+    fold = stratified_folds(labels, 4, seed=2)
+    params = {"objective": "binary:logistic", "eval_metric": "auc", "eta": 0.3, "seed": 0}
+
+    result = cross_validate(params, dmatrix, fold, 4, 80, early_stopping_rounds=5, maximize=True)
+
+    assert result.out_of_fold.shape == (400,)
+    for f in range(4):
+        rest, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        alone = xgb.train(params, dmatrix.slice(rest), num_boost_round=result.rounds)
+        expected = alone.predict(dmatrix.slice(held), output_margin=True)
+        np.testing.assert_allclose(result.out_of_fold[held], expected, rtol=1e-6, atol=1e-6)

@@ -20,8 +20,8 @@ import pytest
 import xgboost as xgb
 
 from boostline.data.generator import SCHEMA_PATH, generate_to_dir
+from training_scripts import calibration, preprocess
 from training_scripts import inference as inf
-from training_scripts import preprocess
 
 CSV, JSON, JSONL = "text/csv", "application/json", "application/jsonlines"
 CUSTOM = inf.CUSTOM_ATTRIBUTES_HEADER
@@ -340,6 +340,67 @@ def test_invalid_threshold_stops_loading(book, monkeypatch, value) -> None:
     monkeypatch.setenv(inf.THRESHOLD_ENV, value)
     with pytest.raises(ValueError, match=inf.THRESHOLD_ENV):
         inf.model_fn(str(book["model_dir"]))
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@pytest.fixture(scope="module")
+def calibrated_dir(book, tmp_path_factory):
+    """The book's model with a Platt calibration beside it, as train.py writes one."""
+    model_dir = tmp_path_factory.mktemp("calibrated") / "model"
+    shutil.copytree(book["model_dir"], model_dir)
+    calibration.save(calibration.Calibrator("platt", {"a": 0.6, "b": -0.4}), model_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def calibrated(calibrated_dir) -> inf.Model:
+    return inf.load_model(calibrated_dir, threads=1)
+
+
+def test_the_probability_is_the_calibrated_one_and_the_decision_follows_it(
+    book, model, calibrated, calibrated_dir
+) -> None:
+    lines = book["test_features"][:300]
+    body = "\n".join(lines).encode()
+    raw = reference(model, lines).astype(np.float64)
+    expected = 1 / (1 + np.exp(-(0.6 * np.log(raw / (1 - raw)) - 0.4)))
+    assert np.abs(expected - raw).max() > 0.05  # the calibration moves the numbers
+    for accept in (CSV, JSON):
+        answered = probabilities(ok(inf.handle(calibrated, body, CSV, accept)), accept)
+        assert answered == pytest.approx(expected.tolist(), abs=1e-6)
+    threshold = float(np.median(expected))
+    at = inf.load_model(calibrated_dir, threshold, threads=1)
+    flags = [p["default"] for p in json.loads(ok(inf.handle(at, body, CSV, JSON)))["predictions"]]
+    assert flags == (expected >= threshold).tolist()
+    assert flags != (raw >= threshold).tolist()  # the booster's number would decide otherwise
+    single = [
+        probabilities(ok(inf.handle(calibrated, x.encode(), CSV, CSV)), CSV)[0] for x in lines[:5]
+    ]
+    assert single == pytest.approx(expected[:5].tolist(), abs=1e-6)
+
+
+def test_explanations_keep_the_booster_margin_under_a_calibration(book, calibrated) -> None:
+    body = {"instances": book["test_raw"][:3], "explain": True, "top_k": 100}
+    predictions = json.loads(ok(inf.handle(calibrated, json.dumps(body).encode(), JSON, JSON)))
+    for prediction in predictions["predictions"]:
+        total = sum(r["contribution"] for r in prediction["reasons"]) + prediction["bias"]
+        assert total == pytest.approx(prediction["margin"], abs=1e-4)
+        expected = 1 / (1 + math.exp(-(0.6 * prediction["margin"] - 0.4)))
+        assert prediction["probability"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_model_without_a_calibration_serves_the_booster_probability(book, model) -> None:
+    assert model.calibrator is None and calibration.load(book["model_dir"]) is None
+
+
+def test_a_calibration_that_cannot_be_applied_stops_loading(book, tmp_path) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(book["model_dir"], broken)
+    (broken / calibration.CALIBRATION_FILE).write_text('{"format": "boostline-calibration"}')
+    with pytest.raises(calibration.CalibrationError, match="version None; this code reads"):
+        inf.model_fn(str(broken))
 
 
 # --------------------------------------------------------------------------- bad CSV input

@@ -19,7 +19,7 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from training_scripts import train
+from training_scripts import calibration, train
 
 FEATURES = 10
 
@@ -245,7 +245,8 @@ def test_metric_regexes_read_the_log_and_the_last_match_is_the_best(
     assert validation[-1] == max(per_round)
     assert validation[-1] == pytest.approx(job.metrics["best_validation_score"], abs=1e-6)
     assert re.findall(regex["train:auc"], log)
-    assert log.strip().splitlines()[-1].startswith("best validation-auc:")
+    lines = [line for line in log.splitlines() if "validation-auc:" in line]
+    assert lines[-1].startswith("best validation-auc:")
 
 
 def test_early_stopping_keeps_the_model_up_to_the_best_round(
@@ -318,6 +319,82 @@ def test_large_data_or_too_few_positives_keep_the_validation_set(
     train.main(["--num_round", "20", "--cv_max_rows", "5000", "--cv_folds", str(folds)])
     assert job.metrics["cross_validation"] is None
     assert f"too few for {folds}-fold cross-validation" in capsys.readouterr().out
+
+
+# -- calibration -----------------------------------------------------------------------------
+
+
+def read_labels(*paths: Path) -> np.ndarray:
+    return np.concatenate([np.loadtxt(path, delimiter=",", usecols=0) for path in paths])
+
+
+def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    # deep trees at a high learning rate: overconfident raw scores to calibrate
+    argv = ["--num_round", "60", "--eta", "0.6", "--max_depth", "8", "--min_child_weight", "0.1"]
+
+    train.main([*argv, "--cv_max_rows", "1000", "--cv_folds", "4"])
+
+    calibrator = calibration.load(job.model_dir)
+    assert calibrator is not None and calibrator.method in ("platt", "isotonic")
+    assert calibrator.fitted_on["source"] == "out_of_fold"
+    assert calibrator.fitted_on["rows"] == 800 and calibrator.selection["folds"] == 4
+    scores = calibrator.selection["scores"]
+    assert scores[calibrator.method]["log_loss"] < scores["identity"]["log_loss"]
+    assert job.metrics["calibration"]["method"] == calibrator.method
+    assert f"calibration: {calibrator.method}, fitted on 800 out_of_fold rows" in (
+        capsys.readouterr().out
+    )
+    # every train + validation row once, with its calibrated out-of-fold probability
+    held, calibrated, raw = calibration.read_holdout(job.model_dir / calibration.HOLDOUT_FILE)
+    assert len(held) == 800
+    labels = read_labels(job.train_dir / "part-0.csv", job.validation_dir / "validation.csv")
+    assert held.sum() == labels.sum()
+    assert roc_auc_score(held, calibrated) > 0.7
+    assert abs(calibrated.mean() - labels.mean()) < 0.02
+    np.testing.assert_allclose(calibrated, calibrator.apply(raw), atol=1e-3)  # raw: 6 decimals
+    assert calibration.log_loss(held, raw) == pytest.approx(
+        scores["identity"]["log_loss"], abs=1e-4
+    )
+    assert calibration.log_loss(held, calibrated) < calibration.log_loss(held, raw)
+    # the built-in server still sees the booster only at the top level
+    assert sorted(p.name for p in job.model_dir.iterdir()) == [train.EXTRAS_DIR, train.MODEL_FILE]
+
+
+def test_without_cross_validation_the_validation_rows_calibrate(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 2000, seed=1)
+    add_validation(job, monkeypatch, rows=1500)
+
+    train.main(["--num_round", "40", "--eta", "0.3", "--cv_max_rows", "1000"])
+
+    calibrator = calibration.load(job.model_dir)
+    assert calibrator is not None and job.metrics["cross_validation"] is None
+    assert calibrator.fitted_on["source"] == "validation"
+    assert calibrator.fitted_on["rows"] == 1500
+    assert not (job.model_dir / calibration.HOLDOUT_FILE).exists()
+
+
+def test_the_calibration_method_can_be_set_and_without_held_out_rows_it_is_identity(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    train.main(["--num_round", "20"])  # no validation channel, no cross-validation
+    calibrator = calibration.load(job.model_dir)
+    assert calibrator is not None and calibrator.method == "identity"
+    assert calibrator.fitted_on == {"source": "none", "rows": 0}
+
+    add_validation(job, monkeypatch, rows=300)
+    train.main(["--num_round", "20", "--calibration", "platt"])
+    calibrator = calibration.load(job.model_dir)
+    assert calibrator is not None and calibrator.method == "platt"
+    assert set(calibrator.selection["scores"]) == {"platt"}
+    fail(["--calibration", "beta"])
+    assert "hyperparameter 'calibration': must be one of auto, identity, platt" in job.failure
 
 
 # -- bad data ----------------------------------------------------------------------------
