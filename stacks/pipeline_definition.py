@@ -502,6 +502,16 @@ def build_definition(
             "--output-dir",
             f"{PROCESSING}/output",
             *ev.arguments(config.gate.max_auc_drop, config.gate.max_auc_below_logistic),
+            # Lineage: the run, where the model is registered, and the tuning job whose
+            # trials the evaluation reads back (DescribeHyperParameterTuningJob).
+            "--pipeline-execution-id",
+            execution_id,
+            "--pipeline-execution-arn",
+            ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            "--model-package-group",
+            names.model_package_group,
+            "--tuning-job-name",
+            tune.properties.HyperParameterTuningJobName,
         ],
     )
     evaluate = ProcessingStep(

@@ -148,6 +148,21 @@ class PipelineStack(Stack):
         evaluate.allow(
             ["s3:PutObject"], [objects_arn(bucket["artifacts"], runs)], sid="WriteEvaluation"
         )
+        # The evaluation report's lineage: the tuning job's settings and its trials.
+        evaluate.allow(
+            [
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+            ],
+            [arn("sagemaker", "hyper-parameter-tuning-job/*")],
+            sid="ReadTuningTrials",
+        )
+        evaluate.acknowledge_wildcard(
+            "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+            "hyper-parameter-tuning-job/*",
+            "SageMaker Pipelines generates the tuning job name at run time; the evaluation "
+            "only reads the job and its trials.",
+        )
         evaluate.acknowledge_wildcard(
             f"Resource::arn:<AWS::Partition>:s3:::{nag_bucket['processed']}/runs/*",
             "Each pipeline execution reads under runs/<execution id>/, known only at run time.",

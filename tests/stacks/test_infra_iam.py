@@ -220,3 +220,21 @@ def _assert_listed_and_read(policies: dict[str, list[dict]], inputs: dict[str, s
         )
         for key in keys:
             assert f"/{key}" in reads, (role, key)
+
+
+def test_only_the_evaluation_and_the_pipeline_read_tuning_jobs(any_synth):
+    reads = {
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    }
+    for role, statements in _role_policies(any_synth).items():
+        granted = [s for s in statements if reads & set(_listify(s["Action"]))]
+        if role.endswith("-evaluate"):
+            # exactly the two reads, on tuning jobs of this account and region only
+            (statement,) = granted
+            assert sorted(_listify(statement["Action"])) == sorted(reads)
+            (resource,) = _listify(statement["Resource"])
+            text = json.dumps(resource)
+            assert ":hyper-parameter-tuning-job/*" in text and "AWS::AccountId" in text
+        elif not role.endswith("-pipeline"):
+            assert not granted, role

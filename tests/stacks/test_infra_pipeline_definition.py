@@ -200,6 +200,19 @@ def test_evaluate_reads_the_best_model_and_the_test_split(dev):
     assert cli[cli.index("--threshold-rule") + 1] == dev.config.evaluation.threshold_rule
 
 
+def test_evaluate_is_told_its_run_its_model_group_and_its_tuning_job(dev):
+    args = _steps(_definition(dev))["Evaluate"]["Arguments"]
+    cli = args["AppSpecification"]["ContainerArguments"]
+
+    def after(flag: str):
+        return cli[cli.index(flag) + 1]
+
+    assert after("--pipeline-execution-id") == {"Get": "Execution.PipelineExecutionId"}
+    assert after("--pipeline-execution-arn") == {"Get": "Execution.PipelineExecutionArn"}
+    assert after("--model-package-group") == "boostline-dev-models"
+    assert after("--tuning-job-name") == {"Get": "Steps.Tune.HyperParameterTuningJobName"}
+
+
 def test_gate_reads_auc_from_the_property_file(dev):
     gate = _steps(_definition(dev))["QualityGate"]["Arguments"]
     absolute, champion, baseline, ece = gate["Conditions"]
