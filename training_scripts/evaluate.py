@@ -30,7 +30,7 @@ Outputs under --output-dir (default /opt/ml/processing/output):
                                cost_curve, importance_disagreement},
                                lineage {run_id, pipeline_execution_arn,
                                model_package_group, model_version, evaluated_at,
-                               training_data, model_hyperparameters, tuning}
+                               training_data, model_hyperparameters, model_file, tuning}
   report/index.html, report/report.md, report/*.png
   baseline/statistics.json, baseline/constraints.json
                                Model Monitor data-quality baseline of the
@@ -88,23 +88,6 @@ MIN_GROUP_SIZE = 30  # smaller fairness groups are reported but not used as the 
 FOUR_FIFTHS = 0.8
 PSI_MAX_TRAINING_ROWS = 500_000  # training rows scored for the score PSI (a seeded sample)
 MIN_CORRELATION_ROWS = 30
-# The trained model's settings worth showing, as XGBoost's saved config names them.
-TREE_PARAMETERS = (
-    "eta",
-    "max_depth",
-    "min_child_weight",
-    "subsample",
-    "colsample_bytree",
-    "colsample_bylevel",
-    "colsample_bynode",
-    "lambda",
-    "alpha",
-    "gamma",
-    "max_delta_step",
-    "max_bin",
-    "grow_policy",
-    "max_leaves",
-)
 
 
 class EvaluationError(RuntimeError):
@@ -1075,21 +1058,34 @@ def credit_risk_section(
 # ---------------------------------------------------------------- lineage
 
 
-def model_hyperparameters(model: Model) -> dict[str, Any]:
-    """The settings the model was trained with, read back from the booster itself."""
+def model_file_settings(model: Model) -> dict[str, Any]:
+    """What the model file itself records of its training. XGBoost does not save the tree
+    parameters (max_depth, eta, ...) in the model: read back, they show defaults."""
     learner = json.loads(model.booster.save_config())["learner"]
-    booster = learner.get("gradient_booster", {})
-    tree = booster.get("tree_train_param", {})
-    out: dict[str, Any] = {k: _setting(tree[k]) for k in TREE_PARAMETERS if k in tree}
-    method = booster.get("gbtree_train_param", {}).get("tree_method")
-    if method is not None:
-        out["tree_method"] = method
+    out: dict[str, Any] = {
+        "objective": model.objective,
+        "boosted_rounds": int(model.booster.num_boosted_rounds()),
+        "num_features": int(model.booster.num_features()),
+    }
     weight = learner.get("objective", {}).get("reg_loss_param", {}).get("scale_pos_weight")
     if weight is not None:
         out["scale_pos_weight"] = _setting(weight)
-    out["objective"] = model.objective
-    out["boosted_rounds"] = int(model.booster.num_boosted_rounds())
+    best = model.booster.attr("best_iteration")
+    if best is not None:
+        out["best_iteration"] = _setting(best)
     return out
+
+
+def hyperparameters_of_best_trial(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters the model was trained with: the tuning job's static ones and
+    its best trial's tuned ones."""
+    if tuning.get("status") != "recorded":
+        return {"source": "not recorded", "reason": tuning.get("reason"), "values": None}
+    return {
+        "source": f"tuning job {tuning['job_name']}, best training job "
+        f"{tuning['best_training_job']}: static and tuned hyperparameters",
+        "values": {**tuning["static_hyperparameters"], **tuning["best_hyperparameters"]},
+    }
 
 
 def _setting(text: str) -> Any:
@@ -1216,7 +1212,8 @@ def lineage(
             "no time window of the data",
             "schema_name": manifest.get("schema_name"),
         },
-        "model_hyperparameters": model_hyperparameters(model),
+        "model_hyperparameters": hyperparameters_of_best_trial(tuning),
+        "model_file": model_file_settings(model),
         "tuning": tuning,
     }
 

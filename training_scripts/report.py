@@ -753,8 +753,22 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _hyperparameter_rows(evaluation: dict[str, Any]) -> list[list[str]]:
-    values = (evaluation.get("lineage") or {}).get("model_hyperparameters") or {}
-    return [[k, str(v)] for k, v in values.items()]
+    lin = evaluation.get("lineage") or {}
+    values = (lin.get("model_hyperparameters") or {}).get("values") or {}
+    rows = [[k, str(v), "training job"] for k, v in sorted(values.items())]
+    rows += [[k, str(v), "model file"] for k, v in (lin.get("model_file") or {}).items()]
+    return rows
+
+
+def hyperparameters_text(evaluation: dict[str, Any]) -> str:
+    section = (evaluation.get("lineage") or {}).get("model_hyperparameters") or {}
+    if section.get("values") is None:
+        return (
+            "The training job's hyperparameters are not recorded (they come from the tuning "
+            "job, which could not be read). The model file itself keeps only the settings "
+            "below; XGBoost does not save tree parameters such as max_depth or eta in it."
+        )
+    return f"From {section['source']}, and what the model file itself records."
 
 
 def _trial_rows(evaluation: dict[str, Any]) -> list[list[str]]:
@@ -811,10 +825,11 @@ def _lineage_html(evaluation: dict[str, Any], s: dict[str, Any]) -> list[str]:
     e = html.escape
     parts = ['<h2 id="lineage">Lineage</h2>']
     parts += _table(["What", "Value"], [[k, v] for k, v in s["lineage"]])
-    rows = _hyperparameter_rows(evaluation)
-    if rows:
-        parts += ["<h3>Hyperparameters of this model</h3>"]
-        parts += _table(["Hyperparameter", "Value"], rows)
+    parts += [
+        "<h3>Hyperparameters of this model</h3>",
+        f"<p>{e(hyperparameters_text(evaluation))}</p>",
+        *_table(["Hyperparameter", "Value", "From"], _hyperparameter_rows(evaluation)),
+    ]
     parts += ['<h3 id="tuning-trials">Tuning trials</h3>', f"<p>{e(s['tuning'])}</p>"]
     trials = _trial_rows(evaluation)
     if trials:
@@ -857,10 +872,8 @@ def _disagreement_html(s: dict[str, Any]) -> list[str]:
 
 def _markdown_lineage(evaluation: dict[str, Any], s: dict[str, Any]) -> list[str]:
     lines = ["## Lineage", "", *_md_table(["What", "Value"], [[k, v] for k, v in s["lineage"]])]
-    rows = _hyperparameter_rows(evaluation)
-    if rows:
-        lines += ["", "### Hyperparameters of this model", ""]
-        lines += _md_table(["Hyperparameter", "Value"], rows)
+    lines += ["", "### Hyperparameters of this model", "", hyperparameters_text(evaluation), ""]
+    lines += _md_table(["Hyperparameter", "Value", "From"], _hyperparameter_rows(evaluation))
     lines += ["", "### Tuning trials", "", s["tuning"], ""]
     trials = _trial_rows(evaluation)
     if trials:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html.parser as html_parser
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -425,3 +427,199 @@ def test_the_calibration_bound_allows_for_the_test_set_size() -> None:
     assert section["expected_calibration_error"] - section["ece_noise_95"] == pytest.approx(
         section["expected_calibration_error_beyond_noise"]
     )
+
+
+# ---------------------------------------------------------------- credit-risk staples, lineage
+
+
+def test_credit_risk_staples(good_run: dict, book: dict, scores: np.ndarray) -> None:
+    from training_scripts import credit_risk as cr
+
+    e = good_run["evaluation"]
+    credit = e["credit_risk"]
+    auc = e["binary_classification_metrics"]["auc"]
+    assert credit["gini"]["value"] == pytest.approx(2 * auc["value"] - 1)
+    assert credit["gini"]["standard_deviation"] == pytest.approx(2 * auc["standard_deviation"])
+    low, high = credit["gini"]["interval_95"]
+    assert low < credit["gini"]["value"] < high
+    deciles = credit["gains_lift"]["deciles"]
+    assert sum(d["rows"] for d in deciles) == len(book["test_y"])
+    assert sum(d["defaults"] for d in deciles) == int(book["test_y"].sum())
+    assert deciles[0]["lift"] > 1.5 > deciles[-1]["lift"]  # a model that ranks risk
+    # PSI against the model's own scores of the training rows
+    model = ev.load_model(book["good"], book["root"] / "scratch-psi")
+    train = ev.read_training_features(book["pre"] / "train", len(book["names"]))
+    expected = cr.score_psi(ev.predict(model, train, nthread=1), scores)
+    assert credit["score_psi"]["value"] == pytest.approx(expected["value"])
+    assert credit["score_psi"]["training_rows"] == book["train_rows"]
+    # the cost curve passes through the cost the gate and the registry see
+    chosen = credit["cost_curve"]["chosen"]
+    assert chosen["threshold"] == e["decision_threshold"]
+    assert chosen["expected_cost"] == pytest.approx(e["expected_cost_per_application"])
+    assert chosen["approval_rate"] == pytest.approx(e["threshold"]["approval_rate"])
+    # the rankings compared are the report's own: gain importance and mean |SHAP|
+    disagreement = credit["importance_disagreement"]
+    top_shap = e["explanations"]["top_drivers"][0]["feature"]
+    top_gain = next(iter(e["explanations"]["feature_importance"]["gain"]))
+    assert disagreement["shap_ranks"][top_shap] == 1
+    assert disagreement["gain_ranks"][top_gain] == 1
+    for found in disagreement["disagreements"]:
+        gap = found["gain_rank"] - found["shap_rank"]
+        assert abs(gap) >= disagreement["min_rank_gap"] and found["reasons"]
+
+
+def test_lineage_without_a_tuning_job_says_not_recorded(good_run: dict, book: dict) -> None:
+    lineage = good_run["evaluation"]["lineage"]
+    assert lineage["run_id"] is None and lineage["model_package_group"] is None
+    assert lineage["model_version"]["value"] is None
+    assert "RegisterModel" in lineage["model_version"]["why"]
+    assert lineage["tuning"] == {"status": "not recorded", "reason": "no tuning job name was given"}
+    assert lineage["model_hyperparameters"]["values"] is None
+    # the model file keeps the objective and the rounds, not the tree parameters
+    assert lineage["model_file"]["objective"] == "binary:logistic"
+    assert lineage["model_file"]["boosted_rounds"] == 50
+    assert "max_depth" not in lineage["model_file"]
+    data = lineage["training_data"]
+    assert data["rows"] == book["train_rows"]
+    assert data["time_window"] is None and data["time_window_note"].startswith("not recorded")
+
+
+def test_lineage_survives_an_unreachable_api(
+    book: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    out = tmp_path / "out"
+    lineage_args = (
+        "--pipeline-execution-id", "exec-42",
+        "--pipeline-execution-arn", "arn:aws:sagemaker:eu-west-1:1:pipeline/p/execution/exec-42",
+        "--model-package-group", "boostline-dev-models",
+        "--tuning-job-name", "exec-42-tune",
+        "--bootstrap-samples", "5",
+    )  # fmt: skip
+    assert ev.main(_args(book, out, book["good"], None, *lineage_args)) == 0
+    lineage = json.loads((out / "evaluation" / "evaluation.json").read_text())["lineage"]
+    assert lineage["run_id"] == "exec-42"
+    assert lineage["pipeline_execution_arn"].endswith("/execution/exec-42")
+    assert lineage["model_package_group"] == "boostline-dev-models"
+    assert "boostline-dev-models" in lineage["model_version"]["why"]
+    assert lineage["tuning"]["status"] == "not recorded"
+    assert lineage["tuning"]["job_name"] == "exec-42-tune"
+    assert "EndpointConnectionError" in lineage["tuning"]["reason"]
+    stamped = datetime.datetime.strptime(lineage["evaluated_at"], "%Y-%m-%dT%H:%M:%SZ")
+    assert stamped.replace(tzinfo=datetime.timezone.utc) >= before
+    html_text = (out / "report" / "index.html").read_text()
+    assert "exec-42" in html_text and "Tuning trials: not recorded" in html_text
+
+
+class _Page(html_parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: dict[str, str] = {}
+        self.images: list[str] = []
+        self._heading: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "img":
+            self.images.append(str(attributes["src"]))
+        if tag in ("h2", "h3"):
+            self._heading = attributes.get("id") or ""
+
+    def handle_data(self, data: str) -> None:
+        if self._heading is not None:
+            self.headings[data.strip()] = self._heading
+            self._heading = None
+
+
+SECTIONS = {
+    "Lineage": "lineage",
+    "Tuning trials": "tuning-trials",
+    "Gini": "gini",
+    "Gains and lift by decile": "gains-lift",
+    "Score stability (PSI against training)": "score-psi",
+    "Expected cost against threshold": "expected-cost",
+    "Where gain and SHAP rankings disagree": "importance-disagreement",
+}
+
+
+def _assert_report_complete(report: Path) -> _Page:
+    page = _Page()
+    page.feed((report / "index.html").read_text())
+    for title, anchor in SECTIONS.items():
+        assert page.headings.get(title) == anchor, title
+    for title in ("Headline metrics", "Calibration", "Fairness", "Hyperparameters of this model"):
+        assert title in page.headings, title
+    markdown = (report / "report.md").read_text()
+    for title in SECTIONS:
+        assert re.search(rf"^#+ {re.escape(title)}$", markdown, re.MULTILINE), title
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    for src in {*page.images, *linked}:
+        data = (report / src).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000, src
+    for plot in ("gains_lift.png", "cost_threshold.png", "score_psi.png"):
+        assert plot in page.images and plot in linked, plot
+    return page
+
+
+def test_report_renders_every_section_and_every_image_is_a_png(good_run: dict) -> None:
+    _assert_report_complete(good_run["out"] / "report")
+
+
+def test_the_tuning_trials_reach_the_report(
+    book: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trials come from SageMaker's API: here the local AWS endpoint, through boto3."""
+    from boostline.local.local_aws import LocalAwsEndpoint, LocalS3, TuningJobRecord
+
+    def summary(number: int, value: float | None) -> dict:
+        job = {
+            "TrainingJobName": f"exec-7-tune-{number:03d}",
+            "CreationTime": 1_767_225_600.0,
+            "TrainingJobStatus": "Completed" if value is not None else "Failed",
+            "TunedHyperParameters": {"eta": f"0.{number}", "max_depth": str(2 + number)},
+        }
+        if value is not None:
+            metric = {"MetricName": "validation:auc", "Value": value}
+            job["FinalHyperParameterTuningJobObjectiveMetric"] = metric
+        return job
+
+    trials = [summary(1, 0.70), summary(2, 0.74), summary(3, None)]
+    objective = {"Type": "Maximize", "MetricName": "validation:auc"}
+    description = {
+        "HyperParameterTuningJobName": "exec-7-tune",
+        "HyperParameterTuningJobStatus": "Completed",
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": objective,
+        },
+        "TrainingJobDefinition": {"StaticHyperParameters": {"num_round": "50"}},
+        "BestTrainingJob": trials[1],
+    }
+    with LocalAwsEndpoint(LocalS3({}), {}, "eu-west-1") as endpoint:
+        endpoint.add_tuning_job(TuningJobRecord(description, trials))
+        for key, value in endpoint.env().items():
+            monkeypatch.setenv(key, value)
+        out = tmp_path / "out"
+        extra = ("--tuning-job-name", "exec-7-tune", "--bootstrap-samples", "5")
+        assert ev.main(_args(book, out, book["good"], None, *extra)) == 0
+    lineage = json.loads((out / "evaluation" / "evaluation.json").read_text())["lineage"]
+    assert [t["training_job"] for t in lineage["tuning"]["trials"]] == [
+        "exec-7-tune-002",
+        "exec-7-tune-001",
+        "exec-7-tune-003",
+    ]
+    assert lineage["model_hyperparameters"]["values"] == {
+        "num_round": "50",
+        "eta": "0.2",
+        "max_depth": "4",
+    }
+    _assert_report_complete(out / "report")
+    text = (out / "report" / "index.html").read_text()
+    assert "exec-7-tune-003" in text and "eta=0.2, max_depth=4" in text
+    assert "the best trial, exec-7-tune-002, scored 0.7400" in text
