@@ -4,13 +4,18 @@
    train.py reports them in metrics.json, against `xgboost.train` on the same data already
    in memory (same params, same nthread). Target: loading + every other overhead of the job
    (process start, imports, metric printing, checkpoints, saving) <= 30 % of the job's time.
-2. The same data on 2 local hosts (ShardedByS3Key) against 1.
+2. The same data on 2 local hosts (ShardedByS3Key) against 1 (`--one-host` skips it).
+
+With `--validation-rows N` the jobs also get a validation channel of N rows: the path of
+large data (above `cv_max_rows`), where train.py scores the validation rows every round
+and fits its calibration on them after training (its `calibration_seconds`).
 
 Other work on the machine makes single runs noisy: the runs are interleaved, repeated and
 the best of each kind is reported, in wall time and in CPU time (all processes' user +
 system seconds, which contention disturbs less).
 
     .venv/bin/python bench/bench_train.py [--rows 1000000] [--rounds 100] [--repeat 3]
+        [--validation-rows 150000] [--one-host]
 """
 
 from __future__ import annotations
@@ -76,10 +81,14 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_job(job_dir: Path, shards: list[Path], rounds: int, hosts: int) -> Run:
+def run_job(
+    job_dir: Path, shards: list[Path], rounds: int, hosts: int, validation: list[Path]
+) -> Run:
     hps = train_script.parse_hyperparameters(["--num_round", str(rounds), *PARAMS])
     hyperparameters = {"num_round": hps.num_round, "tree_method": hps.tree_method, **hps.booster}
     channels = {"train": Channel(shards, "ShardedByS3Key")}
+    if validation:
+        channels["validation"] = Channel(validation, "FullyReplicated")
     cpu = children_cpu()
     result = run_training_job(
         job_dir, Path(train_script.__file__), hyperparameters, channels, instance_count=hosts
@@ -107,22 +116,28 @@ class Bare:
         return Run(time.perf_counter() - wall, time.process_time() - cpu, {})
 
 
-def report(args: argparse.Namespace, one: Run, bare: Run, two: Run) -> None:
+def report(args: argparse.Namespace, one: Run, bare: Run, two: Run | None) -> None:
     print(
         f"\n{args.rows:,} rows x {args.features} features, {args.rounds} rounds, hist, "
         f"best of {args.repeat}"
     )
     print(f"{'':40}{'wall s':>9}{'cpu s':>9}")
-    rest = one.wall - one.stats["load_seconds"] - one.stats["train_seconds"]
+    calibrating = one.stats.get("calibration_seconds", 0.0)
+    rest = one.wall - one.stats["load_seconds"] - one.stats["train_seconds"] - calibrating
+    calibration = one.stats.get("calibration") or {}
     rows = [
         ("job, 1 host", one.wall, one.cpu),
         ("  load: CSV -> DMatrix (train.py)", one.stats["load_seconds"], None),
         ("  train (train.py)", one.stats["train_seconds"], None),
+        (f"  calibration ({calibration.get('method', 'none')})", calibrating, None),
         ("  rest: start, imports, save", rest, None),
         ("bare xgboost.train, data in memory", bare.wall, bare.cpu),
-        ("job, 2 local hosts", two.wall, two.cpu),
-        ("  train (train.py, rank 0)", two.stats["train_seconds"], None),
     ]
+    if two is not None:
+        rows += [
+            ("job, 2 local hosts", two.wall, two.cpu),
+            ("  train (train.py, rank 0)", two.stats["train_seconds"], None),
+        ]
     for label, wall, cpu in rows:
         print(f"{label:40}{wall:9.2f}{'' if cpu is None else f'{cpu:9.2f}'}")
     for kind, job, base in (("wall", one.wall, bare.wall), ("cpu", one.cpu, bare.cpu)):
@@ -132,10 +147,11 @@ def report(args: argparse.Namespace, one: Run, bare: Run, two: Run) -> None:
             f"load + overhead, {kind}: {job - base:.2f} s = {share:.1%} of the job "
             f"({verdict} the {TARGET_OVERHEAD:.0%} target)"
         )
-    print(
-        f"2 hosts / 1 host: wall {two.wall / one.wall:.2f}, cpu {two.cpu / one.cpu:.2f} "
-        f"(nthread {one.stats['nthread']} on 1 host, {two.stats['nthread']} per host on 2)"
-    )
+    if two is not None:
+        print(
+            f"2 hosts / 1 host: wall {two.wall / one.wall:.2f}, cpu {two.cpu / one.cpu:.2f} "
+            f"(nthread {one.stats['nthread']} on 1 host, {two.stats['nthread']} per host on 2)"
+        )
 
 
 def main() -> None:
@@ -146,6 +162,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="best of N interleaved runs")
+    parser.add_argument("--validation-rows", type=int, default=0, help="a validation channel")
+    parser.add_argument("--one-host", action="store_true", help="skip the 2-host runs")
     args = parser.parse_args()
     ones: list[Run] = []
     bares: list[Run] = []
@@ -154,16 +172,24 @@ def main() -> None:
         root = Path(temp)
         began = time.perf_counter()
         shards = generate(root / "data", args.rows, args.features, args.shards, args.seed)
+        validation = []
+        if args.validation_rows:
+            rows, seed = args.validation_rows, args.seed + 1
+            validation = generate(root / "validation", rows, args.features, 1, seed)
         print(f"wrote {len(shards)} CSV shards in {time.perf_counter() - began:.1f} s")
         baseline = None
         for attempt in range(args.repeat):
-            ones.append(run_job(root / f"job-1-{attempt}", shards, args.rounds, hosts=1))
+            job = root / f"job-1-{attempt}"
+            ones.append(run_job(job, shards, args.rounds, 1, validation))
             baseline = baseline or Bare(shards, args.rounds, ones[-1])
             bares.append(baseline.run())
-            twos.append(run_job(root / f"job-2-{attempt}", shards, args.rounds, hosts=2))
+            if not args.one_host:
+                job = root / f"job-2-{attempt}"
+                twos.append(run_job(job, shards, args.rounds, 2, validation))
+            two = f", 2 hosts {twos[-1].wall:.1f} s" if twos else ""
             print(
-                f"run {attempt + 1}: 1 host {ones[-1].wall:.1f} s, bare {bares[-1].wall:.1f} s, "
-                f"2 hosts {twos[-1].wall:.1f} s",
+                f"run {attempt + 1}: 1 host {ones[-1].wall:.1f} s, bare {bares[-1].wall:.1f} s"
+                + two,
                 flush=True,
             )
 
@@ -171,7 +197,7 @@ def main() -> None:
         fastest = min(runs, key=lambda run: run.wall)
         return Run(fastest.wall, min(run.cpu for run in runs), fastest.stats)
 
-    report(args, best(ones), best(bares), best(twos))
+    report(args, best(ones), best(bares), best(twos) if twos else None)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 sagemaker-containers' Transformer(model_fn, transform_fn) inside its Flask Worker, under
 gunicorn with two gevent workers, over real HTTP on 127.0.0.1 (tests/image/image_serving.py);
-the sourcedir archive is pip-installed offline first, as the image's `serve` does.
+the sourcedir archive is pip-installed offline first, as the image's `serve` does. The
+model carries a calibration (boostline/calibration.json), as train.py writes one: the
+server answers the calibrated probability, computed by the sibling module calibration.py.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from image_lane import HERE, Server, image_python, sourcedir_archive, toolkit_en
 from boostline.local.training_job import free_port
 
 CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
+PLATT = {"a": 0.7, "b": -0.3}  # the model's calibration: sigmoid(a * logit(p) + b)
 START_TIMEOUT = 120.0  # pip install of the sourcedir, gunicorn and two workers
 
 
@@ -35,14 +38,17 @@ def book(tmp_path_factory, make_loan_book) -> dict:
     with open(loans.prep / "test" / "test_meta.csv", newline="") as f:
         ids = [row["application_id"] for row in csv.DictReader(f)]
     manifest = json.loads(loans.manifest.read_text())
+    model_dir = loans.model_dir("model")
+    calibration = {"format": "boostline-calibration", "version": 1, "method": "platt"}
+    (model_dir / "boostline" / "calibration.json").write_text(
+        json.dumps({**calibration, "params": PLATT})
+    )
     return {
-        "model_dir": loans.model_dir("model"),
+        "model_dir": model_dir,
         "features": [line.split(",", 1)[1] for line in lines],  # label dropped
         # The same applications, raw, in the same order, as a client sends them: the
         # schema's PII columns left out (the endpoint refuses them).
-        "raw": [
-            {k: v for k, v in raw[i].items() if k not in manifest["pii_columns"]} for i in ids
-        ],
+        "raw": [{k: v for k, v in raw[i].items() if k not in manifest["pii_columns"]} for i in ids],
         "names": [c["name"] for c in manifest["columns"]],
     }
 
@@ -86,17 +92,19 @@ def invoke(
 
 
 def reference(book: dict, lines: list[str]) -> np.ndarray:
-    """What XGBoost itself predicts for the encoded rows, without inference.py."""
+    """What XGBoost itself predicts for the encoded rows, calibrated, without inference.py."""
     booster = xgb.Booster(model_file=str(book["model_dir"] / "xgboost-model"))
     X = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in lines])
-    return booster.predict(xgb.DMatrix(X, missing=np.nan), validate_features=False)
+    p = booster.predict(xgb.DMatrix(X, missing=np.nan), validate_features=False)
+    p = p.astype(np.float64)
+    return 1 / (1 + np.exp(-(PLATT["a"] * np.log(p / (1 - p)) + PLATT["b"])))
 
 
 def json_probabilities(answer: bytes) -> list[float]:
     return [p["probability"] for p in json.loads(answer)["predictions"]]
 
 
-def test_csv_answers_the_boosters_probabilities(endpoint, book) -> None:
+def test_csv_answers_the_calibrated_probabilities(endpoint, book) -> None:
     lines = book["features"][:50]
     status, headers, answer = invoke(endpoint, "\n".join(lines).encode(), CSV, CSV)
     assert status == 200, answer
@@ -105,7 +113,7 @@ def test_csv_answers_the_boosters_probabilities(endpoint, book) -> None:
     assert got == pytest.approx(reference(book, lines).tolist(), abs=1e-6)
 
 
-def test_json_answers_the_boosters_probabilities(endpoint, book) -> None:
+def test_json_answers_the_calibrated_probabilities(endpoint, book) -> None:
     body = json.dumps({"instances": book["raw"][:50]}).encode()
     status, headers, answer = invoke(endpoint, body, JSON, JSON)
     assert status == 200, answer

@@ -112,6 +112,12 @@ def test_train_py_on_two_hosts_through_the_toolkit(tmp_path: Path, book, archive
     p = booster.predict(xgb.DMatrix(test[:, 1:], missing=np.nan), validate_features=False)
     assert np.all((p > 0) & (p < 1))
     assert roc_auc_score(test[:, 0], p) > 0.75, roc_auc_score(test[:, 0], p)
+    # the calibration, fitted on the validation rows by the sibling module calibration.py
+    fitted = json.loads((result.model_dir / "boostline" / "calibration.json").read_text())
+    assert fitted["format"] == "boostline-calibration" and fitted["version"] == 1
+    validation_rows = len((book.prep / "validation" / "validation.csv").read_text().splitlines())
+    assert fitted["fitted_on"]["source"] == "validation"
+    assert fitted["fitted_on"]["rows"] == validation_rows
 
 
 def test_a_failing_train_py_gets_the_toolkits_failure_text(tmp_path: Path, book, archive) -> None:

@@ -364,6 +364,34 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
     assert sorted(p.name for p in job.model_dir.iterdir()) == [train.EXTRAS_DIR, train.MODEL_FILE]
 
 
+def test_on_two_hosts_the_calibration_is_fitted_on_every_hosts_out_of_fold_rows(
+    tmp_path: Path,
+) -> None:
+    from boostline.local.training_job import Channel, run_training_job
+
+    shards = [tmp_path / "train" / f"part-{i}.csv" for i in range(2)]
+    for seed, shard in enumerate(shards):
+        write_csv(shard, 300, seed=10 + seed)
+    write_csv(tmp_path / "validation" / "validation.csv", 100, seed=12)
+    channels = {
+        "train": Channel(shards, "ShardedByS3Key"),
+        "validation": Channel([tmp_path / "validation" / "validation.csv"]),
+    }
+    hps = {"num_round": 40, "eta": 0.3, "cv_max_rows": 5000, "cv_folds": 3, "nthread": 1}
+
+    result = run_training_job(
+        tmp_path / "job", Path(train.__file__), hps, channels, instance_count=2, timeout=300
+    )
+
+    assert result.status == "Completed", result.failure_reason
+    calibrator = calibration.load(result.model_dir)
+    assert calibrator is not None and calibrator.fitted_on["source"] == "out_of_fold"
+    assert calibrator.fitted_on["rows"] == 700  # both hosts' rows, the validation rows once
+    held, _, _ = calibration.read_holdout(result.model_dir / calibration.HOLDOUT_FILE)
+    labels = read_labels(*shards, tmp_path / "validation" / "validation.csv")
+    assert len(held) == 700 and held.sum() == labels.sum()
+
+
 def test_without_cross_validation_the_validation_rows_calibrate(
     job: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
