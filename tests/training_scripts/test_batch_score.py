@@ -223,3 +223,21 @@ def test_a_threshold_outside_zero_and_one_is_refused() -> None:
         bs.parse_args(["--input-dir", "i", "--output-dir", "o", "--threshold", "1.5"])
     args = bs.parse_args(["--input-dir", "i", "--output-dir", "o", "--threshold", "none"])
     assert args.threshold is None
+
+
+def test_the_job_runs_from_a_model_archive_as_the_pipeline_step_does(
+    book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOOSTLINE_OUTPUT_DIR", str(tmp_path / "message"))
+    (tmp_path / "message").mkdir()
+    archive = _archive(book["model_dir"], tmp_path / "model.tar.gz")
+    out = tmp_path / "out"
+    argv = ["--input-dir", str(book["inputs"]), "--output-dir", str(out), "--batch-rows", "8"]
+    assert bs.main([*argv, "--model-data", str(archive), "--threshold", "0.3"]) == 0
+    rows = _rows(out / "region" / "north.csv")
+    assert len(rows) == 30 and list(rows[0]) == [SCHEMA.id_column, "probability", "decision"]
+    assert all((r["decision"] == "reject") == (float(r["probability"]) >= 0.3) for r in rows)
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not a tar")
+    assert bs.main([*argv, "--model-data", str(broken)]) == 1
+    assert "cannot unpack the model archive" in (tmp_path / "message" / "message").read_text()
