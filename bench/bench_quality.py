@@ -349,6 +349,8 @@ def boostline_model(
             for method in calibration.METHODS[1:]:
                 fitted = calibration.fit(method, held_raw, labels)
                 alternatives[method] = fitted.apply(raw)
+            knots = calibration.fit_isotonic(held_raw, labels, centred=True)
+            alternatives["isotonic_centred"] = calibration.Calibrator("isotonic", knots).apply(raw)
         calibrator = model.calibrator
         chosen = "none" if calibrator is None else calibrator.method
         source = "" if calibrator is None else calibrator.fitted_on.get("source", "")

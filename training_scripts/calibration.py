@@ -222,9 +222,13 @@ def fit_platt(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]
     return {"a": float(a), "b": float(b)}
 
 
-def fit_isotonic(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
+def fit_isotonic(
+    probabilities: np.ndarray, labels: np.ndarray, *, centred: bool = False
+) -> dict[str, list[float]]:
     """Knots of the non-decreasing least-squares fit (pool adjacent violators) of the
-    labels on the probabilities; each pooled block contributes its lowest and highest x."""
+    labels on the probabilities; each pooled block contributes its lowest and highest x,
+    or with `centred` its mean x only (centred isotonic regression: strictly increasing
+    between the first and last block, so it keeps the order of the scores there)."""
     x = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     values, inverse = np.unique(x, return_inverse=True)
@@ -248,8 +252,13 @@ def fit_isotonic(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, lis
             highs[-1] = h_last
     knots_x: list[float] = []
     knots_y: list[float] = []
+    moments = np.bincount(inverse, weights=x)
     for s, w, lo, hi in zip(sums, weights, lows, highs, strict=True):
         level = s / w
+        if centred:
+            knots_x.append(float(moments[lo : hi + 1].sum() / w))
+            knots_y.append(level)
+            continue
         for index in (lo, hi) if hi > lo else (lo,):
             knots_x.append(float(values[index]))
             knots_y.append(level)

@@ -30,6 +30,20 @@ def test_isotonic_matches_scikit_learn() -> None:
     np.testing.assert_allclose(ours.apply(p), theirs.predict(p), atol=1e-12)
 
 
+def test_centred_isotonic_keeps_the_order_between_its_first_and_last_knot() -> None:
+    p, y = overconfident(3000, seed=10)
+    plain = cal.fit_isotonic(p, y)
+    knots = cal.fit_isotonic(p, y, centred=True)
+    x, level = np.array(knots["x"]), np.array(knots["y"])
+    assert np.all(np.diff(x) > 0) and np.all(np.diff(level) > 0)
+    assert sorted(set(level)) == sorted(set(plain["y"]))  # the same blocks, the same levels
+    inside = np.sort(p[(p > x[0]) & (p < x[-1])])
+    calibrated = cal.Calibrator("isotonic", knots).apply(inside)
+    assert np.all(np.diff(calibrated)[np.diff(inside) > 0] > 0)
+    tied = cal.Calibrator("isotonic", plain).apply(inside)
+    assert len(np.unique(tied)) < len(np.unique(calibrated))
+
+
 def test_platt_matches_a_logistic_regression_on_the_logit_with_platt_targets() -> None:
     p, y = overconfident(2000, seed=3)
     ours = cal.fit_platt(p, y)
