@@ -808,6 +808,13 @@ def _batch_on_aws(args: argparse.Namespace, config: BoostlineConfig, names: Any)
     import boto3
     from botocore.exceptions import ClientError
 
+    if args.model != "live":
+        print(
+            "error: on AWS the batch pipeline scores with the serving stack's live model; "
+            "leave out --model",
+            file=sys.stderr,
+        )
+        return 2
     problems = [_batch_prefix_problem(args.input, names, "batch/input", "--input")]
     if args.output:
         problems.append(_batch_prefix_problem(args.output, names, "batch/output", "--output"))

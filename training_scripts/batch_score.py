@@ -308,7 +308,10 @@ def unpack_model(archive: Path, target: Path) -> Path:
                     or (".." in Path(name).parts)
                 ):
                     raise ScoringError(f"{archive}: member {name!r} is not a plain file")
-            tar.extractall(target, members=members)  # noqa: S202 - every member checked above
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, members=members, filter="data")
+            else:  # pragma: no cover - Pythons without extraction filters
+                tar.extractall(target, members=members)  # noqa: S202 - members checked above
     except (tarfile.TarError, OSError) as exc:
         raise ScoringError(f"cannot unpack the model archive {archive}: {exc}") from None
     return target

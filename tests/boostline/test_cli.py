@@ -452,6 +452,9 @@ def test_batch_run_refuses_bad_arguments_before_anything_runs(tmp_path: Path, ca
     outside = "s3://boostline-dev-raw-123456789012-eu-west-1/raw/2026/"
     assert main([*base, "--input", outside]) == 2
     assert "reads and writes only" in capsys.readouterr().err
+    inside = "s3://boostline-dev-raw-123456789012-eu-west-1/batch/input/x/"
+    assert main([*base, "--input", inside, "--model", "3"]) == 2
+    assert "live model" in capsys.readouterr().err
 
 
 def test_batch_run_on_aws_starts_the_pipeline_and_says_where_scores_land(
