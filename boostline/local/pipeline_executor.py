@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from boostline.config import HyperparameterValue, TuningConfig, TuningRange
-from boostline.local.access_checks import StageAccess, object_lister
+from boostline.local.access_checks import SAGEMAKER_SESSION, StageAccess, object_lister
 from boostline.local.iam import (
     Access,
     AccessDenied,
@@ -529,7 +529,8 @@ class PipelineExecutor:
             for action, resource, context in calls
         ]
         try:
-            self.access.checker.check(role, accesses, session=job)
+            # A job's calls are made under the session SageMaker assumed its role with.
+            self.access.checker.check(role, accesses, session=SAGEMAKER_SESSION)
         except AccessDenied as exc:
             record.detail["access_denied"] = {
                 "role": exc.role,

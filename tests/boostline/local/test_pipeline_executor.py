@@ -139,6 +139,42 @@ def test_the_dev_definition_runs_end_to_end(executed, dev_assembly: Assembly) ->
         assert run.steps[step]["accesses_checked"] > 0, step
 
 
+def test_the_evaluation_reads_the_tuners_own_trials_through_the_sagemaker_api(
+    executed,
+) -> None:
+    _, run = executed
+    tune = run.steps["Tune"]
+    lineage = run.evaluation["lineage"]
+    assert lineage["run_id"] == run.run_id
+    assert lineage["pipeline_execution_arn"].endswith(f"/execution/{run.run_id}")
+    assert lineage["model_package_group"] == "boostline-dev-models"
+    tuning = lineage["tuning"]
+    assert tuning["status"] == "recorded", tuning
+    assert tuning["job_name"] == tune["tuning_job"]
+    assert tuning["best_training_job"] == tune["best_training_job"]
+    assert tuning["best_objective"] == pytest.approx(tune["best_objective"])
+    ran = {
+        f"{tune['tuning_job']}-{t['number']:03d}": (t["objective"], t["hyperparameters"])
+        for t in tune["trials"]
+    }
+    read = {t["training_job"]: (t["objective"], t["hyperparameters"]) for t in tuning["trials"]}
+    assert set(read) == set(ran)
+    for job, (objective, hyperparameters) in ran.items():
+        assert read[job][0] == pytest.approx(objective)
+        assert {k: float(v) for k, v in read[job][1].items()} == pytest.approx(
+            {k: float(v) for k, v in hyperparameters.items()}, rel=1e-5
+        )
+    assert tuning["static_hyperparameters"]  # the config's fixed ones, sagemaker_* left out
+    assert not any(k.startswith("sagemaker_") for k in tuning["static_hyperparameters"])
+    values = lineage["model_hyperparameters"]["values"]
+    assert values == {**tuning["static_hyperparameters"], **tuning["best_hyperparameters"]}
+    # the calls were checked against the evaluation role's synthesized policy
+    assert run.steps["Evaluate"]["accesses_checked"] > 0
+    report = run.report.read_text()
+    for job in ran:
+        assert job in report
+
+
 def test_the_registered_package_is_the_definitions_request(executed) -> None:
     workdir, run = executed
     package = Registry(workdir.root).describe(1)
@@ -367,3 +403,30 @@ def _executor(
         account=ACCOUNT,
         parameters=parameters or {},
     )
+
+
+def test_without_reading_its_tuning_job_the_evaluation_is_denied_naming_the_call(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    broken = _without_grant(
+        dev_assembly, tmp_path / "assembly", "EvaluateRolePolicy", "ReadTuningTrials"
+    )
+    workdir = _workdir(tmp_path / "work")
+    with pytest.raises(PipelineFailed) as failed:
+        _run(workdir, broken)
+    message = str(failed.value)
+    record = json.loads(next((workdir.root / "runs").glob("*.json")).read_text())
+    assert record["failure_step"] == "Evaluate"
+    tuning_job = record["steps"]["Tune"]["tuning_job"]
+    resource = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/{tuning_job}"
+    assert message.startswith(
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/boostline-dev-evaluate/SageMaker is not "
+        f"authorized to perform: sagemaker:DescribeHyperParameterTuningJob on resource: "
+        f"{resource}"
+    ), message
+    assert record["steps"]["Evaluate"]["access_denied"] == {
+        "role": "boostline-dev-evaluate",
+        "action": "sagemaker:DescribeHyperParameterTuningJob",
+        "resource": resource,
+    }
+    assert "RegisterModel" not in record["steps"]
