@@ -1,8 +1,11 @@
 """The human-readable evaluation report: PNG plots, index.html and report.md.
 
-Written for a credit-risk reader: what the model predicts, how well, where the
-decision threshold sits and why, what drives the scores, how well calibrated
-they are, and how outcomes differ between groups. Everything comes from the
+Written for a credit-risk reader: what the model predicts and where it comes from
+(lineage: run id, model package group and version, date, training rows and window,
+hyperparameters and tuning trials), how well it ranks (Gini, gains and lift by decile),
+whether the score population moved (PSI against training), where the decision threshold
+sits and what it costs, what drives the scores and where gain and SHAP disagree, how
+well calibrated they are, and how outcomes differ between groups. Everything comes from the
 evaluation dict that evaluate.py writes as evaluation.json, plus the SHAP
 sample for the summary plot. index.html is self-contained apart from the PNG
 files beside it.
