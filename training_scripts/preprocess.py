@@ -1,18 +1,42 @@
 """Preprocessing, run as a SageMaker Processing job (or locally, the same way).
 
-validate rows against the dataset schema -> drop or hash PII -> stratified
-train/validation/test split -> encode categoricals -> write the CSV layout the
-XGBoost image and Model Monitor expect (no header, label first, numbers only),
-the training set in shards for ShardedByS3Key, and a feature manifest that
-serving uses so training and serving encode alike.
+validate rows against the dataset schema -> drop or hash PII -> train/validation/test
+split by a hash of each row's id -> encode categoricals -> write the CSV layout the
+XGBoost image and Model Monitor expect (no header, label first, numbers only), the
+training set in shards for ShardedByS3Key, and a feature manifest that serving uses so
+training and serving encode alike.
 
-Outputs under --output-dir (default /opt/ml/processing/output):
+Files are streamed batch by batch (pyarrow's streaming CSV reader, --block-bytes per
+batch), so memory is bounded by the batch, not by the book. Two passes:
+
+  --pass fit     on each of N instances (ShardedByS3Key over the raw files): validate
+                 this host's rows and write its partial statistics, fit/fit-<host>.json
+                 (category counts, numeric sums, label and rejection counts;
+                 preprocess_stats.py)
+  --pass encode  on each of N instances, with every host's partials as --fit-input:
+                 merge them (every host the same result; the first sorted host writes the
+                 manifest and the report), then stream this host's files again: mask PII,
+                 encode, split, write
+  (no --pass)    both, in one process, on one instance: the same code
+
+The split of a row is decided by the SHA-256 of `split:<id>` (the schema's id, after PII
+hashing), so a row lands in the same split on every run, on whichever host and in
+whichever batch it is read, however the data grows. A row without an id (no id column,
+or an empty cell) is split by the hash of its content: `split-row:` + the raw text of
+its target, feature and sensitive columns (in the schema's order), so identical rows
+share a split.
+
+Outputs under --output-dir (default /opt/ml/processing/output), with one host:
   train/train-00000.csv ...     label + features, no header
   validation/validation.csv     label + features, no header
   test/test.csv                 label + features, no header
   test/test_meta.csv            per test row: id (hashed if PII), sensitive columns
   manifest/feature_manifest.json
   report/preprocess_report.json, report/rejected_rows.csv
+With N hosts each host names its files by host, so they never collide:
+train/train-<host>-00000.csv, validation/validation-<host>.csv, test/test-<host>.csv,
+test/test_meta-<host>.csv (row i describes row i of test-<host>.csv),
+report/rejected_rows-<host>.csv; a host with no rows of a split writes no file for it.
 
 Runs in the SageMaker XGBoost image: stdlib, numpy, pandas, pyarrow, PyYAML.
 """
@@ -27,6 +51,8 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +64,75 @@ import pyarrow.csv as pacsv
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     from dataset_schema import DatasetSchema, load_schema, normalise_label
     from job_message import positions_only, report_failure
+    from preprocess_stats import (
+        RESOURCE_CONFIG,
+        SPLITS,
+        Merged,
+        NumericStats,
+        Partial,
+        job_hosts,
+        merge,
+        read_partials,
+        write_partial,
+    )
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts.dataset_schema import DatasetSchema, load_schema, normalise_label
     from training_scripts.job_message import positions_only, report_failure
+    from training_scripts.preprocess_stats import (
+        RESOURCE_CONFIG,
+        SPLITS,
+        Merged,
+        NumericStats,
+        Partial,
+        job_hosts,
+        merge,
+        read_partials,
+        write_partial,
+    )
 
 PROCESSING = Path("/opt/ml/processing")
 MANIFEST_VERSION = 1
 SALT_ENV = "BOOSTLINE_PII_SALT"
 SALT_SECRET_ENV = "BOOSTLINE_PII_SALT_SECRET_ARN"  # on AWS: a Secrets Manager secret
 CSV_SUFFIXES = (".csv", ".csv.gz")
+REJECTED_ROWS_SHOWN = 10_000  # in all hosts' rejected_rows files together
+# A row must fit in one block of the streaming reader; the block bounds the memory.
+DEFAULT_BLOCK_BYTES = 16 << 20
+TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
 class PreprocessError(RuntimeError):
     """Preprocessing cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    train_shards: int = 4
+    max_rejected_fraction: float = 0.05
+    training_instance_count: int = 1
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+
+    def check(self) -> None:
+        if self.train_shards < 1:
+            raise PreprocessError("--train-shards must be at least 1")
+        # ShardedByS3Key hands out whole files: a training host beyond the shard count
+        # gets no data and is paid for nothing. Stop before any work is done.
+        if self.training_instance_count > self.train_shards:
+            raise PreprocessError(
+                f"{_too_many_hosts(self.training_instance_count, self.train_shards)}; raise "
+                "preprocess.train_shards or lower the TrainingInstanceCount parameter"
+            )
+        if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
+            raise PreprocessError("split fractions must lie between 0 and 1")
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise PreprocessError(
+                f"validation ({self.validation_fraction}) and test ({self.test_fraction}) "
+                "fractions leave less than 10 % of the rows for training"
+            )
+        if self.block_bytes < 1 << 16:
+            raise PreprocessError("--block-bytes must be at least 65536")
 
 
 # ---------------------------------------------------------------- reading
@@ -71,6 +153,23 @@ def find_inputs(path: Path) -> list[Path]:
     return files
 
 
+def host_inputs(path: Path, hosts: list[str], host: str) -> list[Path]:
+    """This host's raw files; with several hosts, one without a file is refused."""
+    if len(hosts) > 1 and path.is_dir() and not any(True for _ in _csv_files(path)):
+        raise PreprocessError(
+            f"host {host} of {len(hosts)} got no raw CSV file under {path}: ShardedByS3Key "
+            "hands each instance whole files, so use at most as many instances as there are "
+            "raw files"
+        )
+    return find_inputs(path)
+
+
+def _csv_files(path: Path) -> Iterator[Path]:
+    for p in path.rglob("*"):
+        if p.is_file() and p.name.endswith(CSV_SUFFIXES) and not p.name.startswith("."):
+            yield p
+
+
 def find_schema(path: Path) -> Path:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
@@ -80,34 +179,54 @@ def find_schema(path: Path) -> Path:
     return path
 
 
-def read_raw(files: list[Path]) -> tuple[pa.Table, list[str]]:
-    """All columns as nullable strings, plus a 'file:line' origin per row."""
-    tables, origins = [], []
+@dataclass
+class RawBatch:
+    file: Path
+    first_line: int  # the file line of the batch's first row (the header is line 1)
+    table: pa.Table  # every column as nullable strings
+
+
+def read_batches(files: list[Path], block_bytes: int) -> Iterator[RawBatch]:
+    """Every file's rows, batch by batch, all columns as nullable strings."""
+    columns: list[str] | None = None
     for file in files:
         header = _header(file)
+        if columns is not None and header != columns:
+            raise PreprocessError(
+                f"{file}: columns differ from {files[0].name}: {header} vs {columns}"
+            )
+        columns = header
+        line = 2
         try:
-            table = pacsv.read_csv(
+            reader = pacsv.open_csv(
                 file,
-                read_options=pacsv.ReadOptions(block_size=_block_size(file)),
+                read_options=pacsv.ReadOptions(block_size=block_bytes),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in header},
                     strings_can_be_null=True,
                     quoted_strings_can_be_null=True,
                 ),
             )
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                if batch.num_rows == 0:
+                    continue
+                yield RawBatch(file, line, pa.Table.from_batches([batch]))
+                line += batch.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
-            # pyarrow's message can quote a raw row, PII and all: keep only where it failed
-            where = _bad_width_row(file) if "columns, got" in str(exc) else None
-            raise PreprocessError(f"{file}: {where or positions_only(str(exc))}") from None
-        if tables and table.column_names != tables[0].column_names:
-            raise PreprocessError(
-                f"{file}: columns differ from {files[0].name}: "
-                f"{table.column_names} vs {tables[0].column_names}"
-            )
-        tables.append(table)
-        # line 1 is the header, so data row i sits on line i + 2
-        origins.extend(f"{file.name}:{i + 2}" for i in range(table.num_rows))
-    return pa.concat_tables(tables), origins
+            raise PreprocessError(f"{file}: {_read_error(file, exc, block_bytes)}") from None
+
+
+def _read_error(file: Path, exc: Exception, block_bytes: int) -> str:
+    # pyarrow's message can quote a raw row, PII and all: keep only where it failed
+    text = str(exc)
+    if "straddl" in text:
+        return f"a row is longer than the read block of {block_bytes} bytes; raise --block-bytes"
+    where = _bad_width_row(file) if "columns, got" in text else None
+    return where or positions_only(text)
 
 
 def _header(file: Path) -> list[str]:
@@ -129,18 +248,6 @@ def _header(file: Path) -> list[str]:
             )
         seen[name] = column
     return header
-
-
-# pyarrow's CSV reader needs every row to fit in one block: a long free-text field
-# otherwise fails with "straddling object straddles two block boundaries". The whole
-# file is read into memory anyway, so a block as large as the file (within a cap) costs
-# nothing more.
-MIN_BLOCK_BYTES = 1 << 20
-MAX_BLOCK_BYTES = 1 << 30
-
-
-def _block_size(file: Path) -> int:
-    return max(MIN_BLOCK_BYTES, min(file.stat().st_size + 1, MAX_BLOCK_BYTES))
 
 
 def _bad_width_row(file: Path) -> str | None:
@@ -183,8 +290,14 @@ def salted_hash(values: pa.ChunkedArray, salt: str) -> pa.Array:
     return pa.array(out, type=pa.string())
 
 
-def apply_pii(table: pa.Table, schema: DatasetSchema, salt: str | None) -> pa.Table:
-    """Drop PII columns, or replace them with a salted hash where joins need them."""
+def apply_pii(
+    table: pa.Table, schema: DatasetSchema, salt: str | None, *, hash_only: set[str] | None = None
+) -> pa.Table:
+    """Drop PII columns, or replace them with a salted hash where joins need them.
+
+    With `hash_only`, a column to be hashed that is not in it is dropped instead (the fit
+    pass needs only the id's hash); the salt is required all the same.
+    """
     for pii in schema.pii:
         if pii.column not in table.column_names:
             continue
@@ -197,8 +310,21 @@ def apply_pii(table: pa.Table, schema: DatasetSchema, salt: str | None) -> pa.Ta
                 f"column {pii.column!r} is to be hashed but {SALT_ENV} is not set; "
                 "set it to a secret salt so hashed ids cannot be reversed by lookup"
             )
+        if hash_only is not None and pii.column not in hash_only:
+            table = table.remove_column(index)
+            continue
         table = table.set_column(index, pii.column, salted_hash(table[pii.column], salt))
     return table
+
+
+def known_columns(schema: DatasetSchema) -> set[str]:
+    return {
+        schema.target_column,
+        *schema.feature_names,
+        *schema.pii_columns,
+        *schema.sensitive,
+        *([schema.id_column] if schema.id_column else []),
+    }
 
 
 # ---------------------------------------------------------------- validation
@@ -226,6 +352,9 @@ def parse_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return values.astype(np.float64), bad
 
 
+_NON_FINITE = pa.array(["nan", "inf", "-inf", "+inf", "infinity", "-infinity"])
+
+
 def validate(
     table: pa.Table, schema: DatasetSchema
 ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
@@ -247,9 +376,7 @@ def validate(
         present = ~np.isnan(values)
         raw_text = pc.utf8_lower(pc.utf8_trim_whitespace(table[name]))
         non_finite = np.asarray(
-            pc.is_in(raw_text, pa.array(["nan", "inf", "-inf", "+inf", "infinity", "-infinity"]))
-            .fill_null(False)
-            .to_numpy(zero_copy_only=False),
+            pc.is_in(raw_text, _NON_FINITE).fill_null(False).to_numpy(zero_copy_only=False),
             dtype=bool,
         ) | (present & ~np.isfinite(values))
         _add_reason(reasons, non_finite, f"{name}: not a finite number")
@@ -286,18 +413,21 @@ def _labels(column: pa.ChunkedArray, schema: DatasetSchema, reasons: list[list[s
     known = {schema.positive_value}
     if schema.negative_value is not None:
         known.add(schema.negative_value)
-    mapping: dict[str | None, int] = {}
-    for raw in pc.unique(column).to_pylist():
+    uniques = pc.unique(column)
+    mapping = []
+    for raw in uniques.to_pylist():
         label = None if raw is None else normalise_label(raw)
         if label is None or label == "":
-            mapping[raw] = -1
+            mapping.append(-1)
         elif label == schema.positive_value:
-            mapping[raw] = 1
+            mapping.append(1)
         elif schema.negative_value is None or label in known:
-            mapping[raw] = 0
+            mapping.append(0)
         else:
-            mapping[raw] = -2
-    codes = np.array([mapping[v] for v in column.to_pylist()], dtype=np.int8)
+            mapping.append(-2)
+    # a null cell matches the null among the uniques (index_in does not skip nulls)
+    index = pc.index_in(column, value_set=uniques).to_numpy(zero_copy_only=False)
+    codes = np.array(mapping, dtype=np.int8)[index.astype(np.int64)]
     _add_reason(reasons, codes == -1, f"{schema.target_column}: missing label")
     _add_reason(
         reasons, codes == -2, f"{schema.target_column}: unknown label (allowed: {sorted(known)})"
@@ -308,60 +438,61 @@ def _labels(column: pa.ChunkedArray, schema: DatasetSchema, reasons: list[list[s
 # ---------------------------------------------------------------- split and encode
 
 
-def stratified_split(
-    labels: np.ndarray, validation_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
-    """Row indices per split, each class divided in the same proportions."""
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
-    for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
-        n_test = int(round(len(idx) * test_fraction))
-        n_val = int(round(len(idx) * validation_fraction))
-        parts["test"].append(idx[:n_test])
-        parts["validation"].append(idx[n_test : n_test + n_val])
-        parts["train"].append(idx[n_test + n_val :])
-    return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
-
-
-def stable_split(
-    ids: list[str | None], validation_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
-    """Row indices per split, decided by a hash of each row's id.
-
-    A row lands in the same split on every run, however the data grows, so a
-    retrained model is never compared with its predecessor on rows that the
-    predecessor was trained on. Classes are balanced across splits in
-    expectation (the hash ignores the label); rows without an id are split at
-    random.
-    """
-    rng = np.random.default_rng(seed)
-    unit = np.array(
-        [
-            rng.random()
-            if key is None
-            else int.from_bytes(hashlib.sha256(f"split:{key}".encode()).digest()[:8], "big")
-            / 2.0**64
-            for key in ids
-        ]
+def split_units(keys: list[str], prefix: str) -> np.ndarray:
+    """Per key, SHA-256(prefix + key)'s first 8 bytes as a number in [0, 1)."""
+    head = prefix.encode()
+    sha = hashlib.sha256
+    ints = np.fromiter(
+        (int.from_bytes(sha(head + k.encode()).digest()[:8], "big") for k in keys),
+        dtype=np.uint64,
+        count=len(keys),
     )
-    masks = {
-        "test": unit < test_fraction,
-        "validation": (unit >= test_fraction) & (unit < test_fraction + validation_fraction),
-    }
-    masks["train"] = ~(masks["test"] | masks["validation"])
-    return {name: rng.permutation(np.flatnonzero(mask)) for name, mask in masks.items()}
+    return ints.astype(np.float64) / 2.0**64
 
 
-def fit_categories(
-    column: pa.ChunkedArray, train_rows: np.ndarray, allowed: tuple[str, ...] | None
-) -> list[str]:
+def assign_splits(
+    raw: pa.Table,
+    masked: pa.Table,
+    schema: DatasetSchema,
+    validation_fraction: float,
+    test_fraction: float,
+) -> np.ndarray:
+    """TRAIN, VALIDATION or TEST per row, from its id (see the module docstring)."""
+    n = raw.num_rows
+    unit = np.empty(n, dtype=np.float64)
+    has_id = np.zeros(n, dtype=bool)
+    if schema.id_column and schema.id_column in masked.column_names:
+        ids = masked[schema.id_column]
+        has_id = ~np.asarray(pc.is_null(ids).to_numpy(zero_copy_only=False), dtype=bool)
+        if has_id.any():
+            present = ids.filter(pa.array(has_id)).to_pylist()
+            unit[has_id] = split_units(present, "split:")
+    if not has_id.all():
+        unit[~has_id] = split_units(_content_keys(raw, schema, ~has_id), "split-row:")
+    codes = np.full(n, TRAIN, dtype=np.int8)
+    codes[unit < test_fraction + validation_fraction] = VALIDATION
+    codes[unit < test_fraction] = TEST
+    return codes
+
+
+def _content_keys(raw: pa.Table, schema: DatasetSchema, rows: np.ndarray) -> list[str]:
+    names = [schema.target_column, *schema.feature_names, *schema.sensitive]
+    present = [c for c in names if c in raw.column_names]
+    chosen = raw.filter(pa.array(rows)).select(present)
+    columns = [pc.fill_null(chosen[c], "") for c in present]
+    return pc.binary_join_element_wise(*columns, "\x1f").to_pylist()
+
+
+def fit_categories(schema: DatasetSchema, counts: dict[str, Counter[str]]) -> dict[str, list[str]]:
     """Category order fixes the codes: the schema's list, else by training frequency."""
-    if allowed is not None:
-        return list(allowed)
-    values = pc.utf8_trim_whitespace(column).take(pa.array(train_rows)).to_pylist()
-    counts = Counter(v for v in values if v is not None)
-    return [v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    out = {}
+    for f in schema.categorical:
+        if f.values is not None:
+            out[f.name] = list(f.values)
+        else:
+            seen = counts.get(f.name, Counter())
+            out[f.name] = [v for v, _ in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return out
 
 
 def encode_features(
@@ -375,7 +506,7 @@ def encode_features(
     for feature in schema.categorical:
         codes = pc.index_in(
             pc.utf8_trim_whitespace(table[feature.name]),
-            value_set=pa.array(categories[feature.name]),
+            value_set=pa.array(categories[feature.name], type=pa.string()),
         )
         columns.append(codes.cast(pa.float64()).to_numpy(zero_copy_only=False))
     return np.column_stack(columns).astype(np.float64)
@@ -433,46 +564,410 @@ def build_manifest(
     }
 
 
-# ---------------------------------------------------------------- writing
+# ---------------------------------------------------------------- one batch
 
 
-def write_matrix(path: Path, labels: np.ndarray | None, features: np.ndarray) -> None:
-    """Header-less CSV; NaN becomes an empty field, which XGBoost reads as missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = []
-    if labels is not None:
-        arrays.append(pa.array(labels.astype(np.int8)))
+@dataclass
+class Batch:
+    """A raw batch validated: PII masked, rows judged, each row's split decided."""
+
+    raw: RawBatch
+    table: pa.Table  # PII masked, unknown columns dropped
+    labels: np.ndarray
+    numbers: dict[str, np.ndarray]
+    reasons: list[list[str]]
+    ok: np.ndarray
+    split: np.ndarray
+
+
+def prepare(
+    raw: RawBatch,
+    schema: DatasetSchema,
+    salt: str | None,
+    settings: Settings,
+    *,
+    hash_only: set[str] | None = None,
+) -> Batch:
+    table = raw.table.drop_columns(sorted(set(raw.table.column_names) - known_columns(schema)))
+    table = apply_pii(table, schema, salt, hash_only=hash_only)
+    labels, numbers, reasons = validate(table, schema)
+    ok = np.fromiter((not r for r in reasons), dtype=bool, count=len(reasons))
+    split = assign_splits(
+        raw.table, table, schema, settings.validation_fraction, settings.test_fraction
+    )
+    return Batch(raw, table, labels, numbers, reasons, ok, split)
+
+
+def split_method(schema: DatasetSchema, header: list[str]) -> str:
+    if schema.id_column and schema.id_column in header:
+        return (
+            f"stable, by a hash of {schema.id_column} (rows without one: by a hash of "
+            "their content)"
+        )
+    return "stable, by a hash of each row's content (no id column)"
+
+
+# ---------------------------------------------------------------- fit pass
+
+
+def _settings_digest(schema: DatasetSchema, settings: Settings) -> dict[str, Any]:
+    """What the encode pass must share with the fit pass that made the partials."""
+    text = json.dumps(schema.to_dict(), sort_keys=True)
+    return {
+        "schema": schema.name,
+        "schema_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "validation_fraction": settings.validation_fraction,
+        "test_fraction": settings.test_fraction,
+    }
+
+
+def fit_host(
+    files: list[Path],
+    schema: DatasetSchema,
+    settings: Settings,
+    salt: str | None,
+    host: str,
+) -> Partial:
+    """One host's partial statistics over its files, one batch in memory at a time."""
+    partial = Partial(host=host, settings=_settings_digest(schema, settings))
+    partial.files = [str(f) for f in files]
+    partial.columns = _header(files[0]) if files else []
+    partial.dropped_columns = sorted(set(partial.columns) - known_columns(schema))
+    hash_only = {schema.id_column} if schema.id_column else set()
+    categories = {f.name: Counter() for f in schema.categorical}
+    numerical = {f.name: NumericStats() for f in schema.numerical}
+    for raw in read_batches(files, settings.block_bytes):
+        batch = prepare(raw, schema, salt, settings, hash_only=hash_only)
+        partial.rows_read += raw.table.num_rows
+        partial.rows_rejected += int((~batch.ok).sum())
+        partial.rejection_reasons.update(r for rs in batch.reasons for r in rs)
+        for code, name in enumerate(SPLITS):
+            in_split = batch.ok & (batch.split == code)
+            positives = int((batch.labels[in_split] == 1).sum())
+            partial.split_labels[name][0] += int(in_split.sum()) - positives
+            partial.split_labels[name][1] += positives
+        train = pa.array(batch.ok & (batch.split == TRAIN))
+        for f in schema.categorical:
+            values = pc.utf8_trim_whitespace(batch.table[f.name]).filter(train)
+            for item in pc.value_counts(values).to_pylist():
+                if item["values"] is not None:
+                    categories[f.name][item["values"]] += item["counts"]
+        for f in schema.numerical:
+            kept = batch.numbers[f.name][batch.ok]
+            present = kept[~np.isnan(kept)]
+            numerical[f.name].add(present.tolist(), int(len(kept) - len(present)))
+    partial.categories = categories
+    partial.numerical = numerical
+    if partial.dropped_columns:
+        log(f"dropping columns the schema does not name: {partial.dropped_columns}")
+    log(
+        f"{host}: fit over {partial.rows_read} rows from {len(files)} file(s), "
+        f"{partial.rows_rejected} rejected"
+    )
+    return partial
+
+
+# ---------------------------------------------------------------- encode pass
+
+
+@dataclass
+class Plan:
+    """What the merged statistics decide, the same on every host."""
+
+    merged: Merged
+    categories: dict[str, list[str]]
+    label_counts: dict[str, int]
+    failed: bool
+    train_shards_total: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(merged: Merged, schema: DatasetSchema, settings: Settings) -> Plan:
+    """Check the merged statistics; raise what today's checks raise, before any write."""
+    if merged.rows_read == 0:
+        raise PreprocessError("no data rows in the input")
+    digest = merged.partials[0].settings
+    mine = _settings_digest(schema, settings)
+    if digest != mine:
+        changed = sorted(k for k in mine if digest.get(k) != mine[k])
+        raise PreprocessError(
+            f"the fit partials were made with another {', '.join(changed)}: run both passes "
+            "with the same schema and split fractions"
+        )
+    fraction = merged.rows_rejected / merged.rows_read
+    positives = sum(merged.split_labels[s][1] for s in SPLITS)
+    negatives = sum(merged.split_labels[s][0] for s in SPLITS)
+    label_counts = {"positive": positives, "negative": negatives}
+    columns = next((p.columns for p in merged.partials if p.columns), [])
+    report: dict[str, Any] = {
+        "input_files": [f for p in merged.partials for f in p.files],
+        "rows_read": merged.rows_read,
+        "rows_rejected": merged.rows_rejected,
+        "rejected_fraction": round(fraction, 6),
+        "max_rejected_fraction": settings.max_rejected_fraction,
+        "rejection_reasons": merged.rejection_reasons,
+        "dropped_columns": merged.dropped_columns,
+        "pii": {p.column: p.action for p in schema.pii},
+        "hosts": merged.hosts,
+        "rows_read_per_host": {p.host: p.rows_read for p in merged.partials},
+    }
+    failed = fraction > settings.max_rejected_fraction
+    result = Plan(merged, fit_categories(schema, merged.categories), label_counts, failed, 0)
+    result.report = report
+    if failed:
+        return result
+    if min(label_counts.values()) < 3:
+        raise PreprocessError(f"both classes need at least 3 rows, got {label_counts}")
+    for name in SPLITS:
+        negative, positive = merged.split_labels[name]
+        if min(negative, positive) == 0:
+            raise PreprocessError(
+                f"the {name} split has {positive} positive and {negative} negative rows; "
+                "every split needs both classes (more data, or larger fractions)"
+            )
+    shards = sum(min(settings.train_shards, p.train_rows) for p in merged.partials)
+    train_rows = sum(merged.split_labels["train"])
+    if settings.training_instance_count > shards:
+        raise PreprocessError(
+            f"{_too_many_hosts(settings.training_instance_count, shards)} (only {train_rows} "
+            "training rows)"
+        )
+    result.train_shards_total = shards
+    report.update(
+        split_method=split_method(schema, columns),
+        numerical={
+            name: {
+                "count": s.count,
+                "missing": s.missing,
+                "mean": s.total / s.count if s.count else None,
+                "min": s.minimum,
+                "max": s.maximum,
+            }
+            for name, s in merged.numerical.items()
+        },
+    )
+    return result
+
+
+class _CsvSink:
+    """A CSV file opened at its first write, so an empty part leaves no file."""
+
+    def __init__(self, path: Path, *, header: bool) -> None:
+        self.path = path
+        self.header = header
+        self.writer: pacsv.CSVWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            options = (
+                pacsv.WriteOptions(include_header=True)
+                if self.header
+                else pacsv.WriteOptions(include_header=False, quoting_style="none")
+            )
+            self.writer = pacsv.CSVWriter(self.path, table.schema, write_options=options)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def matrix_table(labels: np.ndarray, features: np.ndarray) -> pa.Table:
+    """Label + features as a table the CSV writer turns into XGBoost's layout
+    (NaN becomes an empty field, which XGBoost reads as missing)."""
+    arrays = [pa.array(labels.astype(np.int8))]
     for j in range(features.shape[1]):
         arrays.append(pa.array(features[:, j], from_pandas=True))
-    names = [f"c{i}" for i in range(len(arrays))]
-    pacsv.write_csv(
-        pa.Table.from_arrays(arrays, names=names),
-        path,
-        write_options=pacsv.WriteOptions(include_header=False, quoting_style="none"),
+    return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+
+
+def encode_host(
+    files: list[Path],
+    schema: DatasetSchema,
+    settings: Settings,
+    salt: str | None,
+    the_plan: Plan,
+    host: str,
+    output_dir: Path,
+    *,
+    started: float,
+) -> dict[str, Any]:
+    """Stream this host's files again and write its part of every output."""
+    merged = the_plan.merged
+    hosts = merged.hosts
+    own = merged.partial(host)
+    if own.file_names != [f.name for f in files]:
+        raise PreprocessError(
+            f"host {host} has {len(files)} raw file(s) but its fit pass read "
+            f"{len(own.files)} others: run both passes on the same instance count over the "
+            "same input"
+        )
+    single = len(hosts) == 1
+    lead = host == hosts[0]
+    before = sum(p.rows_rejected for p in merged.partials[: hosts.index(host)])
+    allowance = max(0, min(own.rows_rejected, REJECTED_ROWS_SHOWN - before))
+    report_dir = output_dir / "report"
+    suffix = "" if single else f"-{host}"
+    rejected = _CsvSink(report_dir / f"rejected_rows{suffix}.csv", header=True)
+    sinks = {
+        VALIDATION: _CsvSink(output_dir / "validation" / f"validation{suffix}.csv", header=False),
+        TEST: _CsvSink(output_dir / "test" / f"test{suffix}.csv", header=False),
+    }
+    meta = _CsvSink(output_dir / "test" / f"test_meta{suffix}.csv", header=True)
+    shard_count = min(settings.train_shards, own.train_rows)
+    shards = [
+        _CsvSink(
+            output_dir
+            / "train"
+            / (f"train-{k:05d}.csv" if single else f"train-{host}-{k:05d}.csv"),
+            header=False,
+        )
+        for k in range(shard_count)
+    ]
+    hide = [p.column for p in schema.pii if p.column != schema.id_column]
+    meta_columns = [c for c in [schema.id_column, *schema.sensitive] if c]
+    train_seen = 0
+    test_seen = 0
+    try:
+        for raw in read_batches(files, settings.block_bytes):
+            batch = prepare(raw, schema, salt, settings)
+            bad = np.flatnonzero(~batch.ok)[: max(0, allowance - rejected.rows)]
+            if len(bad) or rejected.writer is None:
+                rejected.write(_rejected_table(batch, bad, hide))
+            if the_plan.failed:
+                continue
+            features = encode_features(batch.table, schema, batch.numbers, the_plan.categories)
+            for code in (VALIDATION, TEST):
+                rows = np.flatnonzero(batch.ok & (batch.split == code))
+                if len(rows):
+                    sinks[code].write(matrix_table(batch.labels[rows], features[rows]))
+            rows = np.flatnonzero(batch.ok & (batch.split == TEST))
+            if len(rows):
+                meta.write(_meta_table(batch.table, meta_columns, rows, test_seen))
+                test_seen += len(rows)
+            rows = np.flatnonzero(batch.ok & (batch.split == TRAIN))
+            # round-robin over the shards in reading order: equal sizes (+-1), and each
+            # shard a sample of the whole host's rows rather than a range of its files
+            shard_of = (train_seen + np.arange(len(rows))) % max(1, shard_count)
+            for k in range(shard_count):
+                part = rows[shard_of == k]
+                if len(part):
+                    shards[k].write(matrix_table(batch.labels[part], features[part]))
+            train_seen += len(rows)
+    finally:
+        for sink in [rejected, meta, *sinks.values(), *shards]:
+            sink.close()
+    report = dict(the_plan.report)
+    if the_plan.failed:
+        report["status"] = "failed"
+        if lead:
+            _write_json(report_dir / "preprocess_report.json", report)
+        top = "; ".join(f"{k} ({v})" for k, v in list(merged.rejection_reasons.items())[:5])
+        fraction = merged.rows_rejected / merged.rows_read
+        raise PreprocessError(
+            f"{merged.rows_rejected} of {merged.rows_read} rows ({fraction:.1%}) were rejected, "
+            f"more than the allowed {settings.max_rejected_fraction:.1%}. Most common reasons: "
+            f"{top}. Rejected rows: {report_dir / rejected.path.name}"
+        )
+    split_rows = {name: sum(merged.split_labels[name]) for name in SPLITS}
+    manifest = build_manifest(schema, the_plan.categories, the_plan.label_counts)
+    report.update(
+        status="completed",
+        rows_kept=merged.rows_read - merged.rows_rejected,
+        label_counts=the_plan.label_counts,
+        split_rows=split_rows,
+        split_positive_rate={
+            name: round(merged.split_labels[name][1] / split_rows[name], 4)
+            if split_rows[name]
+            else None
+            for name in SPLITS
+        },
+        train_shards=the_plan.train_shards_total,
+        features=[c["name"] for c in manifest["columns"]],
+        seconds=round(time.monotonic() - started, 3),
     )
+    if lead:
+        _write_json(output_dir / "manifest" / "feature_manifest.json", manifest)
+        _write_json(report_dir / "preprocess_report.json", report)
+    log(
+        f"{host}: wrote {train_seen} training rows in {shard_count} shard(s), "
+        f"{sinks[VALIDATION].rows} validation, {sinks[TEST].rows} test, "
+        f"{rejected.rows} rejected row(s) shown"
+    )
+    return report
 
 
-def write_rejections(
-    path: Path,
-    table: pa.Table,
-    origins: list[str],
-    reasons: list[list[str]],
-    hide: list[str],
-    limit: int,
-) -> int:
+def _shard_name(host: str, k: int, single: bool) -> str:
+    return f"train-{k:05d}.csv" if single else f"train-{host}-{k:05d}.csv"
+
+
+def _rejected_table(batch: Batch, rows: np.ndarray, hide: list[str]) -> pa.Table:
     """Rejected rows with their reasons, without the (already hashed) PII columns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rejected = [i for i, r in enumerate(reasons) if r]
-    shown = rejected[:limit]
-    out = table.drop_columns([c for c in hide if c in table.column_names])
-    out = out.take(pa.array(shown, type=pa.int64()))
-    out = out.add_column(0, "reasons", pa.array(["; ".join(reasons[i]) for i in shown]))
-    out = out.add_column(0, "origin", pa.array([origins[i] for i in shown]))
-    pacsv.write_csv(out, path)
-    return len(rejected)
+    out = batch.table.drop_columns([c for c in hide if c in batch.table.column_names])
+    out = out.take(pa.array(rows, type=pa.int64()))
+    name = batch.raw.file.name
+    reasons = pa.array(["; ".join(batch.reasons[i]) for i in rows], type=pa.string())
+    origins = pa.array([f"{name}:{batch.raw.first_line + i}" for i in rows], type=pa.string())
+    return out.add_column(0, "reasons", reasons).add_column(0, "origin", origins)
 
 
-# ---------------------------------------------------------------- main
+def _meta_table(table: pa.Table, columns: list[str], rows: np.ndarray, offset: int) -> pa.Table:
+    present = [c for c in columns if c in table.column_names]
+    if not present:
+        return pa.table({"row": pa.array(np.arange(offset, offset + len(rows)))})
+    return table.select(present).take(pa.array(rows))
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def load(schema_path: Path) -> DatasetSchema:
+    return load_schema(find_schema(schema_path))
+
+
+def run_fit(
+    input_path: Path,
+    schema_path: Path,
+    fit_dir: Path,
+    settings: Settings,
+    *,
+    salt: str | None,
+    hosts: list[str],
+    host: str,
+) -> Path:
+    settings.check()
+    schema = load(schema_path)
+    files = host_inputs(input_path, hosts, host)
+    return write_partial(fit_dir, fit_host(files, schema, settings, salt, host))
+
+
+def run_encode(
+    input_path: Path,
+    schema_path: Path,
+    fit_input: Path,
+    output_dir: Path,
+    settings: Settings,
+    *,
+    salt: str | None,
+    hosts: list[str],
+    host: str,
+) -> dict[str, Any]:
+    started = time.monotonic()
+    settings.check()
+    schema = load(schema_path)
+    merged = merge(read_partials(fit_input))
+    if merged.hosts != hosts:
+        raise PreprocessError(
+            f"the fit step ran on hosts {merged.hosts} but this step runs on {hosts}: run both "
+            "passes with the same instance count"
+        )
+    files = host_inputs(input_path, hosts, host)
+    the_plan = plan(merged, schema, settings)
+    return encode_host(files, schema, settings, salt, the_plan, host, output_dir, started=started)
 
 
 def preprocess(
@@ -487,149 +982,31 @@ def preprocess(
     seed: int = 42,
     salt: str | None = None,
     training_instance_count: int = 1,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> dict[str, Any]:
+    """Fit then encode in one process, on one host (the default, no --pass).
+
+    `seed` is accepted for the callers that pass it; the split needs none (hashes).
+    """
+    del seed
     started = time.monotonic()
-    if train_shards < 1:
-        raise PreprocessError("--train-shards must be at least 1")
-    # ShardedByS3Key hands out whole files: a training host beyond the shard count
-    # gets no data and is paid for nothing. Stop before any work is done.
-    if training_instance_count > train_shards:
-        raise PreprocessError(
-            f"{_too_many_hosts(training_instance_count, train_shards)}; raise "
-            "preprocess.train_shards or lower the TrainingInstanceCount parameter"
-        )
-    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
-        raise PreprocessError("split fractions must lie between 0 and 1")
-    if validation_fraction + test_fraction >= 0.9:
-        raise PreprocessError(
-            f"validation ({validation_fraction}) and test ({test_fraction}) fractions leave "
-            "less than 10 % of the rows for training"
-        )
-    schema = load_schema(find_schema(schema_path))
+    settings = Settings(
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        train_shards=train_shards,
+        max_rejected_fraction=max_rejected_fraction,
+        training_instance_count=training_instance_count,
+        block_bytes=block_bytes,
+    )
+    settings.check()
+    schema = load(schema_path)
     files = find_inputs(input_path)
-    table, origins = read_raw(files)
-    if table.num_rows == 0:
+    host = "algo-1"
+    partial = fit_host(files, schema, settings, salt, host)
+    if partial.rows_read == 0:
         raise PreprocessError(f"no data rows in {input_path}")
-    log(f"read {table.num_rows} rows from {len(files)} file(s)")
-
-    table = apply_pii(table, schema, salt)
-    known = {
-        schema.target_column,
-        *schema.feature_names,
-        *schema.pii_columns,
-        *schema.sensitive,
-        *([schema.id_column] if schema.id_column else []),
-    }
-    unknown_columns = sorted(set(table.column_names) - known)
-    if unknown_columns:
-        # a column the schema does not name could be PII nobody listed: never pass it on
-        log(f"dropping columns the schema does not name: {unknown_columns}")
-        table = table.drop_columns(unknown_columns)
-
-    labels, numbers, reasons = validate(table, schema)
-    ok = np.array([not r for r in reasons])
-    n_rejected = int((~ok).sum())
-    fraction = n_rejected / table.num_rows
-    report: dict[str, Any] = {
-        "input_files": [str(f) for f in files],
-        "rows_read": table.num_rows,
-        "rows_rejected": n_rejected,
-        "rejected_fraction": round(fraction, 6),
-        "max_rejected_fraction": max_rejected_fraction,
-        "rejection_reasons": dict(Counter(r for rs in reasons for r in rs).most_common()),
-        "dropped_columns": unknown_columns,
-        "pii": {p.column: p.action for p in schema.pii},
-    }
-    report_dir = output_dir / "report"
-    write_rejections(
-        report_dir / "rejected_rows.csv",
-        table,
-        origins,
-        reasons,
-        hide=[p.column for p in schema.pii if p.column != schema.id_column],
-        limit=10_000,
-    )
-    if fraction > max_rejected_fraction:
-        report["status"] = "failed"
-        _write_json(report_dir / "preprocess_report.json", report)
-        top = "; ".join(f"{k} ({v})" for k, v in list(report["rejection_reasons"].items())[:5])
-        raise PreprocessError(
-            f"{n_rejected} of {table.num_rows} rows ({fraction:.1%}) were rejected, more than "
-            f"the allowed {max_rejected_fraction:.1%}. Most common reasons: {top}. "
-            f"Rejected rows: {report_dir / 'rejected_rows.csv'}"
-        )
-
-    keep = np.flatnonzero(ok)
-    table = table.take(pa.array(keep))
-    labels = labels[keep]
-    numbers = {k: v[keep] for k, v in numbers.items()}
-    label_counts = {"positive": int((labels == 1).sum()), "negative": int((labels == 0).sum())}
-    if min(label_counts.values()) < 3:
-        raise PreprocessError(f"both classes need at least 3 rows, got {label_counts}")
-
-    if schema.id_column and schema.id_column in table.column_names:
-        split_method = f"stable, by a hash of {schema.id_column}"
-        ids = table[schema.id_column].to_pylist()
-        splits = stable_split(ids, validation_fraction, test_fraction, seed)
-    else:
-        split_method = "stratified at random"
-        splits = stratified_split(labels, validation_fraction, test_fraction, seed)
-    categories = {
-        f.name: fit_categories(table[f.name], splits["train"], f.values) for f in schema.categorical
-    }
-    features = encode_features(table, schema, numbers, categories)
-
-    for name, rows in splits.items():
-        counts = np.bincount(labels[rows], minlength=2)
-        if counts.min() == 0:
-            raise PreprocessError(
-                f"the {name} split has {counts[1]} positive and {counts[0]} negative rows; "
-                "every split needs both classes (more data, or larger fractions)"
-            )
-    train = splits["train"]
-    shards = np.array_split(train, min(train_shards, len(train)))
-    if training_instance_count > len(shards):
-        raise PreprocessError(
-            f"{_too_many_hosts(training_instance_count, len(shards))} (only {len(train)} "
-            "training rows)"
-        )
-    for k, rows in enumerate(shards):
-        write_matrix(output_dir / "train" / f"train-{k:05d}.csv", labels[rows], features[rows])
-    for name in ("validation", "test"):
-        rows = splits[name]
-        write_matrix(output_dir / name / f"{name}.csv", labels[rows], features[rows])
-    _write_test_meta(output_dir / "test" / "test_meta.csv", table, schema, splits["test"])
-
-    manifest = build_manifest(schema, categories, label_counts)
-    _write_json(output_dir / "manifest" / "feature_manifest.json", manifest)
-    report.update(
-        status="completed",
-        rows_kept=int(len(keep)),
-        label_counts=label_counts,
-        split_rows={k: int(len(v)) for k, v in splits.items()},
-        split_method=split_method,
-        split_positive_rate={
-            k: round(float(labels[v].mean()), 4) if len(v) else None for k, v in splits.items()
-        },
-        train_shards=len(shards),
-        features=[c["name"] for c in manifest["columns"]],
-        seconds=round(time.monotonic() - started, 3),
-    )
-    _write_json(report_dir / "preprocess_report.json", report)
-    log(
-        f"kept {len(keep)} rows ({n_rejected} rejected); split "
-        + ", ".join(f"{k}={len(v)}" for k, v in splits.items())
-        + f"; {len(shards)} training shard(s)"
-    )
-    return report
-
-
-def _write_test_meta(path: Path, table: pa.Table, schema: DatasetSchema, rows: np.ndarray) -> None:
-    columns = [c for c in [schema.id_column, *schema.sensitive] if c and c in table.column_names]
-    meta = table.select(columns).take(pa.array(rows)) if columns else pa.table({})
-    if not columns:
-        meta = pa.table({"row": pa.array(np.arange(len(rows)))})
-    pacsv.write_csv(meta, path)
+    the_plan = plan(merge([partial]), schema, settings)
+    return encode_host(files, schema, settings, salt, the_plan, host, output_dir, started=started)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -647,19 +1024,46 @@ def _too_many_hosts(hosts: int, shards: int) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--pass",
+        dest="pass_",
+        choices=("fit", "encode"),
+        default=None,
+        help="one pass of a job on several instances; without it, both, on one instance",
+    )
     p.add_argument("--input", type=Path, default=PROCESSING / "input" / "data")
     p.add_argument("--schema", type=Path, default=PROCESSING / "input" / "schema")
     p.add_argument("--output-dir", type=Path, default=PROCESSING / "output")
+    p.add_argument(
+        "--fit-input",
+        type=Path,
+        default=PROCESSING / "input" / "fit",
+        help="--pass encode: every host's fit-<host>.json (the fit step's output)",
+    )
+    p.add_argument(
+        "--resource-config",
+        type=Path,
+        default=RESOURCE_CONFIG,
+        help="the host list when SM_HOSTS is not set (SageMaker writes it for processing)",
+    )
     p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)
-    p.add_argument("--train-shards", type=int, default=4)
+    p.add_argument("--train-shards", type=int, default=4, help="training files per host")
     p.add_argument("--max-rejected-fraction", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--seed", type=int, default=42, help="accepted and unused: the split is by hashes"
+    )
     p.add_argument(
         "--training-instance-count",
         type=int,
         default=1,
         help="hosts of the training step; each needs a shard of its own",
+    )
+    p.add_argument(
+        "--block-bytes",
+        type=int,
+        default=DEFAULT_BLOCK_BYTES,
+        help="bytes of CSV read per batch; bounds the memory; a row must fit in one",
     )
     return p.parse_args(argv)
 
@@ -667,18 +1071,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        preprocess(
-            args.input,
-            args.schema,
-            args.output_dir,
+        settings = Settings(
             validation_fraction=args.validation_fraction,
             test_fraction=args.test_fraction,
             train_shards=args.train_shards,
             max_rejected_fraction=args.max_rejected_fraction,
-            seed=args.seed,
-            salt=read_salt(),
             training_instance_count=args.training_instance_count,
+            block_bytes=args.block_bytes,
         )
+        hosts, host = job_hosts(resource_config=args.resource_config)
+        if args.pass_ is None:
+            if len(hosts) > 1:
+                raise PreprocessError(
+                    f"{len(hosts)} instances: run --pass fit, then --pass encode, as two steps"
+                )
+            preprocess(
+                args.input,
+                args.schema,
+                args.output_dir,
+                validation_fraction=args.validation_fraction,
+                test_fraction=args.test_fraction,
+                train_shards=args.train_shards,
+                max_rejected_fraction=args.max_rejected_fraction,
+                salt=read_salt(),
+                training_instance_count=args.training_instance_count,
+                block_bytes=args.block_bytes,
+            )
+        elif args.pass_ == "fit":
+            run_fit(
+                args.input,
+                args.schema,
+                args.output_dir / "fit",
+                settings,
+                salt=read_salt(),
+                hosts=hosts,
+                host=host,
+            )
+        else:
+            run_encode(
+                args.input,
+                args.schema,
+                args.fit_input,
+                args.output_dir,
+                settings,
+                salt=read_salt(),
+                hosts=hosts,
+                host=host,
+            )
     except Exception as exc:  # noqa: BLE001 - every failure must end with a clear message
         message = f"preprocessing failed: {exc}"
         report_failure(message)
