@@ -36,6 +36,7 @@ def test_every_serving_resource_waits_for_a_model(dev):
         "AWS::ApplicationAutoScaling::ScalingPolicy",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::SageMaker::Pipeline",  # batch scoring (test_infra_batch.py)
     )
     resources = dev.template(STACK)["Resources"]
     seen = set()
