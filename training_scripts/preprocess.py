@@ -96,8 +96,10 @@ SALT_ENV = "BOOSTLINE_PII_SALT"
 SALT_SECRET_ENV = "BOOSTLINE_PII_SALT_SECRET_ARN"  # on AWS: a Secrets Manager secret
 CSV_SUFFIXES = (".csv", ".csv.gz")
 REJECTED_ROWS_SHOWN = 10_000  # in all hosts' rejected_rows files together
-# A row must fit in one block of the streaming reader; the block bounds the memory.
-DEFAULT_BLOCK_BYTES = 16 << 20
+# A row must fit in one block of the streaming reader. Blocks are gathered into batches
+# of BATCH_ROWS rows (fewer at a file's end): the batch bounds the memory.
+DEFAULT_BLOCK_BYTES = 4 << 20
+BATCH_ROWS = 65_536
 TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
@@ -207,15 +209,22 @@ def read_batches(files: list[Path], block_bytes: int) -> Iterator[RawBatch]:
                     quoted_strings_can_be_null=True,
                 ),
             )
+            pending: list[pa.RecordBatch] = []
+            rows = 0
             while True:
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
+                    batch = None
+                if batch is not None and batch.num_rows:
+                    pending.append(batch)
+                    rows += batch.num_rows
+                if pending and (batch is None or rows >= BATCH_ROWS):
+                    yield RawBatch(file, line, pa.Table.from_batches(pending).combine_chunks())
+                    line += rows
+                    pending, rows = [], 0
+                if batch is None:
                     break
-                if batch.num_rows == 0:
-                    continue
-                yield RawBatch(file, line, pa.Table.from_batches([batch]))
-                line += batch.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
             raise PreprocessError(f"{file}: {_read_error(file, exc, block_bytes)}") from None
 
@@ -282,12 +291,15 @@ def _bad_width_row(file: Path) -> str | None:
 
 def salted_hash(values: pa.ChunkedArray, salt: str) -> pa.Array:
     """SHA-256 of salt + value, 32 hex chars; nulls stay null."""
-    key = salt.encode()
-    out = [
-        None if v is None else hashlib.sha256(key + v.encode()).hexdigest()[:32]
-        for v in values.to_pylist()
-    ]
-    return pa.array(out, type=pa.string())
+    salted = hashlib.sha256(salt.encode()).copy
+
+    def digest(value: bytes) -> str:
+        h = salted()
+        h.update(value)
+        return h.hexdigest()[:32]
+
+    raw = values.cast(pa.binary()).to_pylist()
+    return pa.array([None if v is None else digest(v) for v in raw], type=pa.string())
 
 
 def apply_pii(
@@ -330,9 +342,18 @@ def known_columns(schema: DatasetSchema) -> set[str]:
 # ---------------------------------------------------------------- validation
 
 
-def _add_reason(reasons: list[list[str]], mask: np.ndarray, text: str) -> None:
-    for i in np.flatnonzero(mask):
-        reasons[i].append(text)
+# A failed check: its reason and the mask of the rows that failed it, in check order.
+Checks = list[tuple[str, np.ndarray]]
+
+
+def _add_reason(checks: Checks, mask: np.ndarray, text: str) -> None:
+    if mask.any():
+        checks.append((text, np.asarray(mask, dtype=bool)))
+
+
+def row_reasons(checks: Checks, rows: np.ndarray) -> list[list[str]]:
+    """Each row's reasons, in check order (rows: indices into the batch)."""
+    return [[text for text, mask in checks if mask[i]] for i in rows]
 
 
 def parse_numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -359,8 +380,13 @@ def validate(
     table: pa.Table, schema: DatasetSchema
 ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
     """Labels (1 = positive), parsed numerical columns, and per-row rejection reasons."""
-    n = table.num_rows
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    labels, numbers, checks = check_rows(table, schema)
+    return labels, numbers, row_reasons(checks, np.arange(table.num_rows))
+
+
+def check_rows(table: pa.Table, schema: DatasetSchema) -> tuple[np.ndarray, dict, Checks]:
+    """Labels (1 = positive), parsed numerical columns, and the checks rows failed."""
+    reasons: Checks = []
     missing_cols = [
         c for c in [schema.target_column, *schema.feature_names] if c not in table.column_names
     ]
@@ -409,7 +435,7 @@ def validate(
     return labels, numbers, reasons
 
 
-def _labels(column: pa.ChunkedArray, schema: DatasetSchema, reasons: list[list[str]]) -> np.ndarray:
+def _labels(column: pa.ChunkedArray, schema: DatasetSchema, reasons: Checks) -> np.ndarray:
     known = {schema.positive_value}
     if schema.negative_value is not None:
         known.add(schema.negative_value)
@@ -438,15 +464,16 @@ def _labels(column: pa.ChunkedArray, schema: DatasetSchema, reasons: list[list[s
 # ---------------------------------------------------------------- split and encode
 
 
-def split_units(keys: list[str], prefix: str) -> np.ndarray:
-    """Per key, SHA-256(prefix + key)'s first 8 bytes as a number in [0, 1)."""
-    head = prefix.encode()
-    sha = hashlib.sha256
-    ints = np.fromiter(
-        (int.from_bytes(sha(head + k.encode()).digest()[:8], "big") for k in keys),
-        dtype=np.uint64,
-        count=len(keys),
-    )
+def split_units(keys: list[bytes], prefix: str) -> np.ndarray:
+    """Per key (UTF-8), SHA-256(prefix + key)'s first 8 bytes as a number in [0, 1)."""
+    start = hashlib.sha256(prefix.encode()).copy
+
+    def head(key: bytes) -> bytes:
+        h = start()
+        h.update(key)
+        return h.digest()[:8]
+
+    ints = np.frombuffer(b"".join([head(k) for k in keys]), dtype=">u8")
     return ints.astype(np.float64) / 2.0**64
 
 
@@ -465,7 +492,7 @@ def assign_splits(
         ids = masked[schema.id_column]
         has_id = ~np.asarray(pc.is_null(ids).to_numpy(zero_copy_only=False), dtype=bool)
         if has_id.any():
-            present = ids.filter(pa.array(has_id)).to_pylist()
+            present = ids.filter(pa.array(has_id)).cast(pa.binary()).to_pylist()
             unit[has_id] = split_units(present, "split:")
     if not has_id.all():
         unit[~has_id] = split_units(_content_keys(raw, schema, ~has_id), "split-row:")
@@ -475,12 +502,12 @@ def assign_splits(
     return codes
 
 
-def _content_keys(raw: pa.Table, schema: DatasetSchema, rows: np.ndarray) -> list[str]:
+def _content_keys(raw: pa.Table, schema: DatasetSchema, rows: np.ndarray) -> list[bytes]:
     names = [schema.target_column, *schema.feature_names, *schema.sensitive]
     present = [c for c in names if c in raw.column_names]
     chosen = raw.filter(pa.array(rows)).select(present)
     columns = [pc.fill_null(chosen[c], "") for c in present]
-    return pc.binary_join_element_wise(*columns, "\x1f").to_pylist()
+    return pc.binary_join_element_wise(*columns, "\x1f").cast(pa.binary()).to_pylist()
 
 
 def fit_categories(schema: DatasetSchema, counts: dict[str, Counter[str]]) -> dict[str, list[str]]:
@@ -575,7 +602,7 @@ class Batch:
     table: pa.Table  # PII masked, unknown columns dropped
     labels: np.ndarray
     numbers: dict[str, np.ndarray]
-    reasons: list[list[str]]
+    checks: Checks
     ok: np.ndarray
     split: np.ndarray
 
@@ -587,15 +614,19 @@ def prepare(
     settings: Settings,
     *,
     hash_only: set[str] | None = None,
+    split: np.ndarray | None = None,
 ) -> Batch:
     table = raw.table.drop_columns(sorted(set(raw.table.column_names) - known_columns(schema)))
     table = apply_pii(table, schema, salt, hash_only=hash_only)
-    labels, numbers, reasons = validate(table, schema)
-    ok = np.fromiter((not r for r in reasons), dtype=bool, count=len(reasons))
-    split = assign_splits(
-        raw.table, table, schema, settings.validation_fraction, settings.test_fraction
-    )
-    return Batch(raw, table, labels, numbers, reasons, ok, split)
+    labels, numbers, checks = check_rows(table, schema)
+    ok = np.ones(table.num_rows, dtype=bool)
+    for _, mask in checks:
+        ok &= ~mask
+    if split is None:
+        split = assign_splits(
+            raw.table, table, schema, settings.validation_fraction, settings.test_fraction
+        )
+    return Batch(raw, table, labels, numbers, checks, ok, split)
 
 
 def split_method(schema: DatasetSchema, header: list[str]) -> str:
@@ -627,8 +658,14 @@ def fit_host(
     settings: Settings,
     salt: str | None,
     host: str,
+    *,
+    splits: list[np.ndarray] | None = None,
 ) -> Partial:
-    """One host's partial statistics over its files, one batch in memory at a time."""
+    """One host's partial statistics over its files, one batch in memory at a time.
+
+    With `splits`, each batch's split codes are appended to it (one byte a row), for an
+    encode pass in the same process to reuse rather than hash every id again.
+    """
     partial = Partial(host=host, settings=_settings_digest(schema, settings))
     partial.files = [str(f) for f in files]
     partial.columns = _header(files[0]) if files else []
@@ -638,9 +675,12 @@ def fit_host(
     numerical = {f.name: NumericStats() for f in schema.numerical}
     for raw in read_batches(files, settings.block_bytes):
         batch = prepare(raw, schema, salt, settings, hash_only=hash_only)
+        if splits is not None:
+            splits.append(batch.split)
         partial.rows_read += raw.table.num_rows
         partial.rows_rejected += int((~batch.ok).sum())
-        partial.rejection_reasons.update(r for rs in batch.reasons for r in rs)
+        for text, mask in batch.checks:
+            partial.rejection_reasons[text] += int(mask.sum())
         for code, name in enumerate(SPLITS):
             in_split = batch.ok & (batch.split == code)
             positives = int((batch.labels[in_split] == 1).sum())
@@ -655,7 +695,12 @@ def fit_host(
         for f in schema.numerical:
             kept = batch.numbers[f.name][batch.ok]
             present = kept[~np.isnan(kept)]
-            numerical[f.name].add(present.tolist(), int(len(kept) - len(present)))
+            missing = int(len(kept) - len(present))
+            if len(present):
+                low, high = float(present.min()), float(present.max())
+                numerical[f.name].add(present.tolist(), low, high, missing)
+            else:
+                numerical[f.name].add([], 0.0, 0.0, missing)
     partial.categories = categories
     partial.numerical = numerical
     if partial.dropped_columns:
@@ -795,8 +840,12 @@ def encode_host(
     output_dir: Path,
     *,
     started: float,
+    splits: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Stream this host's files again and write its part of every output."""
+    """Stream this host's files again and write its part of every output.
+
+    `splits`: the split codes of each batch, as fit_host collected them over these files.
+    """
     merged = the_plan.merged
     hosts = merged.hosts
     own = merged.partial(host)
@@ -833,8 +882,9 @@ def encode_host(
     train_seen = 0
     test_seen = 0
     try:
-        for raw in read_batches(files, settings.block_bytes):
-            batch = prepare(raw, schema, salt, settings)
+        for number, raw in enumerate(read_batches(files, settings.block_bytes)):
+            known = splits[number] if splits is not None else None
+            batch = prepare(raw, schema, salt, settings, split=known)
             bad = np.flatnonzero(~batch.ok)[: max(0, allowance - rejected.rows)]
             if len(bad) or rejected.writer is None:
                 rejected.write(_rejected_table(batch, bad, hide))
@@ -910,7 +960,8 @@ def _rejected_table(batch: Batch, rows: np.ndarray, hide: list[str]) -> pa.Table
     out = batch.table.drop_columns([c for c in hide if c in batch.table.column_names])
     out = out.take(pa.array(rows, type=pa.int64()))
     name = batch.raw.file.name
-    reasons = pa.array(["; ".join(batch.reasons[i]) for i in rows], type=pa.string())
+    texts = ["; ".join(r) for r in row_reasons(batch.checks, rows)]
+    reasons = pa.array(texts, type=pa.string())
     origins = pa.array([f"{name}:{batch.raw.first_line + i}" for i in rows], type=pa.string())
     return out.add_column(0, "reasons", reasons).add_column(0, "origin", origins)
 
@@ -1002,11 +1053,14 @@ def preprocess(
     schema = load(schema_path)
     files = find_inputs(input_path)
     host = "algo-1"
-    partial = fit_host(files, schema, settings, salt, host)
+    splits: list[np.ndarray] = []
+    partial = fit_host(files, schema, settings, salt, host, splits=splits)
     if partial.rows_read == 0:
         raise PreprocessError(f"no data rows in {input_path}")
     the_plan = plan(merge([partial]), schema, settings)
-    return encode_host(files, schema, settings, salt, the_plan, host, output_dir, started=started)
+    return encode_host(
+        files, schema, settings, salt, the_plan, host, output_dir, started=started, splits=splits
+    )
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -36,14 +36,13 @@ class NumericStats:
     minimum: float | None = None
     maximum: float | None = None
 
-    def add(self, values: list[float], missing: int) -> None:
-        """Add the present values of one batch (finite floats) and its missing count."""
+    def add(self, values: list[float], low: float, high: float, missing: int) -> None:
+        """Add one batch: its present values (finite), their min and max, its missing count."""
         self.missing += missing
         if not values:
             return
         self.count += len(values)
         self.total = math.fsum([self.total, math.fsum(values)])
-        low, high = min(values), max(values)
         self.minimum = low if self.minimum is None else min(self.minimum, low)
         self.maximum = high if self.maximum is None else max(self.maximum, high)
 
