@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tarfile
 import tempfile
@@ -1103,7 +1104,13 @@ def _objective_value(summary: dict[str, Any]) -> float | None:
     return float(value) if value is not None else None
 
 
-def tuning_record(job_name: str, client: Any = None) -> dict[str, Any]:
+def region_of(arn: str) -> str | None:
+    """The region an ARN names (arn:partition:service:region:...), if any."""
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None
+
+
+def tuning_record(job_name: str, client: Any = None, region: str | None = None) -> dict[str, Any]:
     """The tuning job and its trials, from SageMaker's DescribeHyperParameterTuningJob and
     ListTrainingJobsForHyperParameterTuningJob; "not recorded" with the reason when the API
     cannot be reached. Never raises: lineage must not fail an evaluation."""
@@ -1114,8 +1121,12 @@ def tuning_record(job_name: str, client: Any = None) -> dict[str, Any]:
             import boto3
             from botocore.config import Config
 
+            # A processing container may have no region configured; the run's ARN has one.
             client = boto3.client(
                 "sagemaker",
+                region_name=os.environ.get("AWS_REGION")
+                or os.environ.get("AWS_DEFAULT_REGION")
+                or region,
                 config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}),
             )
         described = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
@@ -1331,7 +1342,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             model,
             train_labels,
             int(len(val_labels)) if val_labels is not None else None,
-            tuning_record(args.tuning_job_name),
+            tuning_record(args.tuning_job_name, region=region_of(args.pipeline_execution_arn)),
         )
         lap("lineage")
 

@@ -628,3 +628,9 @@ def test_the_tuning_trials_reach_the_report(
     text = (out / "report" / "index.html").read_text()
     assert "exec-7-tune-003" in text and "eta=0.2, max_depth=4" in text
     assert "the best trial, exec-7-tune-002, scored 0.7400" in text
+
+
+def test_the_region_for_the_api_comes_from_the_runs_arn() -> None:
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/x"
+    assert ev.region_of(arn) == "eu-west-1"
+    assert ev.region_of("") is None and ev.region_of("not-an-arn") is None
