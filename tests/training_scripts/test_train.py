@@ -339,15 +339,11 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
     train.main([*argv, "--cv_max_rows", "1000", "--cv_folds", "4"])
 
     calibrator = calibration.load(job.model_dir)
-    assert calibrator is not None and calibrator.method in ("platt", "isotonic")
+    assert calibrator is not None and calibrator.method == "platt"  # the default
     assert calibrator.fitted_on["source"] == "out_of_fold"
     assert calibrator.fitted_on["rows"] == 800 and calibrator.selection["folds"] == 4
-    scores = calibrator.selection["scores"]
-    assert scores[calibrator.method]["log_loss"] < scores["identity"]["log_loss"]
-    assert job.metrics["calibration"]["method"] == calibrator.method
-    assert f"calibration: {calibrator.method}, fitted on 800 out_of_fold rows" in (
-        capsys.readouterr().out
-    )
+    assert job.metrics["calibration"]["method"] == "platt"
+    assert "calibration: platt, fitted on 800 out_of_fold rows" in capsys.readouterr().out
     # every train + validation row once, with its calibrated out-of-fold probability
     held, calibrated, raw = calibration.read_holdout(job.model_dir / calibration.HOLDOUT_FILE)
     assert len(held) == 800
@@ -356,10 +352,7 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
     assert roc_auc_score(held, calibrated) > 0.7
     assert abs(calibrated.mean() - labels.mean()) < 0.02
     np.testing.assert_allclose(calibrated, calibrator.apply(raw), atol=1e-3)  # raw: 6 decimals
-    assert calibration.log_loss(held, raw) == pytest.approx(
-        scores["identity"]["log_loss"], abs=1e-4
-    )
-    assert calibration.log_loss(held, calibrated) < calibration.log_loss(held, raw)
+    assert calibration.log_loss(held, calibrated) < 0.95 * calibration.log_loss(held, raw)
     # the built-in server still sees the booster only at the top level
     assert sorted(p.name for p in job.model_dir.iterdir()) == [train.EXTRAS_DIR, train.MODEL_FILE]
 
@@ -417,10 +410,15 @@ def test_the_calibration_method_can_be_set_and_without_held_out_rows_it_is_ident
     assert calibrator.fitted_on == {"source": "none", "rows": 0}
 
     add_validation(job, monkeypatch, rows=300)
-    train.main(["--num_round", "20", "--calibration", "platt"])
+    train.main(["--num_round", "20", "--calibration", "auto"])
     calibrator = calibration.load(job.model_dir)
-    assert calibrator is not None and calibrator.method == "platt"
-    assert set(calibrator.selection["scores"]) == {"platt"}
+    assert calibrator is not None and calibrator.method in calibration.METHODS
+    scores = calibrator.selection["scores"]
+    assert set(scores) == set(calibration.METHODS)
+    best = min(scores, key=lambda m: scores[m]["log_loss"])
+    assert calibrator.method in (best, "identity")  # identity kept unless clearly beaten
+    train.main(["--num_round", "20", "--calibration", "isotonic"])
+    assert getattr(calibration.load(job.model_dir), "method", None) == "isotonic"
     fail(["--calibration", "beta"])
     assert "hyperparameter 'calibration': must be one of auto, identity, platt" in job.failure
 
