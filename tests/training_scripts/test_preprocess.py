@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from training_scripts import preprocess as pp
+from training_scripts import preprocess_stats as stats
 
 SCRIPT = Path(pp.__file__)
 
@@ -379,3 +380,230 @@ def test_a_repeated_header_name_is_named_by_file_line_and_column(
     with pytest.raises(pp.PreprocessError) as error:
         pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="s")
     assert str(error.value) == (f"{path}: line 1: column 5 repeats the name 'amount' of column 4")
+
+
+# ---------------------------------------------------------------- streaming, two passes
+
+
+def _outputs(out: Path) -> dict[str, list[str]]:
+    """Every output's lines, pooled over hosts' files and sorted (order is per host)."""
+
+    def lines(pattern: str) -> list[str]:
+        found = []
+        for path in sorted(out.glob(pattern)):
+            text = path.read_text().splitlines()
+            found.extend(text[1:] if path.name.startswith(("test_meta", "rejected")) else text)
+        return sorted(found)
+
+    return {
+        "train": lines("train/train-*.csv"),
+        "validation": lines("validation/validation*.csv"),
+        "test": lines("test/test.csv") + lines("test/test-*.csv"),
+        "test_meta": lines("test/test_meta*.csv"),
+        "rejected": lines("report/rejected_rows*.csv"),
+    }
+
+
+def _book(tmp_path: Path, files: int = 3, rows: int = 1500) -> list[list[list[str]]]:
+    data = make_rows(rows)
+    data[7][3] = "lots"
+    data[rows // 2][6] = "Z"
+    data[rows - 100][9] = "maybe"
+    parts = [data[i::files] for i in range(files)]
+    return parts
+
+
+def _two_host_run(tmp_path: Path, schema_file: Path, parts, **kw) -> list[dict]:
+    hosts = ["algo-1", "algo-2"]
+    settings = pp.Settings(**kw)
+    for i, rows in enumerate(parts):  # ShardedByS3Key: sorted object i to host i % N
+        write_csv(tmp_path / hosts[i % 2] / f"part-{i}.csv", rows)
+    for host in hosts:
+        pp.run_fit(
+            tmp_path / host, schema_file, tmp_path / "fit", settings, salt="s", hosts=hosts,
+            host=host,
+        )  # fmt: skip
+    return [
+        pp.run_encode(
+            tmp_path / host,
+            schema_file,
+            tmp_path / "fit",
+            tmp_path / "out",
+            settings,
+            salt="s",
+            hosts=hosts,
+            host=host,
+        )  # fmt: skip
+        for host in hosts
+    ]
+
+
+def test_two_hosts_write_what_one_process_writes(tmp_path: Path, schema_file: Path) -> None:
+    parts = _book(tmp_path)
+    for i, rows in enumerate(parts):
+        write_csv(tmp_path / "all" / f"part-{i}.csv", rows)
+    single = pp.preprocess(tmp_path / "all", schema_file, tmp_path / "one", salt="s")
+    reports = _two_host_run(tmp_path, schema_file, parts)
+    out = tmp_path / "out"
+    fits = sorted(p.name for p in (tmp_path / "fit").iterdir())
+    assert fits == ["fit-algo-1.json", "fit-algo-2.json"]
+    assert sorted(p.name for p in (out / "validation").iterdir()) == [
+        "validation-algo-1.csv",
+        "validation-algo-2.csv",
+    ]
+    assert {p.name for p in (out / "train").iterdir()} == {
+        f"train-algo-{h}-0000{k}.csv" for h in (1, 2) for k in range(4)
+    }
+    assert _outputs(out) == _outputs(tmp_path / "one")
+    manifest = (out / "manifest" / "feature_manifest.json").read_text()
+    assert manifest == (tmp_path / "one" / "manifest" / "feature_manifest.json").read_text()
+    merged = json.loads((out / "report" / "preprocess_report.json").read_text())
+    for key in ("rows_read", "rows_rejected", "rejection_reasons", "split_rows", "label_counts"):
+        assert merged[key] == single[key] == reports[0][key] == reports[1][key], key
+    assert merged["hosts"] == ["algo-1", "algo-2"] and merged["train_shards"] == 8
+    assert single["rows_rejected"] == 3
+    # test_meta-<host> row i describes test-<host> row i
+    for host in ("algo-1", "algo-2"):
+        tests = (out / "test" / f"test-{host}.csv").read_text().splitlines()
+        meta = (out / "test" / f"test_meta-{host}.csv").read_text().splitlines()
+        assert len(meta) == len(tests) + 1
+
+
+def test_the_merge_is_the_same_whatever_the_order(tmp_path: Path, schema_file: Path) -> None:
+    _two_host_run(tmp_path, schema_file, _book(tmp_path))
+    partials = stats.read_partials(tmp_path / "fit")
+    forward, backward = stats.merge(partials), stats.merge(partials[::-1])
+    assert forward == backward
+    assert forward.hosts == ["algo-1", "algo-2"]
+    assert sum(forward.categories["purpose"].values()) == sum(forward.split_labels["train"])
+
+
+def test_fit_partials_hold_no_pii(tmp_path: Path, schema_file: Path) -> None:
+    parts = _book(tmp_path)
+    _two_host_run(tmp_path, schema_file, parts)
+    text = "".join(p.read_text() for p in (tmp_path / "fit").iterdir())
+    for rows in parts:
+        for row in rows[:30]:
+            assert row[1] not in text and row[2] not in text
+
+
+def test_a_host_without_a_raw_file_is_refused(tmp_path: Path, schema_file: Path) -> None:
+    write_csv(tmp_path / "algo-1" / "part-0.csv", make_rows(100))
+    (tmp_path / "algo-2").mkdir()
+    hosts = ["algo-1", "algo-2"]
+    with pytest.raises(pp.PreprocessError, match="host algo-2 of 2 got no raw CSV file"):
+        pp.run_fit(
+            tmp_path / "algo-2", schema_file, tmp_path / "fit", pp.Settings(), salt="s",
+            hosts=hosts, host="algo-2",
+        )  # fmt: skip
+    assert not (tmp_path / "fit").exists()
+
+
+def test_encode_refuses_partials_of_another_layout_or_settings(
+    tmp_path: Path, schema_file: Path
+) -> None:
+    _two_host_run(tmp_path, schema_file, _book(tmp_path))
+    fit, settings = tmp_path / "fit", pp.Settings()
+    with pytest.raises(pp.PreprocessError, match="same instance count"):
+        pp.run_encode(
+            tmp_path / "algo-1", schema_file, fit, tmp_path / "o1", settings, salt="s",
+            hosts=["algo-1", "algo-2", "algo-3"], host="algo-1",
+        )  # fmt: skip
+    with pytest.raises(pp.PreprocessError, match="its fit pass read"):
+        pp.run_encode(
+            tmp_path / "algo-2", schema_file, fit, tmp_path / "o2", settings, salt="s",
+            hosts=["algo-1", "algo-2"], host="algo-1",
+        )  # fmt: skip
+    with pytest.raises(pp.PreprocessError, match="another test_fraction"):
+        pp.run_encode(
+            tmp_path / "algo-1", schema_file, fit, tmp_path / "o3", pp.Settings(test_fraction=0.2),
+            salt="s", hosts=["algo-1", "algo-2"], host="algo-1",
+        )  # fmt: skip
+    for name in ("o1", "o2", "o3"):
+        assert not (tmp_path / name).exists()
+
+
+def test_too_many_rejections_over_two_hosts_fail_every_host(
+    tmp_path: Path, schema_file: Path
+) -> None:
+    parts = _book(tmp_path, files=2, rows=400)
+    for row in parts[1][:40]:
+        row[3] = "n/a"  # 40 of 400 rows, all on algo-2
+    hosts = ["algo-1", "algo-2"]
+    settings = pp.Settings()
+    for i, rows in enumerate(parts):
+        write_csv(tmp_path / hosts[i] / f"part-{i}.csv", rows)
+    for host in hosts:
+        pp.run_fit(
+            tmp_path / host, schema_file, tmp_path / "fit", settings, salt="s", hosts=hosts,
+            host=host,
+        )  # fmt: skip
+    for host in hosts:
+        with pytest.raises(pp.PreprocessError, match=r"42 of 400 rows \(10.5%\) were rejected"):
+            pp.run_encode(
+                tmp_path / host, schema_file, tmp_path / "fit", tmp_path / "out", settings,
+                salt="s", hosts=hosts, host=host,
+            )  # fmt: skip
+    out = tmp_path / "out"
+    report = json.loads((out / "report" / "preprocess_report.json").read_text())
+    assert report["status"] == "failed" and report["hosts"] == hosts
+    assert not (out / "train").exists() and not (out / "manifest").exists()
+    shown = (out / "report" / "rejected_rows-algo-2.csv").read_text()
+    assert shown.count("amount: missing") == 40  # "n/a" reads as a missing value
+
+
+def test_batches_change_nothing_and_keep_line_numbers(
+    tmp_path: Path, schema_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = make_rows(3000)
+    rows[2500][3] = "lots"  # data row 2501, on line 2502
+    write_csv(tmp_path / "raw" / "part-0.csv", rows)
+    whole = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "whole", salt="s")
+    monkeypatch.setattr(pp, "BATCH_ROWS", 100)
+    lines = []
+    real = pp.read_batches
+
+    def counting(files: list[Path], block_bytes: int):
+        for batch in real(files, block_bytes):
+            lines.append(batch.first_line)
+            yield batch
+
+    monkeypatch.setattr(pp, "read_batches", counting)
+    small = pp.preprocess(
+        tmp_path / "raw", schema_file, tmp_path / "small", salt="s", block_bytes=1 << 16
+    )
+    assert len(lines) >= 6 and lines[:2] == [2, lines[1]] and lines[1] > 2  # many batches
+    for path in sorted((tmp_path / "whole").rglob("*.csv")):
+        twin = tmp_path / "small" / path.relative_to(tmp_path / "whole")
+        assert path.read_bytes() == twin.read_bytes(), path
+    assert small["split_rows"] == whole["split_rows"]
+    assert "part-0.csv:2502" in (tmp_path / "small" / "report" / "rejected_rows.csv").read_text()
+
+
+def test_a_row_longer_than_the_read_block_is_named_never_quoted(
+    tmp_path: Path, schema_file: Path
+) -> None:
+    rows = make_rows(50)
+    rows[3][1] = "secret-" + "x" * 300_000 + "@example.com"  # over 2 blocks
+    write_csv(tmp_path / "raw" / "part-0.csv", rows)
+    with pytest.raises(pp.PreprocessError) as error:
+        pp.preprocess(
+            tmp_path / "raw", schema_file, tmp_path / "out", salt="s", block_bytes=1 << 16
+        )
+    assert "longer than the read block of 65536 bytes; raise --block-bytes" in str(error.value)
+    assert "secret" not in str(error.value)
+
+
+def test_more_than_one_instance_without_a_pass_is_refused(tmp_path: Path, schema_file) -> None:
+    write_csv(tmp_path / "raw" / "a.csv", make_rows(100))
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--input", str(tmp_path / "raw"), "--schema",
+         str(schema_file), "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "BOOSTLINE_OUTPUT_DIR": str(tmp_path / "msg"),
+             "BOOSTLINE_PII_SALT": "s", "SM_HOSTS": '["algo-1", "algo-2"]',
+             "SM_CURRENT_HOST": "algo-2"},
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "run --pass fit, then --pass encode" in proc.stderr
+    assert not (tmp_path / "out").exists()
