@@ -7,7 +7,7 @@ InputUri and OutputUri would run it on AWS. The CSVs given are copied under
 `batch/input/<execution id>/` in the local raw bucket (where a data owner puts them on
 AWS); the scores land under `batch/output/<execution id>/` there and are then copied to
 the output folder. Every access the job makes, SageMaker's and the script's own boto3
-calls, is checked against the job role's synthesized policy.
+calls, is checked by the executor against the job role's synthesized policy.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from boostline.local.access_checks import StageAccess
 from boostline.local.assembly import Assembly
 from boostline.local.emulator import ACCOUNT
 from boostline.local.local_aws import LocalAwsEndpoint
-from boostline.local.monitoring_run import _check_job_calls
 from boostline.local.pipeline import local_s3, new_execution_id
 from boostline.local.pipeline_executor import ExecutionError, PipelineExecutor
 from boostline.local.workdir import Workdir
@@ -144,10 +143,6 @@ def run_batch(
             run.status = "Succeeded"
         except ExecutionError as exc:
             run.status, run.failure = "Failed", str(exc)
-    if access is not None and run.status == "Succeeded":
-        denied = _check_job_calls(access, definition, endpoint.requests)
-        if denied:
-            run.status, run.failure = "Failed", denied
     if run.status == "Succeeded":
         scores = s3.writable_path(run.output_uri)
         run.output_dir = output_dir

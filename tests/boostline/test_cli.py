@@ -506,3 +506,35 @@ def test_batch_run_on_aws_starts_the_pipeline_and_says_where_scores_land(
     assert {p["Name"]: p["Value"] for p in given} == {"InputUri": source}
     execution_id = started["execution_arn"].rsplit("/", 1)[-1]
     assert started["output_uri"] == f"s3://{bucket}/batch/output/{execution_id}/"
+
+
+@pytest.mark.slow
+def test_batch_run_here_checks_the_scripts_own_calls_against_the_job_role(
+    batch_workdir, dev_assembly, tmp_path: Path
+) -> None:
+    """A package outside the stage's group: DescribeModelPackage is denied, nothing is copied."""
+    from boostline.config import load_config
+    from boostline.local.access_checks import StageAccess
+    from boostline.local.batch_run import run_batch
+    from boostline.local.emulator import ACCOUNT
+    from boostline.local.workdir import Workdir
+    from boostline.progress import Progress
+
+    other = f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/someone-elses-models/1"
+    out = tmp_path / "scores"
+    with StageAccess(dev_assembly, account=ACCOUNT, region="eu-west-1") as access:
+        run = run_batch(
+            Workdir.at(batch_workdir["workdir"]),
+            load_config(),
+            "dev",
+            assembly=dev_assembly,
+            live={"ModelPackageArn": other, "DecisionThreshold": "0.5"},
+            source=batch_workdir["inputs"],
+            output_dir=out,
+            access=access,
+            progress=Progress(quiet=True),
+        )
+    assert run.status == "Failed"
+    assert "boostline-dev-batch-job" in run.failure
+    assert "sagemaker:DescribeModelPackage" in run.failure
+    assert not out.exists() and run.files == {}
