@@ -109,8 +109,8 @@ def read_header(source: Path, label: str, features: list[str]) -> list[str]:
     missing = [f for f in features if f not in header]
     if missing:
         raise ScoringError(f"{label}:1: the header lacks feature column(s) {', '.join(missing)}", 1)
-    repeated = sorted({c for c in header if header.count(c) > 1 and c})
-    if repeated:
+    repeated = [f for f in features if header.count(f) > 1]
+    if repeated:  # which of the two would be the feature?
         raise ScoringError(f"{label}:1: the header names {', '.join(repeated)} twice", 1)
     return header
 

@@ -143,6 +143,9 @@ def test_every_header_is_checked_before_anything_is_scored(book, tmp_path: Path)
     with pytest.raises(bs.ScoringError, match=r"^b\.csv:1: the header lacks .*grade"):
         bs.score_dir(_model(book), inputs, tmp_path / "out", id_column=SCHEMA.id_column)
     assert not (tmp_path / "out").exists()
+    (inputs / "b.csv").write_text(lines[0] + ",grade\n" + lines[1] + ",A\n")
+    with pytest.raises(bs.ScoringError, match=r"^b\.csv:1: the header names grade twice"):
+        bs.score_dir(_model(book), inputs, tmp_path / "out", id_column=SCHEMA.id_column)
 
 
 def test_a_short_row_and_an_empty_folder_are_refused(book, tmp_path: Path) -> None:
