@@ -1097,8 +1097,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--resource-config",
         type=Path,
-        default=RESOURCE_CONFIG,
-        help="the host list when SM_HOSTS is not set (SageMaker writes it for processing)",
+        default=None,
+        help=f"the host list (default: $BOOSTLINE_RESOURCE_CONFIG or {RESOURCE_CONFIG})",
     )
     p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15)

@@ -21,6 +21,7 @@ from typing import Any
 PARTIAL_FORMAT = "boostline-preprocess-fit/1"
 PARTIAL_PREFIX = "fit-"
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
+RESOURCE_CONFIG_ENV = "BOOSTLINE_RESOURCE_CONFIG"  # moves it, for the local runner
 SPLITS = ("train", "validation", "test")
 
 
@@ -249,14 +250,17 @@ def read_partials(directory: Path) -> list[Partial]:
 
 
 def job_hosts(
-    env: dict[str, str] | None = None, resource_config: Path = RESOURCE_CONFIG
+    env: dict[str, str] | None = None, resource_config: Path | None = None
 ) -> tuple[list[str], str]:
     """(sorted host list, this host), as train.py's JobEnv reads them.
 
-    SM_HOSTS / SM_CURRENT_HOST when set (a training job, or the local runners); else the
-    resourceconfig.json SageMaker writes for a processing job; else one host, algo-1.
+    SM_HOSTS / SM_CURRENT_HOST when set (a training job's variables); else the
+    resourceconfig.json SageMaker writes for a processing job (`resource_config`, else
+    $BOOSTLINE_RESOURCE_CONFIG, else its place in the container); else one host, algo-1.
     """
     env = dict(os.environ) if env is None else env
+    if resource_config is None:
+        resource_config = Path(env.get(RESOURCE_CONFIG_ENV) or RESOURCE_CONFIG)
     hosts: list[str] = []
     current: str | None = env.get("SM_CURRENT_HOST") or None
     if env.get("SM_HOSTS"):

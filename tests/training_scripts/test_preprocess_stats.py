@@ -104,6 +104,10 @@ def test_hosts_come_from_the_environment_then_the_resource_config(tmp_path: Path
     config = tmp_path / "resourceconfig.json"
     config.write_text(json.dumps({"current_host": "algo-3", "hosts": ["algo-3", "algo-1"]}))
     assert stats.job_hosts({}, config) == (["algo-1", "algo-3"], "algo-3")
+    assert stats.job_hosts({stats.RESOURCE_CONFIG_ENV: str(config)}) == (
+        ["algo-1", "algo-3"],
+        "algo-3",
+    )
     with pytest.raises(stats.StatsError, match="not in the host list"):
         stats.job_hosts({"SM_HOSTS": '["algo-1"]', "SM_CURRENT_HOST": "algo-9"}, missing)
     with pytest.raises(stats.StatsError, match="a host is named twice"):
