@@ -981,5 +981,6 @@ def _markdown(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, st
     for _attribute, summary, _section in s["fairness"]:
         lines += [summary, ""]
     lines += ["## Plots", ""]
-    lines += [f"![{key}]({name})" for key, name in plots.items()]
+    inline = {"gains", "psi", "cost"} if s["credit"] else set()  # shown in their sections
+    lines += [f"![{key}]({name})" for key, name in plots.items() if key not in inline]
     return "\n".join(lines) + "\n"
