@@ -19,8 +19,9 @@ Targets (PASS/FAIL is printed):
     .venv/bin/python bench/bench_inference.py [--model-dir DIR] [--seconds 3]
 
 Without --model-dir a model is trained on a synthetic loan book first (the same
-way train.py does: preprocess, then xgboost.train). Every XGBoost call runs on
-one thread so the comparison is per core.
+way train.py does: preprocess, then xgboost.train, then its default Platt calibration
+fitted on the validation split; `--no-calibration` leaves it out). Every XGBoost call
+runs on one thread so the comparison is per core.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boostline.data.generator import SCHEMA_PATH, generate_to_dir  # noqa: E402
-from training_scripts import inference, preprocess  # noqa: E402
+from training_scripts import calibration, inference, preprocess  # noqa: E402
 
 
-def build_model(workdir: Path, rows: int = 20_000, rounds: int = 100, depth: int = 5) -> Path:
-    """Generate -> preprocess -> train; returns <workdir>/model laid out as train.py does."""
+def build_model(
+    workdir: Path, rows: int = 20_000, rounds: int = 100, depth: int = 5, calibrated: bool = True
+) -> Path:
+    """Generate -> preprocess -> train (-> calibrate); returns <workdir>/model laid out as
+    train.py does."""
     generate_to_dir(rows, workdir / "raw", seed=7)
     preprocess.preprocess(workdir / "raw", SCHEMA_PATH, workdir / "prep", salt="bench")
     train = np.vstack(
@@ -75,6 +79,14 @@ def build_model(workdir: Path, rows: int = 20_000, rounds: int = 100, depth: int
         workdir / "prep" / "manifest" / "feature_manifest.json",
         model / "boostline" / "feature_manifest.json",
     )
+    if calibrated:
+        valid = np.genfromtxt(
+            workdir / "prep" / "validation" / "validation.csv", delimiter=",", filling_values=np.nan
+        )
+        raw = booster.predict(xgb.DMatrix(valid[:, 1:], missing=np.nan, nthread=1))
+        folds = np.arange(len(valid)) % 5
+        fitted = calibration.choose(raw, valid[:, 0], folds, ("platt",), source="validation")
+        calibration.save(fitted, model)
     return model
 
 
@@ -142,11 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="time per case (default 3)")
     parser.add_argument("--rounds", type=int, default=100, help="boosting rounds when training")
     parser.add_argument("--depth", type=int, default=5, help="max_depth when training")
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="train a model without calibration.json"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
         work = Path(tmp)
-        model_dir = args.model_dir or build_model(work, rounds=args.rounds, depth=args.depth)
+        model_dir = args.model_dir or build_model(
+            work, rounds=args.rounds, depth=args.depth, calibrated=not args.no_calibration
+        )
         model = inference.load_model(model_dir, threads=1)
         booster = model.booster
         n_features = model.n_features

@@ -200,12 +200,15 @@ def fit_platt(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
     a, b = 1.0, 0.0
     current = loss(a, b)
+    zz = z * z
     for _ in range(100):
         q = sigmoid(a * z + b)
         g = q - t
         w = np.maximum(q * (1 - q), 1e-12)
-        grad = np.array([np.dot(g, z), g.sum()])
-        hess = np.array([[np.dot(w, z * z), np.dot(w, z)], [np.dot(w, z), w.sum()]])
+        # sums of products, not np.dot: a threaded BLAS makes each dot slow on a busy machine
+        wz = float((w * z).sum())
+        grad = np.array([float((g * z).sum()), float(g.sum())])
+        hess = np.array([[float((w * zz).sum()), wz], [wz, float(w.sum())]])
         hess += np.eye(2) * 1e-9 * len(y)
         step = np.linalg.solve(hess, grad)
         scale = 1.0  # halve the Newton step until the loss falls (Lin, Lin and Weng 2007)
