@@ -40,7 +40,7 @@ INSTANCE_HOUR_USD: dict[str, dict[str, float]] = {
 KMS_KEY_USD_PER_MONTH = 1.00
 SECRET_USD_PER_MONTH = 0.40
 INTERFACE_ENDPOINT_USD_PER_AZ_HOUR = {"us-east-1": 0.01, "eu-west-1": 0.011}
-INTERFACE_ENDPOINTS = 1  # Secrets Manager (the S3 gateway endpoint is free)
+INTERFACE_ENDPOINTS = 2  # Secrets Manager, SageMaker API (the S3 gateway endpoint is free)
 DAYS_PER_MONTH = 30.4
 # Assumed wall-clock hours of the processing steps on the reference data set; the
 # config bounds only training (max_runtime_seconds).

@@ -109,14 +109,20 @@ class NetworkStack(Stack):
             allow_all_outbound=False,
         )
         endpoint_sg.add_ingress_rule(self.security_group, ec2.Port.tcp(443), "jobs to endpoints")
-        self.vpc.add_interface_endpoint(
-            "SecretsManager",
-            service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-            subnets=isolated,
-            security_groups=[endpoint_sg],
-            private_dns_enabled=True,
-            open=False,  # only the job security group, added above
-        )
+        # Secrets Manager: the PII salt. SageMaker API: the evaluation reads its tuning job's
+        # trials for the report's lineage (without it those calls time out in the VPC).
+        for name, service in (
+            ("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
+            ("SageMakerApi", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
+        ):
+            self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=isolated,
+                security_groups=[endpoint_sg],
+                private_dns_enabled=True,
+                open=False,  # only the job security group, added above
+            )
 
         subnet_ids = tuple(subnet.subnet_id for subnet in selection.subnets)
         self.refs = NetworkRefs(
