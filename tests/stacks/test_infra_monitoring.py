@@ -83,7 +83,11 @@ def test_model_monitor_comes_back_when_asked_for_in_the_monitoring_stack_only(ma
 
 def test_the_serving_stack_holds_no_monitor(any_synth):
     types = _types(any_synth)[SERVING]
-    assert not types & {*MANAGED_TYPES, "AWS::SageMaker::Pipeline"}
+    assert not types & set(MANAGED_TYPES)
+    # Its one pipeline is the batch scoring pipeline, not a monitor.
+    pipelines = any_synth.resources(SERVING, "AWS::SageMaker::Pipeline").values()
+    prefix = names_for(any_synth.config, any_synth.stage).prefix
+    assert [p["Properties"]["PipelineName"] for p in pipelines] == [f"{prefix}-batch"]
     alarms = any_synth.resources(SERVING, "AWS::CloudWatch::Alarm").values()
     assert all("monitoring" not in a["Properties"]["AlarmName"] for a in alarms)
 
