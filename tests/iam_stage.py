@@ -23,6 +23,7 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 EXECUTION_ID = "execution-1"
 BEST_TRIAL = "tune-best-001"
+TUNING_JOB = "tune"
 
 
 @functools.cache
@@ -87,8 +88,12 @@ def resolve_step(definition: dict[str, Any], name: str) -> dict[str, Any]:
             return defaults[path.removeprefix("Parameters.")]
         if path == "Execution.PipelineExecutionId":
             return EXECUTION_ID
+        if path == "Execution.PipelineExecutionArn":
+            return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/p/execution/{EXECUTION_ID}"
         if path.endswith(".BestTrainingJob.TrainingJobName"):
             return BEST_TRIAL
+        if path.endswith(".HyperParameterTuningJobName"):
+            return TUNING_JOB
         match = _OUTPUT.fullmatch(path)
         if match:
             outputs = by_name[match[1]]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
