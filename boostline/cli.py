@@ -10,7 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from boostline.config import DEFAULT_CONFIG, BoostlineConfig, ConfigError, load_config
+from boostline.config import (
+    CONFIG_ENV,
+    BoostlineConfig,
+    ConfigError,
+    default_config_path,
+    load_config,
+    write_default_config,
+)
 from boostline.local.workdir import DEFAULT_WORKDIR, Workdir
 from boostline.naming import names_for
 from boostline.progress import Progress
@@ -36,7 +43,8 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         default=argparse.SUPPRESS,
-        help="the Boostline configuration file (default: config/boostline.yaml)",
+        help=f"the Boostline configuration file (default: ${CONFIG_ENV}, else the checkout's "
+        "config/boostline.yaml or the default embedded in the package)",
     )
     parser.add_argument(
         "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only the result"
@@ -54,7 +62,7 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
     if not hasattr(args, "workdir"):
         args.workdir = Path(os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR)
     if not hasattr(args, "config"):
-        args.config = DEFAULT_CONFIG
+        args.config = default_config_path()
     if not hasattr(args, "quiet"):
         args.quiet = False
     return args
@@ -292,13 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(cost)
     cost.set_defaults(handler=cmd_cost)
 
-    config = groups.add_parser("config", help="check the configuration")
+    config = groups.add_parser("config", help="check the configuration, or write a copy to edit")
     cfg_cmds = config.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     check = cfg_cmds.add_parser(
         "check", parents=[common], help="validate the config and the dataset schema"
     )
     _json_flag(check)
     check.set_defaults(handler=cmd_config_check)
+    init = cfg_cmds.add_parser(
+        "init",
+        parents=[common],
+        help="write an editable copy of the default config and its dataset schema",
+    )
+    init.add_argument("directory", type=Path, help="where to write boostline.yaml and its schema")
+    init.set_defaults(handler=cmd_config_init)
 
     demo = groups.add_parser(
         "demo",
@@ -997,6 +1012,13 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_init(args: argparse.Namespace) -> int:
+    written = write_default_config(args.directory)
+    print(f"wrote {written} and its dataset schema beside it")
+    print(f"use it with --config {written}, or: export {CONFIG_ENV}={written.resolve()}")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     schema = load_schema(config.schema_path())
@@ -1101,13 +1123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}; every process this command started has been stopped", file=sys.stderr)
         return 128 + signum
     except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback, for users
+        from boostline.checkout import CheckoutRequired
         from boostline.local.iam import EvaluatorUnavailable
         from boostline.local.monitoring_run import MonitoringUnavailable
         from boostline.local.pipeline import PipelineFailed
         from boostline.registry import RegistryError
         from boostline.serving.batch import BatchError
 
-        if isinstance(exc, RegistryError | EvaluatorUnavailable):  # says what to install
+        if isinstance(exc, RegistryError | EvaluatorUnavailable | CheckoutRequired):
+            # Each says what to install or where to run it.
             print(f"error: {exc}", file=sys.stderr)
             return 2
         from botocore.exceptions import BotoCoreError, ClientError

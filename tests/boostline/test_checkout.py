@@ -93,6 +93,12 @@ def test_the_embedded_default_config_is_found_without_a_checkout(installed: Inst
     embedded = installed.site / "boostline" / "data" / "boostline.yaml"
     assert f"{embedded}: ok" in check.stdout
     assert "loan_schema.yaml: ok" in check.stdout
+    # An editable copy, picked by the environment.
+    assert installed.run("config", "init", "mine").returncode == 0
+    mine = installed.cwd / "mine" / "boostline.yaml"
+    mine.write_text(mine.read_text().replace("project: boostline", "project: lender"))
+    named = installed.run("config", "check", BOOSTLINE_CONFIG=str(mine))
+    assert named.returncode == 0 and named.stdout.startswith(f"{mine}: ok")
 
 
 @pytest.mark.slow
@@ -103,7 +109,7 @@ def test_an_installed_boostline_runs_a_pipeline_from_a_synthesized_assembly(
     assert generated.returncode == 0, generated.stderr
     # Without the CDK app there is nothing to synthesize: a clear refusal, no traceback.
     refused = installed.run("pipeline", "run", "--data", "book.csv")
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
     assert "needs the Boostline repository's app.py, stacks" in refused.stderr
     assert "--assembly DIR" in refused.stderr
@@ -133,6 +139,6 @@ def test_commands_that_run_the_lambda_code_say_they_need_a_checkout(
     installed: Installed, dev_assembly
 ) -> None:
     demo = installed.run("demo", "--assembly", str(dev_assembly.dir))
-    assert demo.returncode != 0
+    assert demo.returncode == 2
     assert "Traceback" not in demo.stderr
     assert "needs the Boostline repository's lambda" in demo.stderr

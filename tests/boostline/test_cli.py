@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from boostline.cli import build_parser, main
-from boostline.config import DEFAULT_CONFIG
+from boostline.config import CONFIG_ENV, DEFAULT_CONFIG, load_config
 
 
 def _leaf_commands() -> list[list[str]]:
@@ -41,9 +42,10 @@ def test_python_dash_m_works() -> None:
 
 def test_bad_config_is_reported_with_file_key_and_reason(tmp_path: Path, capsys) -> None:
     text = DEFAULT_CONFIG.read_text().replace("max_parallel_jobs: 2", "max_parallel_jobs: 0")
+    assert "dataset_schema: loan_schema.yaml\n" in text
     text = text.replace(
-        "../boostline/data/loan_schema.yaml",
-        str(DEFAULT_CONFIG.parent.parent / "boostline/data/loan_schema.yaml"),
+        "dataset_schema: loan_schema.yaml\n",
+        f"dataset_schema: {load_config().schema_path()}\n",
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
@@ -257,6 +259,35 @@ def test_global_options_work_before_the_command_and_the_env_names_the_workdir(
     monkeypatch.setenv("BOOSTLINE_WORKDIR", str(tmp_path / "env"))
     assert _defaults(parser.parse_args(["models", "list"])).workdir == tmp_path / "env"
     assert _defaults(parser.parse_args(["models", "list"])).config == DEFAULT_CONFIG
+
+
+def test_config_init_then_boostline_config_picks_the_copy(tmp_path: Path, monkeypatch, capsys):
+    assert main(["config", "init", str(tmp_path / "mine")]) == 0
+    written = tmp_path / "mine" / "boostline.yaml"
+    assert f"wrote {written}" in capsys.readouterr().out
+    written.write_text(written.read_text().replace("project: boostline", "project: lender"))
+    monkeypatch.setenv(CONFIG_ENV, str(written))
+    assert main(["config", "check", "--json"]) == 0
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["config"] == str(written)
+    assert checked["schema"] == str((tmp_path / "mine" / "loan_schema.yaml").resolve())
+    # A second init would overwrite the edited copy: refused, exit 2, the copy kept.
+    assert main(["config", "init", str(tmp_path / "mine")]) == 2
+    assert "already exists, not overwritten" in capsys.readouterr().err
+    assert "project: lender" in written.read_text()
+
+
+def test_a_command_that_needs_the_checkout_exits_2_without_a_traceback(monkeypatch, capsys):
+    from boostline import checkout
+
+    def missing(what, parts, hint="", root=None):
+        raise checkout.CheckoutRequired(f"{what} needs the Boostline repository's stacks")
+
+    monkeypatch.setattr(checkout, "require", missing)
+    assert main(["pipeline", "run", "--data", str(DEFAULT_CONFIG)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: synthesizing stage dev needs the Boostline repository's stacks")
+    assert "Traceback" not in err
 
 
 def test_version(capsys) -> None:
