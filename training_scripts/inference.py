@@ -15,7 +15,7 @@ request. What calls it:
 
 All of them run the very same functions, so all targets answer alike. Only the
 standard library, numpy, pyarrow and xgboost are used (flask where the image's
-server already imported it).
+server already imported it), and the sibling module calibration.py.
 
 Model directory (what training writes)::
 
