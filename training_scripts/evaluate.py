@@ -71,11 +71,13 @@ import pyarrow.csv as pacsv
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import baseline as lr_baseline
+    import calibration as calib
     import credit_risk as cr
     import data_quality as dq
     from job_message import report_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import baseline as lr_baseline
+    from training_scripts import calibration as calib
     from training_scripts import credit_risk as cr
     from training_scripts import data_quality as dq
     from training_scripts.job_message import report_failure
@@ -108,6 +110,11 @@ class Model:
     manifest: dict[str, Any] | None
     source: Path
     objective: str
+    # The map train.py fitted from the booster's probability to the one the endpoint
+    # answers (calibration.py, the same code inference.py runs); None in older models.
+    calibrator: Any = None
+    # `label,probability,booster probability` of rows the final model never trained on.
+    holdout: Path | None = None
 
 
 def load_model(model_dir: Path, scratch: Path, role: str = "model") -> Model:
@@ -153,8 +160,18 @@ def load_model(model_dir: Path, scratch: Path, role: str = "model") -> Model:
     manifest_path = root / MANIFEST_IN_MODEL
     if manifest_path.is_file():
         manifest = _read_json(manifest_path, f"{role} manifest")
+    try:
+        calibrator = calib.load(root)
+    except calib.CalibrationError as exc:
+        raise EvaluationError(f"{role}: {exc}") from None
+    holdout = root / calib.HOLDOUT_FILE
     return Model(
-        booster=booster, manifest=manifest, source=archive or booster_path, objective=objective
+        booster=booster,
+        manifest=manifest,
+        source=archive or booster_path,
+        objective=objective,
+        calibrator=calibrator,
+        holdout=holdout if holdout.is_file() else None,
     )
 
 
@@ -170,12 +187,15 @@ def _find_archive(model_dir: Path) -> Path | None:
 
 
 def predict(model: Model, features: np.ndarray, nthread: int = 0) -> np.ndarray:
-    """P(default) per row, as the endpoint computes it (float32 from XGBoost, as float64)."""
+    """P(default) per row, as the endpoint answers it: the booster's probability (float32
+    from XGBoost, as float64) through the model's calibration, where it has one."""
     dm = _dmatrix(model, features, nthread)
     if model.objective == "binary:logitraw":
         margin = model.booster.predict(dm).astype(np.float64)
-        return 1.0 / (1.0 + np.exp(-margin))
-    return model.booster.predict(dm).astype(np.float64)
+        raw = 1.0 / (1.0 + np.exp(-margin))
+    else:
+        raw = model.booster.predict(dm).astype(np.float64)
+    return model.calibrator.apply(raw) if model.calibrator is not None else raw
 
 
 def _dmatrix(model: Model, features: np.ndarray, nthread: int = 0) -> Any:
@@ -1268,7 +1288,22 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
         scores = predict(model, features, args.nthread)
         chosen_on, fixed = "test", None
-        if val_labels is not None and val_features is not None:
+        if model.holdout is not None:
+            # A cross-validated model trained on the validation rows too: its threshold is
+            # chosen on the out-of-fold scores, which no model saw while training.
+            try:
+                held_labels, held_scores, _ = calib.read_holdout(model.holdout)
+            except (calib.CalibrationError, ValueError) as exc:
+                raise EvaluationError(f"model: {exc}") from None
+            fixed = choose_threshold(
+                held_labels,
+                held_scores,
+                args.threshold_rule,
+                args.cost_false_negative,
+                args.cost_false_positive,
+            )
+            chosen_on = "out-of-fold"
+        elif val_labels is not None and val_features is not None:
             fixed = choose_threshold(
                 val_labels,
                 predict(model, val_features, args.nthread),
@@ -1380,6 +1415,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "objective": model.objective,
             "boosted_rounds": int(model.booster.num_boosted_rounds()),
             "num_features": int(model.booster.num_features()),
+            # what turns the booster's probability into the one scored and served
+            "calibration": (
+                None
+                if model.calibrator is None
+                else {
+                    "method": model.calibrator.method,
+                    "fitted_on": model.calibrator.fitted_on,
+                    "selection": model.calibrator.selection,
+                }
+            ),
         },
         "bootstrap": result["bootstrap"],
         "baseline": {

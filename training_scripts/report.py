@@ -372,7 +372,19 @@ def baseline_text(evaluation: dict[str, Any]) -> str:
 
 def calibration_text(evaluation: dict[str, Any]) -> str:
     cal = evaluation["calibration"]
-    return (
+    fitted = (evaluation.get("model") or {}).get("calibration")
+    if fitted and fitted.get("method") not in (None, "identity"):
+        rows = (fitted.get("fitted_on") or {}).get("rows")
+        how = (
+            f"The scores are the booster's probabilities through a {fitted['method']} "
+            "calibration fitted in training on rows the final model never trained on"
+            + (f" ({rows:,} rows). " if isinstance(rows, int) else ". ")
+        )
+    elif fitted:
+        how = "Training found no calibration that beat the booster's own probabilities. "
+    else:
+        how = ""
+    return how + (
         f"On the test set the model predicts {pct(cal['mean_predicted'])} defaults on average "
         f"against {pct(cal['observed_rate'])} observed. Within score bands, predicted and "
         f"observed default rates differ by {_points(cal['expected_calibration_error'])} on average "

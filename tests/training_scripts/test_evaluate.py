@@ -28,6 +28,7 @@ from sklearn.metrics import (
 )
 
 from boostline.data.generator import SCHEMA_PATH, generate_to_dir
+from training_scripts import calibration as calib
 from training_scripts import evaluate as ev
 from training_scripts import preprocess as pp
 
@@ -39,13 +40,17 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1:].to_numpy(dtype=np.float64)
 
 
-def _package(directory: Path, booster: xgb.Booster, manifest: dict) -> Path:
-    """model.tar.gz laid out as train.py leaves the model dir."""
+def _package(
+    directory: Path, booster: xgb.Booster, manifest: dict, extra: dict[str, str] | None = None
+) -> Path:
+    """model.tar.gz laid out as train.py leaves the model dir (`extra`: more files in it)."""
     staging = directory / "staging"
     (staging / "boostline").mkdir(parents=True)
     booster.save_model(str(staging / "xgboost-model.json"))
     (staging / "xgboost-model.json").rename(staging / "xgboost-model")
     (staging / "boostline" / "feature_manifest.json").write_text(json.dumps(manifest))
+    for name, text in (extra or {}).items():
+        (staging / name).write_text(text)
     with tarfile.open(directory / "model.tar.gz", "w:gz") as tar:
         for path in sorted(staging.rglob("*")):
             if path.is_file():
@@ -414,6 +419,52 @@ def test_threshold_is_chosen_on_validation_and_applied_to_test(book: dict, tmp_p
     cm = e["binary_classification_metrics"]["confusion_matrix"]
     assert cm["1"]["1"] == int((flagged & (book["test_y"] == 1)).sum())
     assert cm["0"]["1"] == int((flagged & (book["test_y"] == 0)).sum())
+
+
+def _calibrated_model(book: dict, root: Path, calibration_json: str, holdout: str) -> Path:
+    booster = ev.load_model(book["good"], root / "scratch").booster
+    extra = {calib.CALIBRATION_FILE: calibration_json, calib.HOLDOUT_FILE: holdout}
+    return _package(root / "calibrated", booster, book["manifest"], extra)
+
+
+def test_a_calibrated_model_is_scored_and_thresholded_as_the_endpoint_answers(
+    book: dict, tmp_path: Path
+) -> None:
+    platt = calib.Calibrator("platt", {"a": 0.6, "b": -0.4}, fitted_on={"rows": 500})
+    # Out-of-fold scores: here the validation rows through the same map.
+    val_y, val_x = _read(book["pre"] / "validation" / "validation.csv")
+    raw_model = ev.load_model(book["good"], tmp_path / "raw")
+    held_raw = ev.predict(raw_model, val_x, nthread=1)
+    holdout = tmp_path / "holdout.csv"
+    calib.write_holdout(holdout, val_y, platt.apply(held_raw), held_raw)
+    model_dir = _calibrated_model(book, tmp_path, json.dumps(platt.to_json()), holdout.read_text())
+    out = tmp_path / "out"
+    args = _args(book, out, model_dir, None, "--validation-dir", str(book["pre"] / "validation"))
+    assert ev.main(args) == 0
+    e = json.loads((out / "evaluation/evaluation.json").read_text())
+
+    model = ev.load_model(model_dir, tmp_path / "scratch")
+    raw = ev.predict(raw_model, book["test_x"], nthread=1)
+    np.testing.assert_allclose(ev.predict(model, book["test_x"], nthread=1), platt.apply(raw))
+    assert e["model"]["calibration"]["method"] == "platt"
+    assert e["calibration"]["mean_predicted"] == pytest.approx(platt.apply(raw).mean())
+    # The threshold comes from the out-of-fold rows, not from the validation rows that a
+    # cross-validated model trained on.
+    assert e["threshold_chosen_on"] == "out-of-fold"
+    held_y, held_p, _ = calib.read_holdout(holdout)
+    expected = ev.choose_threshold(held_y, held_p, "min_cost", 5.0, 1.0)
+    assert e["decision_threshold"] == pytest.approx(expected)
+    report = (out / "report" / "index.html").read_text()
+    assert "platt calibration fitted in training" in report
+
+
+def test_a_broken_calibration_stops_the_evaluation(book: dict, tmp_path: Path) -> None:
+    model_dir = _calibrated_model(book, tmp_path, '{"format": "boostline-calibration"}', "")
+    out = tmp_path / "out"
+    assert ev.main(_args(book, out, model_dir, None)) == 1
+    assert not (out / "evaluation" / "evaluation.json").exists()
+    with pytest.raises(ev.EvaluationError, match="model: .*calibration.json: .*version"):
+        ev.load_model(model_dir, tmp_path / "scratch")
 
 
 def test_the_calibration_bound_allows_for_the_test_set_size() -> None:
