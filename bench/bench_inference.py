@@ -231,6 +231,7 @@ def sample_rows(work: Path, model_dir: Path) -> tuple[list[dict[str, str]], list
     with open(next(raw_dir.glob("*.csv")), newline="") as f:
         raw = list(csv.DictReader(f))
     model = inference.load_model(model_dir, threads=1)
+    raw = [{k: v for k, v in row.items() if k not in model.pii} for row in raw]  # a 400 else
     X = inference.encode(model, raw)
     encoded = [",".join("" if np.isnan(v) else repr(float(v)) for v in row) for row in X]
     return raw, encoded
