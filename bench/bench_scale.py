@@ -2,7 +2,8 @@
 
 For each book size (generated with boostline.data.generator into --shards files) it runs
 
-  baseline   the last committed preprocess.py (git HEAD, or --baseline-rev), one process
+  baseline   preprocess.py as it was before the streaming passes (the parent of the
+             commit that added training_scripts/preprocess_stats.py, or --baseline-rev)
   single     today's preprocess.py without --pass (fit then encode in one process)
   N inst     --pass fit then --pass encode as two local processing jobs on N instances
              (boostline.local.processing_job, ShardedByS3Key over the raw files)
@@ -95,14 +96,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--instances", type=int, nargs="+", default=[1, 2])
     p.add_argument("--shards", type=int, default=8, help="raw CSV files per book")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--baseline-rev", default="HEAD", help="git revision of the baseline")
+    p.add_argument("--baseline-rev", help="git revision of the baseline (default: see above)")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--workdir", type=Path, help="books and outputs (default: a temp dir)")
     return p.parse_args(argv)
 
 
+def before_streaming() -> str:
+    """The commit before the one that added preprocess_stats.py (the two passes)."""
+    added = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "--diff-filter=A", "--format=%H", "--",
+         "training_scripts/preprocess_stats.py"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    if not added:
+        raise SystemExit("no commit adds training_scripts/preprocess_stats.py: pass --baseline-rev")
+    return f"{added[-1]}^"
+
+
 def save_baseline(rev: str, into: Path) -> Path:
-    """The committed scripts at `rev`, so the baseline is the code path before this change."""
+    """The committed scripts at `rev`: the code path the bench compares with."""
     into.mkdir(parents=True, exist_ok=True)
     for name in BASELINE_FILES:
         text = subprocess.run(
@@ -272,7 +285,11 @@ def verdicts(runs: list[Run]) -> list[str]:
 
 def bench(args: argparse.Namespace, work: Path) -> list[Run]:
     sizes = sorted(set(args.rows + ([20_000_000] if args.big else [])))
-    baseline = None if args.skip_baseline else save_baseline(args.baseline_rev, work / "baseline")
+    baseline = None
+    if not args.skip_baseline:
+        rev = args.baseline_rev or before_streaming()
+        baseline = save_baseline(rev, work / "baseline")
+        print(f"baseline: training_scripts/ at {rev}", flush=True)
     runs: list[Run] = []
     for rows in sizes:
         raw = work / f"book-{rows}"

@@ -523,6 +523,28 @@ def test_encode_refuses_partials_of_another_layout_or_settings(
         assert not (tmp_path / name).exists()
 
 
+def test_a_hashed_id_needs_the_same_salt_in_both_passes(tmp_path: Path) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(SCHEMA.replace("id: {column: app_id}", "id: {column: ssn}"))
+    write_csv(tmp_path / "algo-1" / "part-0.csv", make_rows(300))
+    hosts, settings = ["algo-1"], pp.Settings()
+    pp.run_fit(
+        tmp_path / "algo-1", schema, tmp_path / "fit", settings, salt="s4lt-0ne", hosts=hosts,
+        host="algo-1",
+    )  # fmt: skip
+    assert "s4lt-0ne" not in (tmp_path / "fit" / "fit-algo-1.json").read_text()
+    with pytest.raises(pp.PreprocessError, match="another salt"):
+        pp.run_encode(
+            tmp_path / "algo-1", schema, tmp_path / "fit", tmp_path / "out", settings,
+            salt="two", hosts=hosts, host="algo-1",
+        )  # fmt: skip
+    report = pp.run_encode(
+        tmp_path / "algo-1", schema, tmp_path / "fit", tmp_path / "out", settings,
+        salt="s4lt-0ne", hosts=hosts, host="algo-1",
+    )  # fmt: skip
+    assert report["split_method"].startswith("stable, by a hash of ssn")
+
+
 def test_too_many_rejections_over_two_hosts_fail_every_host(
     tmp_path: Path, schema_file: Path
 ) -> None:
@@ -559,7 +581,6 @@ def test_batches_change_nothing_and_keep_line_numbers(
     rows[2500][3] = "lots"  # data row 2501, on line 2502
     write_csv(tmp_path / "raw" / "part-0.csv", rows)
     whole = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "whole", salt="s")
-    monkeypatch.setattr(pp, "BATCH_ROWS", 100)
     lines = []
     real = pp.read_batches
 
@@ -580,18 +601,17 @@ def test_batches_change_nothing_and_keep_line_numbers(
     assert "part-0.csv:2502" in (tmp_path / "small" / "report" / "rejected_rows.csv").read_text()
 
 
-def test_a_row_longer_than_the_read_block_is_named_never_quoted(
-    tmp_path: Path, schema_file: Path
-) -> None:
-    rows = make_rows(50)
-    rows[3][1] = "secret-" + "x" * 300_000 + "@example.com"  # over 2 blocks
-    write_csv(tmp_path / "raw" / "part-0.csv", rows)
-    with pytest.raises(pp.PreprocessError) as error:
-        pp.preprocess(
-            tmp_path / "raw", schema_file, tmp_path / "out", salt="s", block_bytes=1 << 16
-        )
-    assert "longer than the read block of 65536 bytes; raise --block-bytes" in str(error.value)
-    assert "secret" not in str(error.value)
+def test_a_row_longer_than_a_batch_is_read(tmp_path: Path, schema_file: Path) -> None:
+    rows = make_rows(500)
+    header = [*HEADER, "notes"]
+    rows = [[*r, ("x" * 300_000 if i == 3 else "short")] for i, r in enumerate(rows)]
+    rows[400][3] = "lots"  # data row 401, on line 402
+    write_csv(tmp_path / "raw" / "part-0.csv", rows, header=header)
+    report = pp.preprocess(
+        tmp_path / "raw", schema_file, tmp_path / "out", salt="s", block_bytes=1 << 16
+    )
+    assert report["rows_read"] == 500 and report["rows_rejected"] == 1
+    assert "part-0.csv:402" in (tmp_path / "out" / "report" / "rejected_rows.csv").read_text()
 
 
 def test_more_than_one_instance_without_a_pass_is_refused(tmp_path: Path, schema_file) -> None:
