@@ -204,6 +204,7 @@ _BOOSTER_RULES: dict[str, _Rule] = {
 # Fields of Hyperparameters.
 _CONTROL_RULES: dict[str, _Rule] = {
     "calibration": _choice("auto", *calibration.METHODS),
+    "categorical": _choice("codes", "native"),
     "checkpoint_interval": _number(1, integer=True),
     "cv_folds": _number(2, 20, integer=True),
     "cv_max_rows": _number(0, integer=True),
@@ -238,6 +239,9 @@ class Hyperparameters:
     scale_pos_weight: float = 1.0
     # "auto": the calibration method with the lowest cross-fitted log-loss on held-out rows
     calibration: str = "platt"
+    # "native": the manifest's categorical columns are XGBoost categorical features (their
+    # codes split as sets); "codes": every column is a number, as before
+    categorical: str = "codes"
     booster: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -1104,21 +1108,24 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
     summary = summarise(train_data, valid_data, job.distributed)
     check_summary(summary, hps, valid_data is not None)
     names = _shared_feature_names(job, summary.columns - 1)
+    types = _shared_feature_types(job, hps, summary.columns - 1)
     use_cv = uses_cross_validation(hps, summary, rank, len(job.hosts))
     dvalid = None
     if use_cv:
         pool = pooled(train_data, valid_data, summary.columns, rank, len(job.hosts))
-        dtrain = _dmatrix(pool, names, nthread)
+        dtrain = _dmatrix(pool, names, nthread, types)
     else:
-        dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread)
+        dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread, types)
         if valid_data is not None:
-            dvalid = _dmatrix(valid_data.with_columns(summary.columns), names, nthread)
+            dvalid = _dmatrix(valid_data.with_columns(summary.columns), names, nthread, types)
     load_seconds = time.perf_counter() - started
 
     spw = hps.scale_pos_weight
     params = hps.xgb_params(nthread, spw)
     stopping = hps.early_stopping_rounds if dvalid is not None else None
     marked = {**params, "cv_folds": hps.cv_folds} if use_cv else params
+    if types is not None:
+        marked = {**marked, "categorical": hps.categorical}
     mark = fingerprint(train_data, valid_data, names, summary, marked, stopping, job, rank)
     checkpoints = None
     if rank == 0:
@@ -1358,9 +1365,48 @@ def _shared_feature_names(job: JobEnv, features: int) -> list[str] | None:
     return names
 
 
-def _dmatrix(data: Dataset, names: list[str] | None, nthread: int) -> xgb.DMatrix:
+def _shared_feature_types(job: JobEnv, hps: Hyperparameters, features: int) -> list[str] | None:
+    """'c' (categorical) or 'q' per feature from the manifest's kinds with
+    `categorical native`; None (every feature a number) otherwise."""
+    if hps.categorical != "native":
+        return None
+    types = read_feature_types(job.channels.get("manifest"))
+    if job.distributed:
+        types = collective.broadcast(types or [], 0) or None
+    if types is None:
+        raise HyperparameterError(
+            "categorical", "'native' needs the manifest channel (feature_manifest.json kinds)"
+        )
+    if len(types) != features:
+        raise TrainingError(
+            f"{FEATURE_MANIFEST} lists {len(types)} feature columns, the data has {features}"
+        )
+    return types
+
+
+def read_feature_types(manifest_dir: Path | None) -> list[str] | None:
+    if manifest_dir is None or not (manifest_dir / FEATURE_MANIFEST).is_file():
+        return None
+    path = manifest_dir / FEATURE_MANIFEST
+    try:
+        columns = json.loads(path.read_text())["columns"]
+        return ["c" if column["kind"] == "categorical" else "q" for column in columns]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TrainingError(f"{path.name}: cannot read columns[i].kind: {exc!r}") from None
+
+
+def _dmatrix(
+    data: Dataset, names: list[str] | None, nthread: int, types: list[str] | None = None
+) -> xgb.DMatrix:
+    categorical = types is not None and "c" in types
     return xgb.DMatrix(
-        data.features, label=data.labels, missing=np.nan, feature_names=names, nthread=nthread
+        data.features,
+        label=data.labels,
+        missing=np.nan,
+        feature_names=names,
+        feature_types=types if categorical else None,
+        enable_categorical=categorical,
+        nthread=nthread,
     )
 
 

@@ -423,6 +423,66 @@ def test_the_calibration_method_can_be_set_and_without_held_out_rows_it_is_ident
     assert "hyperparameter 'calibration': must be one of auto, identity, platt" in job.failure
 
 
+# -- native categoricals ---------------------------------------------------------------------
+
+
+def test_native_categoricals_follow_the_manifest_kinds(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training_scripts import inference
+
+    rng = np.random.default_rng(8)
+    rows = 3000
+    code = rng.integers(0, 12, rows).astype(np.float64)
+    code[rng.random(rows) < 0.05] = np.nan  # missing, and unseen in an open list
+    x = rng.normal(size=rows)
+    risk = np.where(np.isnan(code), 0.0, np.array([1.5, -1.5] * 6)[np.nan_to_num(code).astype(int)])
+    y = (rng.random(rows) < 1 / (1 + np.exp(-(risk + x)))).astype(np.int64)
+    lines = [
+        f"{label},{'' if np.isnan(c) else int(c)},{float(v)!r}"
+        for label, c, v in zip(y, code, x, strict=True)
+    ]
+    (job.train_dir / "part-0.csv").write_text("\n".join(lines[:2500]) + "\n")
+    job.validation_dir.mkdir(parents=True)
+    (job.validation_dir / "validation.csv").write_text("\n".join(lines[2500:]) + "\n")
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(job.validation_dir))
+    job.manifest_dir.mkdir(parents=True)
+    columns = [
+        {"name": "purpose", "kind": "categorical", "categories": [str(i) for i in range(12)]},
+        {"name": "amount", "kind": "numerical"},
+    ]
+    (job.manifest_dir / train.FEATURE_MANIFEST).write_text(json.dumps({"columns": columns}))
+    monkeypatch.setenv("SM_CHANNEL_MANIFEST", str(job.manifest_dir))
+
+    train.main(["--num_round", "30", "--max_depth", "2", "--categorical", "native"])
+
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    assert booster.feature_types == ["c", "q"]
+    # the endpoint's path (a plain float array, no feature types) scores as XGBoost does
+    X = np.column_stack([code, x])[:200]
+    typed = xgb.DMatrix(X, missing=np.nan, feature_types=["c", "q"], enable_categorical=True)
+    model = inference.load_model(job.model_dir, threads=1)
+    raw = model.booster.inplace_predict(X, validate_features=False)
+    np.testing.assert_allclose(raw, booster.predict(typed, validate_features=False), rtol=1e-6)
+    # one split separates the alternating codes: a depth-1 stump learns what codes cannot
+    train.main(["--num_round", "1", "--max_depth", "1", "--eta", "1", "--categorical", "native"])
+    stump = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    seen = ~np.isnan(code)
+    scores = stump.inplace_predict(np.column_stack([code, x])[seen], validate_features=False)
+    assert roc_auc_score(y[seen], scores) > 0.75
+    train.main(["--num_round", "1", "--max_depth", "1", "--eta", "1"])
+    codes_stump = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    assert codes_stump.feature_types is None
+    scores = codes_stump.inplace_predict(np.column_stack([code, x])[seen], validate_features=False)
+    assert roc_auc_score(y[seen], scores) < 0.65
+
+
+def test_native_categoricals_need_the_manifest(job: Job) -> None:
+    write_csv(job.train_dir / "part-0.csv", 300)
+    fail(["--categorical", "native"])
+    assert "'native' needs the manifest channel" in job.failure
+
+
 # -- bad data ----------------------------------------------------------------------------
 
 
