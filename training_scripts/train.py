@@ -43,6 +43,13 @@ the method with the lowest cross-fitted log-loss (calibration.choose). Platt is 
 by measurement (bench/bench_quality.py): it never lowered the test Brier score or AUC there,
 where isotonic's ties cost AUC on every book.
 
+Categorical features (`categorical`: codes, the default, or native): preprocessing writes
+each category as its index in the manifest's `categories`. With `native` the columns the
+manifest marks `categorical` train as XGBoost categorical features (a split is a set of
+codes); the booster stores that in its trees, so inference.py scores the same float array
+either way. An unseen category (open list) or a missing one is encoded as missing, here
+and at the endpoint alike, and takes each split's default branch.
+
 Checkpoints: rank 0 saves the booster every `checkpoint_interval` rounds under
 /opt/ml/checkpoints/<TRAINING_JOB_NAME>/ (SageMaker sets TRAINING_JOB_NAME and syncs the
 whole of /opt/ml/checkpoints with CheckpointConfig.S3Uri, which every trial of a tuning
