@@ -7,7 +7,9 @@ registry, the risk officer and drift monitoring need.
 Inputs (defaults under /opt/ml/processing/input/<name>):
   --model-dir            model.tar.gz, or an extracted model (xgboost-model,
                          boostline/feature_manifest.json)
-  --test-dir             test.csv (label first, no header), test_meta.csv
+  --test-dir             test.csv (label first, no header), test_meta.csv; from a
+                         preprocessing run on N hosts, test-<host>.csv and
+                         test_meta-<host>.csv per host (read in host order)
   --train-dir            train-*.csv shards (label first, no header)
   --manifest-dir         feature_manifest.json; default: the one in the model
   --champion-model-dir   the approved model's model.tar.gz; empty/missing = none
@@ -303,6 +305,48 @@ def read_labelled_csv(path: Path, n_features: int, what: str) -> tuple[np.ndarra
     return labels.astype(np.int8), np.column_stack(columns[1:]).astype(np.float64)
 
 
+def split_files(directory: Path, split: str) -> list[Path]:
+    """A split's files: `<split>.csv` from one preprocessing host, or `<split>-<host>.csv`
+    from each of N (a host with no rows of the split writes none)."""
+    single = directory / f"{split}.csv"
+    if single.is_file():
+        return [single]
+    return sorted(p for p in directory.glob(f"{split}-*.csv") if not p.name.startswith("."))
+
+
+def read_split(
+    directory: Path, split: str, n_features: int, what: str
+) -> tuple[np.ndarray, np.ndarray, list[Path], list[int]]:
+    """(labels, features, files, rows per file) of every file of a split, in host order."""
+    if not directory.is_dir():
+        raise EvaluationError(f"{what}: {directory} does not exist")
+    files = split_files(directory, split)
+    if not files:
+        raise EvaluationError(f"{what}: no {split}.csv or {split}-<host>.csv in {directory}")
+    parts = [read_labelled_csv(f, n_features, what) for f in files]
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        files,
+        [len(p[0]) for p in parts],
+    )
+
+
+def read_split_meta(files: list[Path], rows: list[int]) -> dict[str, np.ndarray] | None:
+    """The test rows' meta: test_meta.csv beside test.csv, test_meta-<host>.csv beside
+    test-<host>.csv; None when there is none."""
+    metas = [f.with_name("test_meta" + f.name.removeprefix("test")) for f in files]
+    found = [m.is_file() for m in metas]
+    if not any(found):
+        return None
+    if not all(found):
+        missing = [m.name for m, ok in zip(metas, found, strict=True) if not ok]
+        raise EvaluationError(f"test meta missing beside its test rows: {', '.join(missing)}")
+    parts = [read_meta(m, n) for m, n in zip(metas, rows, strict=True)]
+    names = list(parts[0])  # every host writes the same columns
+    return {name: np.concatenate([part[name] for part in parts]) for name in names}
+
+
 def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
     return read_training_rows(train_dir, n_features)[1]
 
@@ -330,7 +374,7 @@ def read_meta(path: Path, rows: int) -> dict[str, np.ndarray] | None:
         raise EvaluationError(f"{path} cannot be read as CSV: {exc}") from None
     if table.num_rows != rows:
         raise EvaluationError(
-            f"{path} has {table.num_rows} rows but test.csv has {rows}; "
+            f"{path} has {table.num_rows} rows but its test rows number {rows}; "
             "they must come from the same preprocessing run"
         )
     return {
@@ -1277,13 +1321,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         manifest = load_manifest(args.manifest_dir, model)
         names, kinds, categories = dq.feature_spec(manifest)
         check_model_matches(model, names)
-        labels, features = read_labelled_csv(args.test_dir / "test.csv", len(names), "test data")
-        meta = read_meta(args.test_dir / "test_meta.csv", len(labels))
+        labels, features, test_files, test_rows = read_split(
+            args.test_dir, "test", len(names), "test data"
+        )
+        meta = read_split_meta(test_files, test_rows)
         train_labels, train = read_training_rows(args.train_dir, len(names))
-        validation = args.validation_dir / "validation.csv" if args.validation_dir else None
         val_labels = val_features = None
-        if validation is not None and validation.exists():
-            val_labels, val_features = read_labelled_csv(validation, len(names), "validation")
+        if args.validation_dir and split_files(args.validation_dir, "validation"):
+            val_labels, val_features, _, _ = read_split(
+                args.validation_dir, "validation", len(names), "validation"
+            )
         lap("load")
 
         scores = predict(model, features, args.nthread)

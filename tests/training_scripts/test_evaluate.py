@@ -361,7 +361,7 @@ def _bad_test_csv(book: dict, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("missing test file", "does not exist"),
+        ("missing test file", "no test.csv or test-<host>.csv in"),
         ("model dir without a model", "no xgboost-model found"),
         ("column count mismatch", "has 24 columns but the feature manifest lists 22 features"),
     ],
@@ -465,6 +465,33 @@ def test_a_broken_calibration_stops_the_evaluation(book: dict, tmp_path: Path) -
     assert not (out / "evaluation" / "evaluation.json").exists()
     with pytest.raises(ev.EvaluationError, match="model: .*calibration.json: .*version"):
         ev.load_model(model_dir, tmp_path / "scratch")
+
+
+def test_test_rows_from_n_preprocessing_hosts_read_as_one_test_set(
+    book: dict, good_run: dict, tmp_path: Path
+) -> None:
+    # Two hosts' files, as the encode pass on two instances writes them.
+    pre = book["pre"]
+    test = (pre / "test" / "test.csv").read_text().splitlines(keepends=True)
+    header, *meta = (pre / "test" / "test_meta.csv").read_text().splitlines(keepends=True)
+    cut = len(test) // 3
+    hosts = tmp_path / "test"
+    hosts.mkdir()
+    for host, rows in (("algo-1", slice(0, cut)), ("algo-2", slice(cut, None))):
+        (hosts / f"test-{host}.csv").write_text("".join(test[rows]))
+        (hosts / f"test_meta-{host}.csv").write_text(header + "".join(meta[rows]))
+    out = tmp_path / "out"
+    args = _args(book, out, book["good"], book["good"], "--threshold-rule", "max_f1")
+    args[args.index("--test-dir") + 1] = str(hosts)
+    assert ev.main(args) == 0
+    e = json.loads((out / "evaluation/evaluation.json").read_text())
+    ours, one = e["binary_classification_metrics"], good_run["evaluation"]
+    assert e["dataset"]["test_rows"] == one["dataset"]["test_rows"] == len(test)
+    assert ours["auc"]["value"] == one["binary_classification_metrics"]["auc"]["value"]
+    assert e["fairness"] == one["fairness"]
+    # A host's meta file gone: refused, never a misaligned fairness table.
+    (hosts / "test_meta-algo-2.csv").unlink()
+    assert ev.main(args) == 1
 
 
 def test_the_calibration_bound_allows_for_the_test_set_size() -> None:
