@@ -115,6 +115,9 @@ class TrainingConfig(_Strict):
 
 class PreprocessConfig(_Strict):
     instance_type: str = "ml.m5.xlarge"
+    # Hosts of each preprocessing step (fit, then encode), each with its own raw files
+    # (ShardedByS3Key hands out whole files): the fit pass refuses more hosts than files.
+    instance_count: int = Field(1, ge=1, le=100)
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     train_shards: int = Field(4, ge=1, le=1000)

@@ -1,6 +1,7 @@
 """The SageMaker Pipeline definition, built at synth time with the SageMaker Python SDK v3.
 
-Preprocess (Processing) -> Tune (Tuning: train.py, Bayesian) -> Evaluate (Processing,
+PreprocessFit (Processing: preprocess.py --pass fit) -> Preprocess (Processing:
+--pass encode) -> Tune (Tuning: train.py, Bayesian) -> Evaluate (Processing,
 evaluation.json as a property file) -> Gate (Condition: absolute AUC threshold and
 champion comparison) -> Register (RegisterModel with metrics and drift baselines)
 or Fail.
@@ -44,6 +45,7 @@ EVALUATION_FILE = "evaluation.json"
 APPROVAL = {"auto": "Approved", "manual": "PendingManualApproval"}
 
 # Step names: they appear in the console, in EventBridge events and in S3 keys.
+PREPROCESS_FIT = "PreprocessFit"
 PREPROCESS = "Preprocess"
 TUNE = "Tune"
 EVALUATE = "Evaluate"
@@ -129,6 +131,7 @@ class Buckets:
 class Prefix:
     RAW_INPUT = "raw/"
     RUNS = "runs"  # processed and artifacts: runs/<execution id>/<what>
+    FIT = "fit"  # processed: runs/<execution id>/fit/fit-<host>.json, the fit step's partials
     MODELS = "models"  # artifacts: models/<execution id>/<training job>/output/model.tar.gz
     CHECKPOINTS = "checkpoints"  # artifacts: checkpoints/<execution id>/...
 
@@ -244,6 +247,9 @@ def build_definition(
     processing_instance_type = ParameterString(
         name="ProcessingInstanceType", default_value=config.preprocess.instance_type
     )
+    processing_instance_count = ParameterInteger(
+        name="ProcessingInstanceCount", default_value=config.preprocess.instance_count
+    )
     training_instance_type = ParameterString(
         name="TrainingInstanceType", default_value=config.training.instance_type
     )
@@ -261,6 +267,7 @@ def build_definition(
     parameters = [
         input_prefix,
         processing_instance_type,
+        processing_instance_count,
         training_instance_type,
         training_instance_count,
         auc_threshold,
@@ -289,11 +296,17 @@ def build_definition(
     )
     archive_in_processing = f"{PROCESSING}/input/code/{refs.source_key}"
 
-    def processor(role: str, script: str, before: str = "", env: dict | None = None) -> Processor:
+    def processor(
+        role: str,
+        script: str,
+        before: str = "",
+        env: dict | None = None,
+        instance_count: Any = 1,
+    ) -> Processor:
         return Processor(
             role=role,
             image_uri=image,
-            instance_count=1,
+            instance_count=instance_count,
             instance_type=processing_instance_type,
             entrypoint=entry_command(script, archive_in_processing, before),
             volume_size_in_gb=30,
@@ -304,11 +317,15 @@ def build_definition(
             network_config=network,
         )
 
-    def s3_in(name: str, uri: Any, path: str) -> Any:
+    def s3_in(name: str, uri: Any, path: str, distribution: str = "FullyReplicated") -> Any:
         return ProcessingInput(
             input_name=name,
             s3_input=ProcessingS3Input(
-                s3_uri=uri, local_path=path, s3_data_type="S3Prefix", s3_input_mode="File"
+                s3_uri=uri,
+                local_path=path,
+                s3_data_type="S3Prefix",
+                s3_input_mode="File",
+                s3_data_distribution_type=distribution,
             ),
         )
 
@@ -319,38 +336,60 @@ def build_definition(
         )
 
     # ------------------------------------------------------------------ preprocess
+    # Two steps on ProcessingInstanceCount instances, each host with its own share of the
+    # raw files (ShardedByS3Key: whole files, so preprocess.py refuses more hosts than
+    # files). Every host uploads its output folders to the same S3 prefixes; the file
+    # names carry the host, so the uploads never overwrite each other.
     pre = config.preprocess
     processed = (buckets.processed, Prefix.RUNS, execution_id)
+    raw_data = s3_in("data", input_prefix, f"{PROCESSING}/input/data", "ShardedByS3Key")
+    schema_input = s3_in("schema", refs.schema_uri, f"{PROCESSING}/input/schema")
+    fit_dir = f"{PROCESSING}/input/fit"
+    common_arguments = [
+        "--input",
+        f"{PROCESSING}/input/data",
+        "--schema",
+        f"{PROCESSING}/input/schema",
+        "--output-dir",
+        f"{PROCESSING}/output",
+        # A string, as container arguments must be.
+        *pre.arguments(Join(on="", values=[training_instance_count])),
+    ]
+
+    def preprocessor() -> Processor:
+        # Both passes read the salt: fit records a check of it in its partials (when
+        # the id is hashed), encode refuses partials made with another salt.
+        return processor(
+            refs.preprocess_role_arn,
+            "preprocess.py",
+            env={"BOOSTLINE_PII_SALT_SECRET_ARN": refs.salt_secret_arn},
+            instance_count=processing_instance_count,
+        )
+
+    fit_args = preprocessor().run(
+        inputs=[code_input, schema_input, raw_data],
+        outputs=[s3_out("fit", s3(*processed, Prefix.FIT), f"{PROCESSING}/output/fit")],
+        arguments=["--pass", "fit", *common_arguments],
+    )
+    preprocess_fit = ProcessingStep(
+        name=PREPROCESS_FIT,
+        step_args=fit_args,
+        description="Validate the raw data and fit category levels and statistics, per shard",
+    )
+    fit_output = preprocess_fit.properties.ProcessingOutputConfig.Outputs["fit"].S3Output.S3Uri
     preprocess_outputs = ("train", "validation", "test", "manifest", "report")
-    preprocess_args = processor(
-        refs.preprocess_role_arn,
-        "preprocess.py",
-        env={"BOOSTLINE_PII_SALT_SECRET_ARN": refs.salt_secret_arn},
-    ).run(
-        inputs=[
-            code_input,
-            s3_in("schema", refs.schema_uri, f"{PROCESSING}/input/schema"),
-            s3_in("data", input_prefix, f"{PROCESSING}/input/data"),
-        ],
+    preprocess_args = preprocessor().run(
+        inputs=[code_input, schema_input, raw_data, s3_in("fit", fit_output, fit_dir)],
         outputs=[
             s3_out(name, s3(*processed, name), f"{PROCESSING}/output/{name}")
             for name in preprocess_outputs
         ],
-        arguments=[
-            "--input",
-            f"{PROCESSING}/input/data",
-            "--schema",
-            f"{PROCESSING}/input/schema",
-            "--output-dir",
-            f"{PROCESSING}/output",
-            # A string, as container arguments must be.
-            *pre.arguments(Join(on="", values=[training_instance_count])),
-        ],
+        arguments=["--pass", "encode", *common_arguments, "--fit-input", fit_dir],
     )
     preprocess = ProcessingStep(
         name=PREPROCESS,
         step_args=preprocess_args,
-        description="Validate, mask PII, split and shard the raw data",
+        description="Merge the fits; mask PII, encode, split and shard each host's raw data",
     )
 
     def preprocessed(name: str) -> Any:
@@ -634,7 +673,7 @@ def build_definition(
     pipeline = Pipeline(
         name=names.pipeline,
         parameters=parameters,
-        steps=[preprocess, tune, evaluate, gate],
+        steps=[preprocess_fit, preprocess, tune, evaluate, gate],
         sagemaker_session=session,
         pipeline_experiment_config=None,
     )

@@ -85,6 +85,18 @@ class PipelineStack(Stack):
         preprocess.allow(
             ["s3:PutObject"], [objects_arn(bucket["processed"], runs)], sid="WriteProcessedData"
         )
+        # The encode step reads every host's partials, the fit step's output: an S3Prefix
+        # input, listed (runs/<execution id>/fit) and then read.
+        fit = f"{pd.Prefix.RUNS}/*/{pd.Prefix.FIT}"
+        preprocess.allow(
+            ["s3:ListBucket"],
+            [bucket_arn(bucket["processed"])],
+            conditions={"StringLike": {"s3:prefix": [fit, f"{fit}/*"]}},
+            sid="ListFitPartials",
+        )
+        preprocess.allow(
+            ["s3:GetObject"], [objects_arn(bucket["processed"], f"{fit}/*")], sid="ReadFitPartials"
+        )
         preprocess.allow(
             ["secretsmanager:GetSecretValue"], [storage.salt_secret.secret_arn], sid="ReadPiiSalt"
         )
@@ -95,6 +107,11 @@ class PipelineStack(Stack):
         preprocess.acknowledge_wildcard(
             f"Resource::arn:<AWS::Partition>:s3:::{nag_bucket['processed']}/runs/*",
             "Each pipeline execution writes under runs/<execution id>/, known only at run time.",
+        )
+        preprocess.acknowledge_wildcard(
+            f"Resource::arn:<AWS::Partition>:s3:::{nag_bucket['processed']}/{fit}/*",
+            "The encode step reads the fit step's partials of its own execution, under "
+            "runs/<execution id>/fit/, known only at run time.",
         )
 
         training = job_role(
@@ -268,7 +285,7 @@ class PipelineStack(Stack):
             pipeline_name=names.pipeline,
             pipeline_display_name=names.pipeline,
             pipeline_description=(
-                f"{names.prefix}: preprocess, tune, evaluate, gate, register "
+                f"{names.prefix}: preprocess (fit, encode), tune, evaluate, gate, register "
                 f"(XGBoost {config.training.framework_version})"
             ),
             role_arn=pipeline_role.role.role_arn,

@@ -42,6 +42,35 @@ def test_preprocess_arguments_carry_the_training_host_count() -> None:
     assert arguments[flag + 1] == "3"
 
 
+def test_preprocessing_runs_on_one_instance_unless_told() -> None:
+    assert load_config().preprocess.instance_count == 1
+
+
+@pytest.mark.parametrize("count", [2, 100])
+def test_the_preprocessing_instance_count_is_read(tmp_path: Path, count: int) -> None:
+    path = tmp_path / "scaled.yaml"
+    path.write_text(_config_text(**{"instance_count: 1 ": f"instance_count: {count} "}))
+    assert load_config(path).preprocess.instance_count == count
+
+
+@pytest.mark.parametrize(
+    ("count", "reason"),
+    [
+        ("0", "preprocess.instance_count: Input should be greater than or equal to 1"),
+        ("101", "preprocess.instance_count: Input should be less than or equal to 100"),
+        ("two", "preprocess.instance_count: Input should be a valid integer"),
+    ],
+)
+def test_a_preprocessing_instance_count_out_of_range_is_refused(
+    tmp_path: Path, count: str, reason: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_config_text(**{"instance_count: 1 ": f"instance_count: {count} "}))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert reason in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "reason"),
     [

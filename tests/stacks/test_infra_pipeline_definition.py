@@ -46,12 +46,13 @@ def test_steps_and_types(dev):
     definition = _definition(dev)
     assert definition["Version"] == "2020-12-01"
     assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
+        ("PreprocessFit", "Processing"),
         ("Preprocess", "Processing"),
         ("Tune", "Tuning"),
         ("Evaluate", "Processing"),
         ("QualityGate", "Condition"),
     ]
-    gate = definition["Steps"][3]["Arguments"]
+    gate = definition["Steps"][4]["Arguments"]
     assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [("RegisterModel", "RegisterModel")]
     assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("GateFailed", "Fail")]
 
@@ -61,6 +62,7 @@ def test_parameters_and_defaults_come_from_config(dev, prod_vpc):
     assert set(params) == {
         "InputDataPrefix",
         "ProcessingInstanceType",
+        "ProcessingInstanceCount",
         "TrainingInstanceType",
         "TrainingInstanceCount",
         "AucThreshold",
@@ -78,6 +80,11 @@ def test_parameters_and_defaults_come_from_config(dev, prod_vpc):
         "Type": "Integer",
         "DefaultValue": config.training.instance_count,
     }
+    assert params["ProcessingInstanceCount"] == {
+        "Name": "ProcessingInstanceCount",
+        "Type": "Integer",
+        "DefaultValue": config.preprocess.instance_count,
+    }
     assert params["AucThreshold"]["Type"] == "Float"
     assert params["AucThreshold"]["DefaultValue"] == config.gate.min_auc
     assert params["ChampionModelDataUrl"]["DefaultValue"] == "none"
@@ -85,6 +92,58 @@ def test_parameters_and_defaults_come_from_config(dev, prod_vpc):
     assert params["ModelApprovalStatus"]["DefaultValue"] == "Approved"
     prod = {p["Name"]: p for p in _definition(prod_vpc)["Parameters"]}
     assert prod["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+
+
+def test_preprocessing_is_two_steps_on_the_processing_instance_count(dev):
+    steps = _steps(_definition(dev))
+    fit, encode = steps["PreprocessFit"]["Arguments"], steps["Preprocess"]["Arguments"]
+    for step in (fit, encode):
+        cluster = step["ProcessingResources"]["ClusterConfig"]
+        assert cluster["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+        assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
+        inputs = {i["InputName"]: i["S3Input"] for i in step["ProcessingInputs"]}
+        # each host its own raw files; the code and the schema on every host
+        assert inputs["data"]["S3DataDistributionType"] == "ShardedByS3Key"
+        assert _get(inputs["data"]["S3Uri"]) == "Parameters.InputDataPrefix"
+        assert inputs["code"]["S3DataDistributionType"] == "FullyReplicated"
+        assert inputs["schema"]["S3DataDistributionType"] == "FullyReplicated"
+        # both passes read the salt (fit checks it in its partials, encode hashes with it)
+        assert step["Environment"]["BOOSTLINE_PII_SALT_SECRET_ARN"] == "${SaltSecretArn}"
+        assert step["RoleArn"] == fit["RoleArn"]
+    fit_args = fit["AppSpecification"]["ContainerArguments"]
+    encode_args = encode["AppSpecification"]["ContainerArguments"]
+    assert fit_args[:2] == ["--pass", "fit"] and "--fit-input" not in fit_args
+    assert encode_args[:2] == ["--pass", "encode"]
+    # the same settings in both passes, or the partials would not fit the encoding
+    assert fit_args[2:] == encode_args[2 : encode_args.index("--fit-input")]
+    (fit_out,) = fit["ProcessingOutputConfig"]["Outputs"]
+    assert fit_out["OutputName"] == "fit"
+    assert fit_out["S3Output"]["LocalPath"] == "/opt/ml/processing/output/fit"
+    assert fit_out["S3Output"]["S3Uri"]["Std:Join"]["Values"][2:] == [
+        "runs",
+        {"Get": "Execution.PipelineExecutionId"},
+        "fit",
+    ]
+    # every host's partials reach every encode host, where --fit-input says
+    partials = {i["InputName"]: i["S3Input"] for i in encode["ProcessingInputs"]}["fit"]
+    assert _get(partials["S3Uri"]) == (
+        "Steps.PreprocessFit.ProcessingOutputConfig.Outputs['fit'].S3Output.S3Uri"
+    )
+    assert partials["S3DataDistributionType"] == "FullyReplicated"
+    assert partials["LocalPath"] == "/opt/ml/processing/input/fit"
+    assert encode_args[encode_args.index("--fit-input") + 1] == partials["LocalPath"]
+
+
+def test_the_processing_instance_count_defaults_to_the_config(dev_config):
+    config = dev_config.model_copy(
+        update={"preprocess": dev_config.preprocess.model_copy(update={"instance_count": 3})}
+    )
+    from stacks.naming import names_for
+
+    refs = pd.DefinitionRefs.placeholders(source_key="a.tar.gz", schema_key="b.yaml")
+    definition = pd.build_definition(config, "dev", names_for(config, "dev"), refs)
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    assert params["ProcessingInstanceCount"]["DefaultValue"] == 3
 
 
 def test_preprocess_reads_the_input_parameter_and_writes_per_execution(dev):
@@ -276,7 +335,7 @@ def test_every_placeholder_has_a_value_and_nothing_else_is_substituted(any_synth
 
 def test_vpc_mode_puts_jobs_in_private_subnets_and_isolates_training(prod_vpc, dev):
     steps = _steps(_definition(prod_vpc))
-    for name in ("Preprocess", "Evaluate"):
+    for name in ("PreprocessFit", "Preprocess", "Evaluate"):
         network = steps[name]["Arguments"]["NetworkConfig"]
         assert network["VpcConfig"] == {
             "SecurityGroupIds": ["${JobSecurityGroup}"],
@@ -290,6 +349,7 @@ def test_vpc_mode_puts_jobs_in_private_subnets_and_isolates_training(prod_vpc, d
         "Subnets": ["${Subnet1}", "${Subnet2}"],
     }
     dev_steps = _steps(_definition(dev))
+    assert "NetworkConfig" not in dev_steps["PreprocessFit"]["Arguments"]
     assert "NetworkConfig" not in dev_steps["Preprocess"]["Arguments"]
     assert "EnableNetworkIsolation" not in dev_steps["Tune"]["Arguments"]["TrainingJobDefinition"]
 
@@ -348,12 +408,11 @@ def test_registered_package_carries_the_decision_threshold_the_deployer_reads(de
     assert auc["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
 
 
-def test_preprocess_refuses_more_training_hosts_than_shards(dev):
+@pytest.mark.parametrize("step", ["PreprocessFit", "Preprocess"])
+def test_preprocess_refuses_more_training_hosts_than_shards(dev, step):
     # The TrainingInstanceCount parameter can be raised per execution; preprocessing
     # gets it and fails the run before anything is trained (training_scripts/preprocess.py).
-    args = _steps(_definition(dev))["Preprocess"]["Arguments"]["AppSpecification"][
-        "ContainerArguments"
-    ]
+    args = _steps(_definition(dev))[step]["Arguments"]["AppSpecification"]["ContainerArguments"]
     flag = args.index("--training-instance-count")
     assert args[flag + 1] == {
         "Std:Join": {"On": "", "Values": [{"Get": "Parameters.TrainingInstanceCount"}]}
