@@ -6,8 +6,8 @@ XGBoost image and Model Monitor expect (no header, label first, numbers only), t
 training set in shards for ShardedByS3Key, and a feature manifest that serving uses so
 training and serving encode alike.
 
-Files are streamed batch by batch (pyarrow's streaming CSV reader, --block-bytes per
-batch), so memory is bounded by the batch, not by the book. Two passes:
+Files are read batch by batch (runs of whole lines of about --block-bytes, each parsed
+by pyarrow on its own), so memory is bounded by the batch, not by the book. Two passes:
 
   --pass fit     on each of N instances (ShardedByS3Key over the raw files): validate
                  this host's rows and write its partial statistics, fit/fit-<host>.json
@@ -23,8 +23,9 @@ The split of a row is decided by the SHA-256 of `split:<id>` (the schema's id, a
 hashing), so a row lands in the same split on every run, on whichever host and in
 whichever batch it is read, however the data grows. A row without an id (no id column,
 or an empty cell) is split by the hash of its content: `split-row:` + the raw text of
-its target, feature and sensitive columns (in the schema's order), so identical rows
-share a split.
+its target, feature and sensitive columns (in the schema's order, joined by U+001F), so
+identical rows share a split. (Not the file name and row number: those change when the
+raw files are cut differently.) --train-shards is the number of training files per host.
 
 Outputs under --output-dir (default /opt/ml/processing/output), with one host:
   train/train-00000.csv ...     label + features, no header
