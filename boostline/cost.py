@@ -42,9 +42,12 @@ SECRET_USD_PER_MONTH = 0.40
 INTERFACE_ENDPOINT_USD_PER_AZ_HOUR = {"us-east-1": 0.01, "eu-west-1": 0.011}
 INTERFACE_ENDPOINTS = 2  # Secrets Manager, SageMaker API (the S3 gateway endpoint is free)
 DAYS_PER_MONTH = 30.4
-# Assumed wall-clock hours of the processing steps on the reference data set; the
+# Assumed wall-clock hours of each processing job on the reference data set; the
 # config bounds only training (max_runtime_seconds).
 PREPROCESS_HOURS = 0.25
+# Preprocessing is two jobs (PreprocessFit, then Preprocess), each on
+# preprocess.instance_count instances.
+PREPROCESS_JOBS = 2
 EVALUATE_HOURS = 0.25
 # Assumed wall-clock hours of one monitoring execution on hourly traffic.
 MONITOR_RUN_HOURS = 0.1
@@ -93,11 +96,13 @@ def run_lines(config: BoostlineConfig, stage: str) -> list[Line]:
     training = config.training
     tuning = config.tuning
     training_hours = tuning.max_jobs * training.instance_count * training.max_runtime_seconds / 3600
+    hosts = config.preprocess.instance_count
     return [
         Line(
             "Preprocess",
-            f"1 x {processing} x {PREPROCESS_HOURS:g} h (assumed)",
-            PREPROCESS_HOURS * instance_price(region, processing),
+            f"{PREPROCESS_JOBS} jobs (fit, encode) x {hosts} x {processing} x "
+            f"{PREPROCESS_HOURS:g} h (assumed)",
+            PREPROCESS_JOBS * hosts * PREPROCESS_HOURS * instance_price(region, processing),
         ),
         Line(
             "Tuning (upper bound)",

@@ -56,8 +56,25 @@ def test_estimate_counts_the_monitoring_jobs_the_schedule_starts(dev, stage):
     assert line.usd == pytest.approx(steps * runs * 0.1 * price)
 
 
-def test_estimate_columns_line_up(dev_config):
-    rows = [r for r in estimate(dev_config, "prod").splitlines() if r.startswith("  ")]
+@pytest.mark.parametrize("hosts", [1, 3])
+def test_estimate_counts_two_preprocessing_jobs_on_each_instance(dev_config, hosts):
+    preprocess = dev_config.preprocess.model_copy(update={"instance_count": hosts})
+    config = dev_config.model_copy(update={"preprocess": preprocess})
+    line = next(line for line in run_lines(config, "prod") if line.item == "Preprocess")
+    price = INSTANCE_HOUR_USD["eu-west-1"][preprocess.instance_type]
+    assert (
+        line.detail
+        == f"2 jobs (fit, encode) x {hosts} x {preprocess.instance_type} x 0.25 h (assumed)"
+    )
+    assert line.usd == pytest.approx(2 * hosts * 0.25 * price)
+    assert f"{line.usd:8.2f}" in estimate(config, "prod")
+
+
+@pytest.mark.parametrize("hosts", [1, 100])
+def test_estimate_columns_line_up(dev_config, hosts):
+    preprocess = dev_config.preprocess.model_copy(update={"instance_count": hosts})
+    config = dev_config.model_copy(update={"preprocess": preprocess})
+    rows = [r for r in estimate(config, "prod").splitlines() if r.startswith("  ")]
     ends = {len(r) for r in rows}
     assert len(ends) == 1, rows
 
