@@ -173,6 +173,14 @@ def _csv_files(path: Path) -> Iterator[Path]:
             yield p
 
 
+def input_keys(root: Path, files: list[Path]) -> list[str]:
+    """Each file's key: its path below the input folder (files of one name may sit in
+    several folders, as objects under one S3 prefix do)."""
+    if root.is_file():
+        return [root.name]
+    return [f.relative_to(root).as_posix() for f in files]
+
+
 def find_schema(path: Path) -> Path:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
@@ -690,6 +698,7 @@ def fit_host(
     salt: str | None,
     host: str,
     *,
+    keys: list[str],
     splits: list[np.ndarray] | None = None,
 ) -> Partial:
     """One host's partial statistics over its files, one batch in memory at a time.
@@ -698,7 +707,7 @@ def fit_host(
     encode pass in the same process to reuse rather than hash every id again.
     """
     partial = Partial(host=host, settings=_settings_digest(schema, settings, salt))
-    partial.files = [str(f) for f in files]
+    partial.files = list(keys)
     partial.columns = _header(files[0]) if files else []
     partial.dropped_columns = sorted(set(partial.columns) - known_columns(schema))
     hash_only = {schema.id_column} if schema.id_column else set()
@@ -872,6 +881,7 @@ def encode_host(
     host: str,
     output_dir: Path,
     *,
+    keys: list[str],
     started: float,
     splits: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
@@ -882,7 +892,7 @@ def encode_host(
     merged = the_plan.merged
     hosts = merged.hosts
     own = merged.partial(host)
-    if own.file_names != [f.name for f in files]:
+    if own.files != keys:
         raise PreprocessError(
             f"host {host} has {len(files)} raw file(s) but its fit pass read "
             f"{len(own.files)} others: run both passes on the same instance count over the "
@@ -1026,7 +1036,8 @@ def run_fit(
     settings.check()
     schema = load(schema_path)
     files = host_inputs(input_path, hosts, host)
-    return write_partial(fit_dir, fit_host(files, schema, settings, salt, host))
+    keys = input_keys(input_path, files)
+    return write_partial(fit_dir, fit_host(files, schema, settings, salt, host, keys=keys))
 
 
 def run_encode(
@@ -1051,7 +1062,10 @@ def run_encode(
         )
     files = host_inputs(input_path, hosts, host)
     the_plan = plan(merged, schema, settings, salt)
-    return encode_host(files, schema, settings, salt, the_plan, host, output_dir, started=started)
+    keys = input_keys(input_path, files)
+    return encode_host(
+        files, schema, settings, salt, the_plan, host, output_dir, keys=keys, started=started
+    )
 
 
 def preprocess(
@@ -1087,12 +1101,22 @@ def preprocess(
     files = find_inputs(input_path)
     host = "algo-1"
     splits: list[np.ndarray] = []
-    partial = fit_host(files, schema, settings, salt, host, splits=splits)
+    keys = input_keys(input_path, files)
+    partial = fit_host(files, schema, settings, salt, host, keys=keys, splits=splits)
     if partial.rows_read == 0:
         raise PreprocessError(f"no data rows in {input_path}")
     the_plan = plan(merge([partial]), schema, settings, salt)
     return encode_host(
-        files, schema, settings, salt, the_plan, host, output_dir, started=started, splits=splits
+        files,
+        schema,
+        settings,
+        salt,
+        the_plan,
+        host,
+        output_dir,
+        keys=keys,
+        started=started,
+        splits=splits,
     )
 
 

@@ -69,7 +69,8 @@ class Partial:
 
     host: str
     settings: dict[str, Any]
-    files: list[str] = field(default_factory=list)  # paths as this host saw them
+    # its files' keys: paths relative to the input folder, as S3 keys below the prefix
+    files: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # the header of its files
     dropped_columns: list[str] = field(default_factory=list)
     rows_read: int = 0
@@ -82,10 +83,6 @@ class Partial:
     # per categorical feature: training rows per (trimmed) value
     categories: dict[str, Counter[str]] = field(default_factory=dict)
     numerical: dict[str, NumericStats] = field(default_factory=dict)
-
-    @property
-    def file_names(self) -> list[str]:
-        return [Path(f).name for f in self.files]
 
     @property
     def train_rows(self) -> int:
@@ -180,7 +177,7 @@ def merge(partials: list[Partial]) -> Merged:
                 f"the files of {p.host} have other columns than those of {first.host}: "
                 f"{p.columns} vs {first.columns}"
             )
-        for name in p.file_names:
+        for name in p.files:
             if name in seen:
                 raise StatsError(f"file {name} was read by both {seen[name]} and {p.host}")
             seen[name] = p.host

@@ -469,6 +469,16 @@ def test_two_hosts_write_what_one_process_writes(tmp_path: Path, schema_file: Pa
         assert len(meta) == len(tests) + 1
 
 
+def test_files_of_one_name_in_two_folders_are_both_read(tmp_path: Path, schema_file) -> None:
+    # new data lands under the raw prefix in folders of its own, with the same file names
+    rows = make_rows(600)
+    write_csv(tmp_path / "raw" / "2024" / "loans-00000.csv", rows[:300])
+    write_csv(tmp_path / "raw" / "2025" / "loans-00000.csv", rows[300:])
+    report = pp.preprocess(tmp_path / "raw", schema_file, tmp_path / "out", salt="s")
+    assert report["rows_read"] == 600
+    assert report["input_files"] == ["2024/loans-00000.csv", "2025/loans-00000.csv"]
+
+
 def test_the_merge_is_the_same_whatever_the_order(tmp_path: Path, schema_file: Path) -> None:
     _two_host_run(tmp_path, schema_file, _book(tmp_path))
     partials = stats.read_partials(tmp_path / "fit")

@@ -82,18 +82,19 @@ def test_a_malformed_or_foreign_partial_is_refused(tmp_path: Path) -> None:
 
 
 def test_partials_that_disagree_do_not_merge() -> None:
-    a = _partial("algo-1", ["/in/a.csv"])
+    a = _partial("algo-1", ["a.csv", "2024/b.csv"])
+    stats.merge([a, _partial("algo-2", ["b.csv", "2025/b.csv"])])  # keys, not names
     with pytest.raises(stats.StatsError, match="read by both algo-1 and algo-2"):
-        stats.merge([a, _partial("algo-2", ["/other/a.csv"])])
-    other = _partial("algo-2", ["/in/b.csv"])
+        stats.merge([a, _partial("algo-2", ["2024/b.csv"])])
+    other = _partial("algo-2", ["b.csv"])
     other.settings = {"schema": "s", "test_fraction": 0.2}
     with pytest.raises(stats.StatsError, match="different settings"):
         stats.merge([a, other])
-    columns = _partial("algo-2", ["/in/b.csv"], columns=["a"])
+    columns = _partial("algo-2", ["b.csv"], columns=["a"])
     with pytest.raises(stats.StatsError, match="other columns"):
         stats.merge([a, columns])
     with pytest.raises(stats.StatsError, match="same host"):
-        stats.merge([a, _partial("algo-1", ["/in/c.csv"])])
+        stats.merge([a, _partial("algo-1", ["c.csv"])])
 
 
 def test_hosts_come_from_the_environment_then_the_resource_config(tmp_path: Path) -> None:
