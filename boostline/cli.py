@@ -123,7 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data", type=Path, required=True, help="CSV file or folder of CSV files")
     run.add_argument("--schema", type=Path, help="dataset schema (default: from the config)")
-    run.add_argument("--instance-count", type=int, help="local training workers (hosts)")
+    run.add_argument(
+        "--instance-count", type=int, help="training hosts (the TrainingInstanceCount parameter)"
+    )
+    run.add_argument(
+        "--processing-instance-count",
+        type=int,
+        help="hosts of each preprocessing step, each with its share of the raw files "
+        "(the ProcessingInstanceCount parameter; default: preprocess.instance_count)",
+    )
     run.add_argument("--max-trials", type=int, help="tuning budget (default: from the config)")
     run.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
     _add_assembly_argument(run)
@@ -425,6 +433,8 @@ def _run_pipeline_locked(
     }
     if args.instance_count is not None:
         parameters["TrainingInstanceCount"] = args.instance_count
+    if args.processing_instance_count is not None:
+        parameters["ProcessingInstanceCount"] = args.processing_instance_count
     run = run_pipeline(
         workdir,
         config,

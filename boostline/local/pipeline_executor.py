@@ -19,7 +19,12 @@ How a job runs here:
   the arguments, the environment and the input/output LocalPaths becomes
   `<job dir>/opt/ml`, consistently, and the entrypoint then runs as written
   (`/bin/sh -c ...`), with this venv's python3 first on PATH standing in for the
-  image's. Boto3 calls the scripts make reach local_aws.LocalAwsEndpoint.
+  image's. Boto3 calls the scripts make reach local_aws.LocalAwsEndpoint. With an
+  InstanceCount of N, each host (algo-1 ... algo-N) is a process with an `/opt/ml` of
+  its own (`<job dir>/<host>/opt/ml`) and its resourceconfig.json; inputs are dealt as
+  boostline.local.processing_job deals them (FullyReplicated, or ShardedByS3Key by key),
+  and every host's outputs go to the same S3 prefix (two hosts writing one file with
+  different bytes fail the step).
 - Training (and each tuning trial): script mode through training_job.run_training_job:
   sagemaker_program from the archive named by sagemaker_submit_directory, channels
   from InputDataConfig with their distribution, hosts from ResourceConfig; the model
@@ -78,6 +83,14 @@ from boostline.local.local_aws import (
     prefix_relative,
 )
 from boostline.local.processes import ProcessSpec, run_processes
+from boostline.local.processing_job import (
+    DISTRIBUTIONS,
+    RESOURCE_CONFIG_ENV,
+    _check_collisions,
+    _failure_reason,
+    _for_host,
+    resource_config,
+)
 from boostline.local.training_job import Channel, run_training_job
 from boostline.local.tuner import Trial, TuningFailed, objective_from_log, tune
 from boostline.local.workdir import Workdir
@@ -562,17 +575,10 @@ class PipelineExecutor:
         denied = self._check_access("Processing", args, job, name, record)
         if denied:
             raise ExecutionError(f"step {name} failed: processing job {denied}", name)
-        job_dir = self.workdir.job_dir(job)
-        if job_dir.exists():
-            shutil.rmtree(job_dir)
-        root = job_dir / "opt" / "ml"
-
-        def host(text: str) -> str:
-            return _CONTAINER_PATH.sub(str(root), text)
-
         cluster = args.get("ProcessingResources", {}).get("ClusterConfig", {})
-        if int(cluster.get("InstanceCount", 1)) != 1:
-            raise ExecutionError(f"step {name}: processing on more than one instance", name)
+        count = cluster.get("InstanceCount", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ExecutionError(f"step {name}: InstanceCount {count!r} is not a count", name)
         app = args.get("AppSpecification", {})
         entrypoint = app.get("ContainerEntrypoint")
         if not entrypoint:
@@ -581,41 +587,78 @@ class PipelineExecutor:
                 "known locally)",
                 step=name,
             )
-        for item in args.get("ProcessingInputs", []):
-            self._stage_processing_input(item, host, name)
+        job_dir = self.workdir.job_dir(job)
+        if job_dir.exists():
+            shutil.rmtree(job_dir)
+        hosts = [f"algo-{i}" for i in range(1, count + 1)]
+        # Each host's /opt/ml: the job dir's own with one host, as before; one per host else.
+        roots = {
+            h: job_dir / "opt" / "ml" if count == 1 else job_dir / h / "opt" / "ml" for h in hosts
+        }
+        inputs = [self._processing_input(item, name) for item in args.get("ProcessingInputs", [])]
         outputs: dict[str, dict[str, Any]] = {}
-        local_outputs: dict[str, Path] = {}
         for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []):
             if "S3Output" not in item:
                 raise ExecutionError(f"step {name}: output {item.get('OutputName')} is not S3")
-            out = item["S3Output"]
-            local = Path(host(out["LocalPath"]))
-            local.mkdir(parents=True, exist_ok=True)
-            outputs[item["OutputName"]] = {"OutputName": item["OutputName"], "S3Output": out}
-            local_outputs[item["OutputName"]] = local
-        env = self._environment(args.get("Environment", {}), host)
-        env["BOOSTLINE_OUTPUT_DIR"] = str(root / "output")  # where the exit message goes
-        (root / "output").mkdir(parents=True, exist_ok=True)
-        argv = [host(str(a)) for a in [*entrypoint, *app.get("ContainerArguments", [])]]
+            outputs[item["OutputName"]] = {
+                "OutputName": item["OutputName"],
+                "S3Output": item["S3Output"],
+            }
+        specs: list[ProcessSpec] = []
+        local_outs: dict[str, dict[str, Path]] = {}
+        for index, host_name in enumerate(hosts):
+            root = roots[host_name]
+
+            def host(text: str, root: Path = root) -> str:
+                return _CONTAINER_PATH.sub(str(root), text)
+
+            for local_path, distribution, objects in inputs:
+                target = Path(host(local_path))
+                target.mkdir(parents=True, exist_ok=True)
+                for rel, path in _for_host(objects, distribution, index, count):
+                    _link_file(path, target / rel)
+            local_outs[host_name] = {}
+            for output, item in outputs.items():
+                local = Path(host(item["S3Output"]["LocalPath"]))
+                local.mkdir(parents=True, exist_ok=True)
+                local_outs[host_name][output] = local
+            # What SageMaker tells a processing container of its cluster, and no more.
+            config = root / "config" / "resourceconfig.json"
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(json.dumps(resource_config(host_name, hosts), indent=2) + "\n")
+            env = self._environment(args.get("Environment", {}), host)
+            env["BOOSTLINE_OUTPUT_DIR"] = str(root / "output")  # where the exit message goes
+            env[RESOURCE_CONFIG_ENV] = str(config)
+            (root / "output").mkdir(parents=True, exist_ok=True)
+            argv = [host(str(a)) for a in [*entrypoint, *app.get("ContainerArguments", [])]]
+            specs.append(
+                ProcessSpec(host_name if count > 1 else job, argv, env, cwd=root.parent.parent)
+            )
         timeout = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         calls_before = len(self.aws.requests) if self.aws is not None else 0
-        with self.progress.step(f"{name} (processing job {job})"):
-            (result,) = run_processes(
-                [ProcessSpec(job, argv, env, cwd=job_dir)],
-                timeout=float(timeout) if timeout else None,
-                echo=self.progress.detail,
+        on = f" on {count} instances" if count > 1 else ""
+        with self.progress.step(f"{name} (processing job {job}{on})"):
+            results = run_processes(
+                specs, timeout=float(timeout) if timeout else None, echo=self.progress.detail
             )
-        record.detail.update(job=job, exit_code=result.returncode)
-        if result.returncode != 0:
-            message = root / "output" / "message"
-            reason = (
-                message.read_text().strip() if message.is_file() else _last_lines(result.output)
-            )
+        record.detail.update(
+            job=job,
+            instance_count=count,
+            exit_code=next((r.returncode for r in results if r.returncode != 0), 0),
+        )
+        if any(r.returncode != 0 or r.timed_out for r in results):
+            reason = _failure_reason(hosts, roots, results, float(timeout) if timeout else None)
             raise ExecutionError(f"step {name} failed: processing job {job}: {reason}", name)
         if self.aws is not None:
             self._check_job_calls(args, self.aws.requests[calls_before:], job, name, record)
-        for output, local in local_outputs.items():
-            self.s3.upload_dir(local, outputs[output]["S3Output"]["S3Uri"])
+        try:
+            _check_collisions(outputs, local_outs)
+        except ValueError as exc:
+            raise ExecutionError(f"step {name} failed: processing job {job}: {exc}", name) from exc
+        # Every host's folder goes to the same prefix, as each instance's upload does.
+        for output, item in outputs.items():
+            for host_name in hosts:
+                self.s3.upload_dir(local_outs[host_name][output], item["S3Output"]["S3Uri"])
         self.properties[name] = {
             "ProcessingJobName": job,
             "ProcessingJobArn": f"arn:aws:sagemaker:{self.region}:{self.account}:"
@@ -627,9 +670,10 @@ class PipelineExecutor:
             f["PropertyFileName"]: f for f in step.get("PropertyFiles", []) or []
         }
 
-    def _stage_processing_input(
-        self, item: dict[str, Any], host: Callable[[str], str], step: str
-    ) -> None:
+    def _processing_input(
+        self, item: dict[str, Any], step: str
+    ) -> tuple[str, str, list[tuple[Path, Path]]]:
+        """(container LocalPath, distribution, (relative path, file) of every object)."""
         if "S3Input" not in item:
             raise ExecutionError(
                 f"step {step}: input {item.get('InputName')}: only S3Input is run locally", step
@@ -639,6 +683,7 @@ class PipelineExecutor:
             ("S3DataType", ("S3Prefix",)),
             ("S3InputMode", ("File",)),
             ("S3CompressionType", ("None",)),
+            ("S3DataDistributionType", DISTRIBUTIONS),
         ):
             if s3_input.get(key, allowed[0]) not in allowed:
                 raise ExecutionError(
@@ -653,10 +698,14 @@ class PipelineExecutor:
                 f"step {step}: input {item.get('InputName')}: no S3 objects found under {uri}",
                 step=step,
             )
-        target = Path(host(s3_input["LocalPath"]))
         prefix = _split(uri)[1]
-        for key, path in objects:
-            _link_file(path, target / prefix_relative(prefix, key))
+        # Sorted by key, as ShardedByS3Key deals the objects out.
+        found = [(Path(prefix_relative(prefix, key)), path) for key, path in objects]
+        return (
+            s3_input["LocalPath"],
+            s3_input.get("S3DataDistributionType", "FullyReplicated"),
+            found,
+        )
 
     # ------------------------------------------------------------ Training and Tuning
 

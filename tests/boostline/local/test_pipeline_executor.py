@@ -135,8 +135,10 @@ def test_the_dev_definition_runs_end_to_end(executed, dev_assembly: Assembly) ->
     }
     for role, counted in run.access_checks.items():
         assert counted["checked"] == counted["allowed"] > 0, role
-    for step in ("Preprocess", "Tune", "Evaluate"):
+    for step in ("PreprocessFit", "Preprocess", "Tune", "Evaluate"):
         assert run.steps[step]["accesses_checked"] > 0, step
+    for step in ("PreprocessFit", "Preprocess"):
+        assert run.steps[step]["instance_count"] == 1, step
 
 
 def test_the_evaluation_reads_the_tuners_own_trials_through_the_sagemaker_api(
@@ -208,6 +210,88 @@ def test_the_jobs_ran_the_assemblys_code_archive(executed, dev_assembly: Assembl
     assert [p.read_bytes() for p in (job / "opt/ml/processing/input/schema").iterdir()] == [
         schema.read_bytes()
     ]
+
+
+def _rows(folder: Path, pattern: str) -> list[str]:
+    return sorted(line for f in folder.glob(pattern) for line in f.read_text().splitlines())
+
+
+def test_preprocessing_on_two_instances_splits_and_encodes_as_one_does(
+    executed, tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    one_workdir, one = executed
+    workdir = _workdir(tmp_path / "work")  # the same book: two raw files
+    run = _run(workdir, dev_assembly, ProcessingInstanceCount=2, TriggerReason="schedule")
+    assert run.status == "Succeeded"
+    assert run.parameters["ProcessingInstanceCount"] == 2
+    for step in ("PreprocessFit", "Preprocess"):
+        assert run.steps[step]["instance_count"] == 2, step
+        job = workdir.job_dir(run.steps[step]["job"])
+        hosts = sorted(p.name for p in job.iterdir())
+        assert hosts == ["algo-1", "algo-2"]
+        for index, host in enumerate(hosts):
+            root = job / host / "opt" / "ml"
+            config = json.loads((root / "config" / "resourceconfig.json").read_text())
+            assert config == {"current_host": host, "hosts": hosts}
+            # ShardedByS3Key: each host got one of the two raw files, whole
+            (raw,) = (root / "processing" / "input" / "data").rglob("*.csv")
+            assert raw.name == f"loans-{index:05d}.csv"
+        if step == "Preprocess":  # every host got every host's partials
+            for host in hosts:
+                fit = job / host / "opt/ml/processing/input/fit"
+                assert sorted(p.name for p in fit.iterdir()) == [
+                    "fit-algo-1.json",
+                    "fit-algo-2.json",
+                ]
+    processed = workdir.bucket("processed") / "runs" / run.run_id
+    assert sorted(p.name for p in (processed / "fit").iterdir()) == [
+        "fit-algo-1.json",
+        "fit-algo-2.json",
+    ]
+    assert sorted(p.name for p in (processed / "test").iterdir()) == [
+        "test-algo-1.csv",
+        "test-algo-2.csv",
+        "test_meta-algo-1.csv",
+        "test_meta-algo-2.csv",
+    ]
+    assert len(list((processed / "train").glob("train-algo-*-*.csv"))) == 8
+    # The split is by id and the encoding by the merged fit: two hosts write the rows
+    # one host writes, in another order.
+    single = one_workdir.bucket("processed") / "runs" / one.run_id
+    for split, pattern in (
+        ("train", "*.csv"),
+        ("validation", "*.csv"),
+        ("test", "test*.csv"),
+    ):
+        if split == "test":
+            got = _rows(processed / split, "test-*.csv")
+            want = _rows(single / split, "test.csv")
+        else:
+            got, want = _rows(processed / split, pattern), _rows(single / split, pattern)
+        assert got == want and got, split
+    manifest = "manifest/feature_manifest.json"
+    assert json.loads((processed / manifest).read_text()) == json.loads(
+        (single / manifest).read_text()
+    )
+    # the downstream steps read the hosts' files as one set
+    assert run.evaluation["binary_classification_metrics"]["auc"]["value"] == pytest.approx(
+        one.evaluation["binary_classification_metrics"]["auc"]["value"], abs=0.05
+    )
+
+
+def test_more_preprocessing_hosts_than_raw_files_fail_the_fit_step(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    workdir = _workdir(tmp_path / "work")  # two raw files
+    with pytest.raises(PipelineFailed) as failed:
+        _run(workdir, dev_assembly, ProcessingInstanceCount=3)
+    message = str(failed.value)
+    assert message.startswith("step PreprocessFit failed: processing job "), message
+    assert "algo-3: preprocessing failed: host algo-3 of 3 got no raw CSV file" in message
+    record = json.loads(next((workdir.root / "runs").glob("*.json")).read_text())
+    assert record["failure_step"] == "PreprocessFit"
+    assert list(record["steps"]) == ["PreprocessFit"]
+    assert not (workdir.bucket("processed") / "runs").exists()  # nothing uploaded
 
 
 def test_a_retrain_compares_with_the_champion_it_is_given(executed, dev_assembly) -> None:
@@ -345,16 +429,16 @@ def test_without_list_assets_the_run_stops_at_preprocess_naming_action_and_bucke
     with pytest.raises(PipelineFailed) as failed:
         _run(workdir, broken)
     message = str(failed.value)
-    assert message.startswith("step Preprocess failed: processing job ")
+    assert message.startswith("step PreprocessFit failed: processing job ")
     assert (
         f"User: arn:aws:sts::{ACCOUNT}:assumed-role/boostline-dev-preprocess/SageMaker is not "
         f"authorized to perform: s3:ListBucket on resource: {assets} because no "
         "identity-based policy allows the s3:ListBucket action"
     ) in message
     record = json.loads(next((workdir.root / "runs").glob("*.json")).read_text())
-    assert record["failure_step"] == "Preprocess"
-    assert list(record["steps"]) == ["Preprocess"]
-    assert record["steps"]["Preprocess"]["access_denied"] == {
+    assert record["failure_step"] == "PreprocessFit"
+    assert list(record["steps"]) == ["PreprocessFit"]
+    assert record["steps"]["PreprocessFit"]["access_denied"] == {
         "role": "boostline-dev-preprocess",
         "action": "s3:ListBucket",
         "resource": assets,
@@ -382,7 +466,8 @@ def test_without_its_data_listing_every_tuning_trial_is_denied_before_it_runs(
     assert record["steps"]["Preprocess"]["status"] == "Succeeded"
     assert record["steps"]["Tune"]["access_denied"]["action"] == "s3:ListBucket"
     jobs = {p.name for p in (workdir.root / "jobs").iterdir()}
-    assert jobs == {record["steps"]["Preprocess"]["job"]}  # no trial started
+    # no trial started
+    assert jobs == {record["steps"][s]["job"] for s in ("PreprocessFit", "Preprocess")}
 
 
 def _executor(
