@@ -22,7 +22,12 @@ from boostline.local.iam import (
 )
 from boostline.local.iam.stage import bucket_keys
 
-JOBS = [("Preprocess", "Processing"), ("Tune", "Tuning"), ("Evaluate", "Processing")]
+JOBS = [
+    ("PreprocessFit", "Processing"),
+    ("Preprocess", "Processing"),
+    ("Tune", "Tuning"),
+    ("Evaluate", "Processing"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,17 @@ def definition(stacks: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_of(stacks: dict[str, Any]) -> Stage:
-    return Stage(iam_stage.ACCOUNT, iam_stage.REGION, bucket_keys=bucket_keys(stacks))
+    return Stage(
+        iam_stage.ACCOUNT, iam_stage.REGION, bucket_keys=bucket_keys(stacks), list_objects=listed
+    )
+
+
+def listed(bucket: str, prefix: str) -> list[str]:
+    """What an S3Prefix input's listing finds: the fit step's output is a folder of every
+    host's partials; any other prefix stands for one object, the prefix itself."""
+    if prefix.endswith("/fit"):
+        return [f"{prefix}/fit-algo-1.json", f"{prefix}/fit-algo-2.json"]
+    return [prefix]
 
 
 def checker_of(stacks: dict[str, Any]) -> AccessChecker:
@@ -65,10 +80,11 @@ def test_each_job_is_allowed_every_access_sagemaker_makes(
     assert {"kms:GenerateDataKey", "ecr:BatchGetImage", "logs:PutLogEvents"} <= actions
 
 
-def test_the_preprocess_request_lists_its_inputs_with_their_prefix(
-    stacks: dict[str, Any], definition: dict[str, Any]
+@pytest.mark.parametrize(("step", "inputs"), [("PreprocessFit", 3), ("Preprocess", 4)])
+def test_the_preprocess_requests_list_their_inputs_with_their_prefix(
+    stacks: dict[str, Any], definition: dict[str, Any], step: str, inputs: int
 ) -> None:
-    request = iam_stage.resolve_step(definition, "Preprocess")
+    request = iam_stage.resolve_step(definition, step)
     assert request_role("Processing", request) == "boostline-dev-preprocess"
     lists = [
         (a.resource, a.context["s3:prefix"])
@@ -77,7 +93,44 @@ def test_the_preprocess_request_lists_its_inputs_with_their_prefix(
     ]
     raw = f"arn:aws:s3:::boostline-dev-raw-{iam_stage.ACCOUNT}-{iam_stage.REGION}"
     assert (raw, "raw/") in lists
-    assert len(lists) == 3  # code, schema, data
+    assert len(lists) == inputs  # code, schema, data (and the fit step's partials)
+    processed = f"arn:aws:s3:::boostline-dev-processed-{iam_stage.ACCOUNT}-{iam_stage.REGION}"
+    fit = (processed, f"runs/{iam_stage.EXECUTION_ID}/fit")
+    assert (fit in lists) == (step == "Preprocess")
+
+
+def test_without_reading_the_fit_partials_the_encode_step_is_denied(
+    definition: dict[str, Any],
+) -> None:
+    template = copy.deepcopy(iam_stage.template("Pipeline"))
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            statements[:] = [s for s in statements if s.get("Sid") != "ListFitPartials"]
+    mutated = iam_stage.rendered({"Pipeline": template})
+    checker = checker_of(mutated)
+    fit_request = iam_stage.resolve_step(definition, "PreprocessFit")
+    # the fit step reads no partials: it is allowed without them
+    checker.check(
+        "boostline-dev-preprocess",
+        accesses_for_request("Processing", fit_request, stage_of(mutated)),
+        session="SageMaker",
+    )
+    request = iam_stage.resolve_step(definition, "Preprocess")
+    with pytest.raises(AccessDenied) as denied:
+        checker.check(
+            "boostline-dev-preprocess",
+            accesses_for_request("Processing", request, stage_of(mutated)),
+            session="SageMaker",
+        )
+    processed = f"arn:aws:s3:::boostline-dev-processed-{iam_stage.ACCOUNT}-{iam_stage.REGION}"
+    assert f"s3:ListBucket on resource: {processed} because" in str(denied.value)
+    # ... and the role lists nothing else of the processed bucket
+    [decision] = checker_of(iam_stage.rendered()).evaluate(
+        "boostline-dev-preprocess",
+        [Access("s3:ListBucket", processed, {"s3:prefix": "runs/execution-1/train"})],
+    )
+    assert decision.result == "ImplicitlyDenied"
 
 
 def test_without_list_bucket_the_preprocess_step_is_denied_naming_action_and_bucket(
