@@ -238,3 +238,42 @@ def test_only_the_evaluation_and_the_pipeline_read_tuning_jobs(any_synth):
             assert ":hyper-parameter-tuning-job/*" in text and "AWS::AccountId" in text
         elif not role.endswith("-pipeline"):
             assert not granted, role
+
+
+def test_preprocessing_reads_back_only_the_fit_partials_of_the_processed_bucket(any_synth):
+    """The encode step lists and reads the fit step's output (an S3Prefix input), and the
+    preprocess role reads nothing else of the processed bucket."""
+    import fnmatch
+
+    stage = any_synth.stage
+    statements = _role_policies(any_synth)[f"boostline-{stage}-preprocess"]
+    processed = f"boostline-{stage}-processed-"
+    lists = [
+        s
+        for s in statements
+        if "s3:ListBucket" in _listify(s["Action"]) and processed in json.dumps(s["Resource"])
+    ]
+    (listing,) = lists
+    assert _listify(listing["Action"]) == ["s3:ListBucket"]
+    patterns = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert sorted(patterns) == ["runs/*/fit", "runs/*/fit/*"]
+    reads = [
+        s
+        for s in statements
+        if "s3:GetObject" in _listify(s["Action"]) and processed in json.dumps(s["Resource"])
+    ]
+    (read,) = reads
+    assert _listify(read["Action"]) == ["s3:GetObject"]
+    (resource,) = _listify(read["Resource"])
+    assert json.dumps(resource).endswith('/runs/*/fit/*"]]}')
+    # The prefix the definition's encode step lists is one the condition allows.
+    (pipeline,) = any_synth.resources("Pipeline", "AWS::SageMaker::Pipeline").values()
+    body = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+    steps = {s["Name"]: s for s in json.loads(body)["Steps"]}
+    (fit_output,) = steps["PreprocessFit"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    values = fit_output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+    assert values[0] == "s3:/" and values[1].startswith(processed)
+    key = "/".join("abc123" if isinstance(v, dict) else v for v in values[2:])
+    assert any(fnmatch.fnmatchcase(key, p) for p in patterns), key
+    assert any(fnmatch.fnmatchcase(f"{key}/fit-algo-1.json", p) for p in patterns)
+    assert fnmatch.fnmatchcase(f"{key}/fit-algo-1.json", "runs/*/fit/*")
