@@ -17,11 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .pipeline_definition import DEFINITION_VERSION, entry_command
+from .pipeline_definition import DEFINITION_VERSION
+from .processing_step import OUTPUT_DIR, ProcessingJob, parameter, per_execution, processing_step
 
-PROCESSING = "/opt/ml/processing"
-CODE_DIR = f"{PROCESSING}/input/code"
-OUTPUT_DIR = f"{PROCESSING}/output"
 LIVE_MODEL_PARAMETERS = (
     "ModelPackageArn",
     "BaselineStatisticsUri",
@@ -33,43 +31,26 @@ STEPS = {"data-quality": "DataQualityCheck", "model-quality": "ModelQualityCheck
 
 
 @dataclass(frozen=True)
-class MonitorJob:
+class MonitorJob(ProcessingJob):
     """What both checks' jobs share."""
 
-    image: str
-    role_arn: str
-    kms_key_arn: str
-    source_uri: str
-    source_key: str
-    instance_type: str
-    max_runtime_seconds: int
     captures_uri: str
     ground_truth_uri: str
     reports_uri: str
     endpoint: str
     hours: int
     namespace: str
-    region: str
-
-
-def _param(name: str) -> dict[str, str]:
-    return {"Get": f"Parameters.{name}"}
 
 
 def _report_uri(job: MonitorJob, check: str) -> dict[str, Any]:
-    return {
-        "Std:Join": {
-            "On": "/",
-            "Values": [f"{job.reports_uri}/{check}", {"Get": "Execution.PipelineExecutionId"}],
-        }
-    }
+    return per_execution(f"{job.reports_uri}/{check}")
 
 
 def _arguments(job: MonitorJob, check: str) -> list[Any]:
     args: list[Any] = [
         check,
         "--model-package",
-        _param("ModelPackageArn"),
+        parameter("ModelPackageArn"),
         "--captures",
         job.captures_uri,
         "--endpoint",
@@ -77,9 +58,9 @@ def _arguments(job: MonitorJob, check: str) -> list[Any]:
         "--hours",
         str(job.hours),
         "--window-start",
-        _param("WindowStart"),
+        parameter("WindowStart"),
         "--window-end",
-        _param("WindowEnd"),
+        parameter("WindowEnd"),
         "--output-dir",
         OUTPUT_DIR,
         "--report-uri",
@@ -88,74 +69,31 @@ def _arguments(job: MonitorJob, check: str) -> list[Any]:
     if check == "data-quality":
         args += [
             "--baseline-statistics",
-            _param("BaselineStatisticsUri"),
+            parameter("BaselineStatisticsUri"),
             "--constraints",
-            _param("BaselineConstraintsUri"),
+            parameter("BaselineConstraintsUri"),
         ]
     else:
-        args += ["--threshold", _param("DecisionThreshold"), "--ground-truth", job.ground_truth_uri]
+        args += [
+            "--threshold",
+            parameter("DecisionThreshold"),
+            "--ground-truth",
+            job.ground_truth_uri,
+        ]
     return args
 
 
 def _step(job: MonitorJob, check: str) -> dict[str, Any]:
-    return {
-        "Name": STEPS[check],
-        "Type": "Processing",
-        "Description": f"Our own {check} check of the endpoint's captured traffic",
-        "Arguments": {
-            "ProcessingResources": {
-                "ClusterConfig": {
-                    "InstanceType": job.instance_type,
-                    "InstanceCount": 1,
-                    "VolumeSizeInGB": 20,
-                    "VolumeKmsKeyId": job.kms_key_arn,
-                }
-            },
-            "AppSpecification": {
-                "ImageUri": job.image,
-                "ContainerEntrypoint": entry_command(
-                    "monitor_job.py", f"{CODE_DIR}/{job.source_key}"
-                ),
-                "ContainerArguments": _arguments(job, check),
-            },
-            "RoleArn": job.role_arn,
-            "ProcessingInputs": [
-                {
-                    "InputName": "code",
-                    "AppManaged": False,
-                    "S3Input": {
-                        "S3Uri": job.source_uri,
-                        "LocalPath": CODE_DIR,
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                        "S3DataDistributionType": "FullyReplicated",
-                    },
-                }
-            ],
-            "ProcessingOutputConfig": {
-                "Outputs": [
-                    {
-                        "OutputName": "report",
-                        "AppManaged": False,
-                        "S3Output": {
-                            "S3Uri": _report_uri(job, check),
-                            "LocalPath": OUTPUT_DIR,
-                            "S3UploadMode": "EndOfJob",
-                        },
-                    }
-                ],
-                "KmsKeyId": job.kms_key_arn,
-            },
-            "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
-            # The image's boto3 reads AWS_DEFAULT_REGION only; the jobs call SageMaker,
-            # CloudWatch and EventBridge themselves.
-            "Environment": {
-                "BOOSTLINE_METRICS_NAMESPACE": job.namespace,
-                "AWS_DEFAULT_REGION": job.region,
-            },
-            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
-        },
-    }
+    return processing_step(
+        job,
+        name=STEPS[check],
+        description=f"Our own {check} check of the endpoint's captured traffic",
+        script="monitor_job.py",
+        arguments=_arguments(job, check),
+        output=("report", _report_uri(job, check)),
+        volume_size_gb=20,
+        environment={"BOOSTLINE_METRICS_NAMESPACE": job.namespace},
+    )
 
 
 def monitoring_pipeline_definition(job: MonitorJob, checks: tuple[str, ...]) -> dict[str, Any]:

@@ -10,25 +10,20 @@ group and a second way to read the same cron.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from aws_cdk import Aws, CfnCondition, Fn
+from aws_cdk import Aws, CfnCondition
 from aws_cdk import aws_events as events
-from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from boostline.config import BoostlineConfig
 
-from . import sagemaker_offline
 from .iam import ServiceRole, arn, bucket_arn, objects_arn
 from .live_model import LiveModel
+from .live_model_job import LiveModelJob
 from .monitor_definition import STEPS, MonitorJob, monitoring_pipeline_definition
 from .monitoring import l1, schedule_period_hours
 from .naming import Names
-from .pipeline_stack import SOURCE_DIR
-from .sourcedir import build_archive
 from .storage_stack import StorageRefs
 
 OWN_MONITOR_NAMESPACE = "Boostline/Monitoring"
@@ -66,29 +61,22 @@ class OwnMonitor(Construct):
         artifacts = names.bucket("artifacts", Aws.ACCOUNT_ID, Aws.REGION)
         capture_bucket = names.bucket("capture", Aws.ACCOUNT_ID, Aws.REGION)
         reports_bucket = names.bucket("monitoring", Aws.ACCOUNT_ID, Aws.REGION)
-        group = names.model_package_group
-        source = s3_assets.Asset(
-            self, "SourceDir", path=str(build_archive(SOURCE_DIR, archive_dir))
-        )
-        image = sagemaker_offline.image_uri(config.training.framework_version, stage_config.region)
         capture_prefix = f"{CAPTURE_PREFIX}/{names.endpoint}/"
         truth_prefix = monitoring.ground_truth_prefix
 
         # ------------------------------------------------------------ job role
-        job = ServiceRole(
+        live_job = LiveModelJob(
             self,
-            "JobRole",
+            config=config,
+            stage=stage,
+            names=names,
+            storage=storage,
+            archive_dir=archive_dir,
             role_name=f"{names.job_prefix}-monitor-job",
             description=f"{names.prefix}: the own-code monitor jobs",
-        )
-        job.use_key(storage.key)
-        job.job_basics(
-            "ProcessingJobs",
-            image.split(".", 1)[0],
-            image.split("/", 1)[1].split(":")[0],
             metric_namespaces=[OWN_MONITOR_NAMESPACE],
         )
-        job.read_assets([source], "SourceArchive")  # an S3Prefix input: listed, then read
+        job = live_job.role
         job.allow(
             ["s3:ListBucket"],
             [bucket_arn(capture_bucket)],
@@ -101,16 +89,12 @@ class OwnMonitor(Construct):
                 objects_arn(capture_bucket, f"{capture_prefix}*"),
                 objects_arn(capture_bucket, f"{truth_prefix}*"),
                 objects_arn(artifacts, "runs/*"),
-                objects_arn(artifacts, "models/*"),
+                live_job.model_archives,
             ],
             sid="ReadCaptureGroundTruthBaselinesAndModel",
         )
         job.allow(["s3:PutObject"], [objects_arn(reports_bucket, "reports/*")], sid="WriteReports")
-        job.allow(
-            ["sagemaker:DescribeModelPackage"],
-            [arn("sagemaker", f"model-package/{group}/*")],
-            sid="DescribeLiveModelPackage",
-        )
+        live_job.describe_live_package()
         job.allow(
             ["events:PutEvents"],
             [arn("events", "event-bus/default")],
@@ -138,41 +122,18 @@ class OwnMonitor(Construct):
                 "only at deploy time.",
             ),
             (
-                f"{nag_bucket['artifacts']}/models/*",
-                "The live model's archive sits under its training job, known only at deploy time.",
-            ),
-            (
                 f"{nag_bucket['monitoring']}/reports/*",
                 "Each monitoring execution writes its reports under its own execution id.",
             ),
         ):
             job.acknowledge_wildcard(f"Resource::arn:<AWS::Partition>:s3:::{finding}", reason)
-        job.acknowledge_wildcard(
-            f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
-            f"model-package/{group}/*",
-            "The live version of the model package group is a stack parameter set at deploy time.",
-        )
         self.job_role = job
 
-        # ------------------------------------------------------------ pipeline role
-        pipeline_role = ServiceRole(
-            self,
-            "PipelineRole",
-            role_name=f"{names.job_prefix}-monitor-pipeline",
-            description=f"{names.prefix}: the SageMaker Pipeline {self.pipeline_name}",
-        )
-        pipeline_role.run_processing_steps()
-        pipeline_role.pass_to_sagemaker([job.role.role_arn], sid="PassJobRole")
-
-        # ------------------------------------------------------------ the pipeline
+        # ------------------------------------------------------------ pipeline and its role
         sub = "${AWS::AccountId}", "${AWS::Region}"
         definition = monitoring_pipeline_definition(
             MonitorJob(
-                image=image,
-                role_arn="arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRole}",
-                kms_key_arn="${KmsKeyArn}",
-                source_uri=f"s3://${{AssetBucket}}/{source.s3_object_key}",
-                source_key=source.s3_object_key,
+                **live_job.definition_fields(),
                 instance_type=monitoring.instance_type,
                 max_runtime_seconds=monitoring.max_runtime_seconds,
                 captures_uri=(
@@ -184,31 +145,16 @@ class OwnMonitor(Construct):
                 endpoint=names.endpoint,
                 hours=self.hours,
                 namespace=OWN_MONITOR_NAMESPACE,
-                region="${AWS::Region}",
             ),
             self.checks,
         )
-        pipeline = sagemaker.CfnPipeline(
-            self,
-            "Pipeline",
+        self.pipeline_role, pipeline = live_job.pipeline(
             pipeline_name=self.pipeline_name,
-            pipeline_display_name=self.pipeline_name,
-            pipeline_description=f"{names.prefix}: our own monitors of the endpoint",
-            role_arn=pipeline_role.role.role_arn,
-            pipeline_definition={
-                "PipelineDefinitionBody": Fn.sub(
-                    json.dumps(definition, separators=(",", ":")),
-                    {
-                        "JobRole": job.role.role_name,
-                        "KmsKeyArn": storage.key.key_arn,
-                        "AssetBucket": source.s3_bucket_name,
-                    },
-                )
-            },
+            role_name=f"{names.job_prefix}-monitor-pipeline",
+            description=f"{names.prefix}: our own monitors of the endpoint",
+            definition=definition,
+            condition=condition,
         )
-        pipeline.cfn_options.condition = condition
-        for role in (job, pipeline_role):
-            pipeline.node.add_dependency(role.policy)
         self.pipeline = pipeline
         self.step_names = [STEPS[c] for c in self.checks]
 
