@@ -569,3 +569,30 @@ def test_batch_run_here_checks_the_scripts_own_calls_against_the_job_role(
     assert "boostline-dev-batch-job" in run.failure
     assert "sagemaker:DescribeModelPackage" in run.failure
     assert not out.exists() and run.files == {}
+
+
+@pytest.mark.slow
+def test_pipeline_run_sets_the_processing_and_training_instance_counts(
+    tmp_path: Path, dev_assembly, capsys
+) -> None:
+    import json
+
+    from boostline.data.generator import generate_to_dir
+
+    book = tmp_path / "book"
+    generate_to_dir(6000, book, seed=0, shards=3)
+    arguments = ["pipeline", "run", "--data", str(book), "--assembly", str(dev_assembly.dir)]
+    arguments += ["--max-trials", "2", "--json", "--quiet"]
+    counts = ["--processing-instance-count", "3", "--instance-count", "1"]
+    assert main([*arguments, *counts, "--workdir", str(tmp_path / "three")]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["status"] == "Succeeded"
+    assert run["parameters"]["ProcessingInstanceCount"] == 3
+    assert run["parameters"]["TrainingInstanceCount"] == 1
+    for step in ("PreprocessFit", "Preprocess"):
+        assert run["steps"][step]["instance_count"] == 3, step
+    # without the option: the config's preprocess.instance_count (no champion to beat)
+    assert main([*arguments, "--workdir", str(tmp_path / "default")]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["parameters"]["ProcessingInstanceCount"] == load_config().preprocess.instance_count
+    assert run["steps"]["Preprocess"]["instance_count"] == 1
