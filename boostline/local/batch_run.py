@@ -22,13 +22,11 @@ from boostline.config import BoostlineConfig
 from boostline.local.access_checks import StageAccess
 from boostline.local.assembly import Assembly
 from boostline.local.emulator import ACCOUNT
-from boostline.local.local_aws import LocalAwsEndpoint
-from boostline.local.pipeline import local_s3, new_execution_id
-from boostline.local.pipeline_executor import ExecutionError, PipelineExecutor
+from boostline.local.live_pipeline import execute_live
+from boostline.local.pipeline import new_execution_id
 from boostline.local.workdir import Workdir
 from boostline.naming import names_for
 from boostline.progress import Progress
-from boostline.registry import Registry, RegistryError
 from training_scripts.batch_score import input_files
 
 INPUT_PREFIX = "batch/input"
@@ -113,38 +111,22 @@ def run_batch(
     run = BatchRun(
         execution_id, name, parameters["InputUri"], f"{parameters['OutputUri']}/{execution_id}/"
     )
-    registry = Registry(workdir.root)
-    s3 = local_s3(workdir, config, stage, assembly)
-
-    def describe(arn: str) -> dict[str, Any]:
-        try:
-            return registry.describe(arn.rsplit("/", 1)[-1]).data
-        except RegistryError as exc:
-            raise LookupError(f"model package {arn} not found: {exc}") from None
-
     progress.say(f"batch execution {execution_id} of {name}: {len(files)} file(s)")
-    with LocalAwsEndpoint(s3, {}, names.region, describe_package=describe) as endpoint:
-        executor = PipelineExecutor(
-            definition,
-            s3=s3,
-            workdir=workdir,
-            registry=registry,
-            execution_id=execution_id,
-            pipeline_name=name,
-            region=names.region,
-            account=ACCOUNT,
-            parameters=parameters,
-            job_env=endpoint.env(),
-            progress=progress,
-            access=access,
-        )
-        try:
-            executor.run()
-            run.status = "Succeeded"
-        except ExecutionError as exc:
-            run.status, run.failure = "Failed", str(exc)
+    executed = execute_live(
+        workdir,
+        config,
+        stage,
+        assembly=assembly,
+        definition=definition,
+        pipeline_name=name,
+        execution_id=execution_id,
+        parameters=parameters,
+        access=access,
+        progress=progress,
+    )
+    run.status, run.failure = executed.status, executed.failure
     if run.status == "Succeeded":
-        scores = s3.writable_path(run.output_uri)
+        scores = executed.s3.writable_path(run.output_uri)
         run.output_dir = output_dir
         for file in sorted(p for p in scores.rglob("*") if p.is_file()):
             target = output_dir / file.relative_to(scores)

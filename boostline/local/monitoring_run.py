@@ -27,12 +27,10 @@ from boostline.local.cfn_render import RenderedStack
 from boostline.local.emulator import ACCOUNT
 from boostline.local.event_bus import envelope, route
 from boostline.local.iam.access import Access, AccessDenied
-from boostline.local.local_aws import LocalAwsEndpoint
-from boostline.local.pipeline import local_s3, new_execution_id
-from boostline.local.pipeline_executor import ExecutionError, PipelineExecutor
+from boostline.local.live_pipeline import execute_live
+from boostline.local.pipeline import new_execution_id
 from boostline.local.workdir import Workdir
 from boostline.progress import Progress
-from boostline.registry import Registry, RegistryError
 
 
 def live_parameters(package: Any, config: BoostlineConfig, stage: str) -> dict[str, str]:
@@ -180,39 +178,24 @@ def run_monitoring(
     name, parameters = schedule_parameters(monitoring)
     parameters.update(WindowStart=_iso(window_start), WindowEnd=_iso(window_end))
     run = MonitoringRun(new_execution_id(), parameters["WindowStart"], parameters["WindowEnd"])
-    registry = Registry(workdir.root)
-    s3 = local_s3(workdir, config, stage, assembly)
-
-    def describe(arn: str) -> dict[str, Any]:
-        try:
-            return registry.describe(arn.rsplit("/", 1)[-1]).data
-        except RegistryError as exc:
-            raise LookupError(f"model package {arn} not found: {exc}") from None
-
     progress.say(f"monitoring execution {run.execution_id}: {run.window_start} to {run.window_end}")
-    with LocalAwsEndpoint(s3, {}, region, describe_package=describe) as endpoint:
-        executor = PipelineExecutor(
-            definition,
-            s3=s3,
-            workdir=workdir,
-            registry=registry,
-            execution_id=run.execution_id,
-            pipeline_name=name,
-            region=region,
-            account=ACCOUNT,
-            parameters=parameters,
-            job_env=endpoint.env(),
-            progress=progress,
-            access=access,
-        )
-        try:
-            executor.run()
-            run.status = "Succeeded"
-        except ExecutionError as exc:
-            run.status, run.failure = "Failed", str(exc)
-    for step, props in executor.properties.items():
+    executed = execute_live(
+        workdir,
+        config,
+        stage,
+        assembly=assembly,
+        definition=definition,
+        pipeline_name=name,
+        execution_id=run.execution_id,
+        parameters=parameters,
+        access=access,
+        progress=progress,
+    )
+    run.status, run.failure = executed.status, executed.failure
+    endpoint = executed.endpoint
+    for step, props in executed.executor.properties.items():
         for output in props.get("ProcessingOutputConfig", {}).get("Outputs", {}).values():
-            run.reports[step] = s3.writable_path(output["S3Output"]["S3Uri"])
+            run.reports[step] = executed.s3.writable_path(output["S3Output"]["S3Uri"])
     if access is not None and run.status == "Succeeded":
         # The jobs' own AWS calls, against their role's synthesized policy.
         denied = _check_job_calls(access, definition, endpoint.requests)
