@@ -2,8 +2,8 @@
 
 One Processing step runs training_scripts/batch_score.py in the XGBoost image from the
 same source archive as the training pipeline. Written out by hand (a plain
-CreateProcessingJob request as the step's arguments), so it is deterministic and needs
-no SDK; the local runtime executes this same definition.
+CreateProcessingJob request as the step's arguments, stacks/processing_step.py), so it
+is deterministic and needs no SDK; the local runtime executes this same definition.
 
 Parameters: `InputUri` (an S3 prefix of CSVs with their header) and `OutputUri` (the
 scores go to `<OutputUri>/<execution id>/`, one CSV per input file, so no run overwrites

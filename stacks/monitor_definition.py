@@ -3,8 +3,8 @@
 One Processing step per check (data quality, and model quality when configured),
 each running training_scripts/monitor_job.py in the XGBoost image from the same
 source archive as the training pipeline. Written out by hand (plain
-CreateProcessingJob requests as the steps' arguments), so it is deterministic and
-needs no SDK; the local runtime executes this same definition.
+CreateProcessingJob requests as the steps' arguments, stacks/processing_step.py), so
+it is deterministic and needs no SDK; the local runtime executes this same definition.
 
 Parameters: the live model (set by the schedule from the monitoring stack's
 parameters) and the window (`auto`: the last full schedule period; a person or

@@ -2,7 +2,7 @@
 
 The serving stack is rendered with the live model's parameters (as the deployer leaves
 them); its `{prefix}-batch` pipeline's definition is run by
-boostline.local.pipeline_executor over the local buckets, as StartPipelineExecution with
+boostline.local.live_pipeline over the local buckets, as StartPipelineExecution with
 InputUri and OutputUri would run it on AWS. The CSVs given are copied under
 `batch/input/<execution id>/` in the local raw bucket (where a data owner puts them on
 AWS); the scores land under `batch/output/<execution id>/` there and are then copied to

@@ -2,7 +2,7 @@
 
 The monitoring stack is rendered with the live model's parameters (as the deployer
 left them); its schedule rule's target gives the pipeline parameters, its pipeline
-resource the definition, and boostline.local.pipeline_executor runs it over the
+resource the definition, and boostline.local.live_pipeline runs it over the
 local buckets (the endpoint's capture and the ground truth). What the jobs publish
 is recorded by the local AWS endpoint; the stack's own alarms are evaluated on it
 (boostline.local.alarms) and the events the jobs put are matched against the
