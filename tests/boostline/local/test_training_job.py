@@ -105,6 +105,7 @@ def test_two_hosts_on_two_shards_end_with_identical_models(tmp_path: Path) -> No
         members = tar.getmembers()
     assert [m.name for m in members] == [
         "boostline",
+        "boostline/calibration.json",
         "boostline/feature_manifest.json",
         "xgboost-model",
     ]
