@@ -577,8 +577,11 @@ class PipelineExecutor:
             raise ExecutionError(f"step {name} failed: processing job {denied}", name)
         cluster = args.get("ProcessingResources", {}).get("ClusterConfig", {})
         count = cluster.get("InstanceCount", 1)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ExecutionError(f"step {name}: InstanceCount {count!r} is not a count", name)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+            # CreateProcessingJob's own bounds: SageMaker refuses the job the same way.
+            raise ExecutionError(
+                f"step {name}: InstanceCount {count!r} is not a count from 1 to 100", name
+            )
         app = args.get("AppSpecification", {})
         entrypoint = app.get("ContainerEntrypoint")
         if not entrypoint:

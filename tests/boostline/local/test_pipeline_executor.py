@@ -294,6 +294,16 @@ def test_more_preprocessing_hosts_than_raw_files_fail_the_fit_step(
     assert not (workdir.bucket("processed") / "runs").exists()  # nothing uploaded
 
 
+@pytest.mark.parametrize("count", [0, 101])
+def test_a_processing_instance_count_sagemaker_refuses_stops_the_run_before_any_job(
+    tmp_path: Path, dev_assembly: Assembly, count: int
+) -> None:
+    workdir = _workdir(tmp_path / "work")
+    with pytest.raises(PipelineFailed, match=rf"step PreprocessFit: InstanceCount {count} is"):
+        _run(workdir, dev_assembly, ProcessingInstanceCount=count)
+    assert not (workdir.root / "jobs").exists()
+
+
 def test_a_retrain_compares_with_the_champion_it_is_given(executed, dev_assembly) -> None:
     workdir, _ = executed
     s3 = local_s3(workdir, load_config(), "dev", dev_assembly)
