@@ -70,9 +70,11 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -89,10 +91,11 @@ from xgboost.tracker import RabitTracker
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
     import calibration
+    import shard_iterator
     from cross_validation import CvResult, cross_validate, stratified_folds
     from job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
-    from training_scripts import calibration
+    from training_scripts import calibration, shard_iterator
     from training_scripts.cross_validation import CvResult, cross_validate, stratified_folds
     from training_scripts.job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 
@@ -218,6 +221,8 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "cv_max_rows": _number(0, integer=True),
     "early_stopping_rounds": _number(1, integer=True),
     "eval_metric": _choice(*EVAL_METRICS),
+    "external_memory": _choice("auto", "on", "off"),
+    "external_memory_share": _FRACTION,
     "nthread": _number(1, integer=True),
     "num_round": _number(1, integer=True),
     "objective": _choice(*OBJECTIVES),
@@ -250,6 +255,11 @@ class Hyperparameters:
     # "native": the manifest's categorical columns are XGBoost categorical features (their
     # codes split as sets); "codes": every column is a number, as before
     categorical: str = "codes"
+    # "auto": train through XGBoost's external memory (batches paged to local disk) when
+    # a host's train files exceed external_memory_share of its RAM; every host follows
+    # the largest. Cross-validation (small data) always trains in memory.
+    external_memory: str = "auto"
+    external_memory_share: float = 0.25
     booster: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -287,6 +297,8 @@ def parse_hyperparameters(argv: Sequence[str], sm_hps: str | None = None) -> Hyp
     hps = Hyperparameters(booster=booster, **control)
     if hps.tree_method == "exact" and booster.get("max_depth") == 0:
         raise HyperparameterError("max_depth", "0 (unlimited) needs tree_method hist or approx")
+    if hps.external_memory == "on" and hps.tree_method != "hist":
+        raise HyperparameterError("external_memory", "'on' needs tree_method hist")
     return hps
 
 
@@ -346,6 +358,7 @@ class JobEnv:
     num_cpus: int
     tracker_host: str
     tracker_port: int
+    scratch_root: Path | None = None  # BOOSTLINE_SCRATCH_DIR (see scratch_dir)
 
     @property
     def distributed(self) -> bool:
@@ -381,6 +394,7 @@ class JobEnv:
             num_cpus=_positive_int(env, "SM_NUM_CPUS", os.cpu_count() or 1),
             tracker_host=env.get("BOOSTLINE_TRACKER_HOST") or hosts[0],
             tracker_port=_positive_int(env, "BOOSTLINE_TRACKER_PORT", DEFAULT_TRACKER_PORT),
+            scratch_root=Path(env[SCRATCH_ENV]) if env.get(SCRATCH_ENV) else None,
         )
 
 
@@ -523,13 +537,13 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _check_labels(name: str, labels: np.ndarray) -> None:
+def _check_labels(name: str, labels: np.ndarray, first_line: int = 1) -> None:
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         value = labels[bad[0]]
         shown = "missing" if np.isnan(value) else f"{value:g}"
         raise TrainingError(
-            f"{name}: line {bad[0] + 1}: label is {shown}; the first column must be 0 or 1"
+            f"{name}: line {bad[0] + first_line}: label is {shown}; the first column must be 0 or 1"
         )
 
 
@@ -545,6 +559,55 @@ def _to_numpy(tables: list[pa.Table], columns: int) -> tuple[np.ndarray, np.ndar
             features[start:end, j - 1] = table.column(j).to_numpy()
         start = end
     return features, labels
+
+
+@dataclass(frozen=True)
+class ChannelScan:
+    """One channel's files on this host, counted by streaming them: external memory reads
+    them again in batches (`batches`) rather than holding them."""
+
+    directory: Path
+    paths: list[Path]
+    columns: int | None
+    rows: int
+    positives: int
+    files: list[str] = field(default_factory=list)
+
+    def batches(self, columns: int) -> Iterator[shard_iterator.Batch]:
+        """Every row in file order, in batches of `columns - 1` float32 features."""
+        parts = (batch for path in self.paths for batch in _stream(self.directory, path, columns))
+        return shard_iterator.batches(parts, columns - 1)
+
+
+def scan_channel(directory: Path) -> ChannelScan:
+    """Column count, rows and positives of a channel's files, checked as load_channel
+    checks them, with memory bounded by one block."""
+    paths = [path for path in list_data_files(directory) if path.stat().st_size > 0]
+    if not paths:
+        return ChannelScan(directory, [], None, 0, 0)
+    columns = _count_columns(paths[0])
+    if columns < 2:
+        raise TrainingError(f"{_name(directory, paths[0])}: needs a label and features")
+    rows = positives = 0
+    for path in paths:
+        for labels, _ in _stream(directory, path, columns):
+            rows += labels.size
+            positives += int(np.count_nonzero(labels))
+    names = [_name(directory, path) for path in paths]
+    return ChannelScan(directory, paths, columns, rows, positives, names)
+
+
+def _stream(directory: Path, path: Path, columns: int) -> Iterator[shard_iterator.Batch]:
+    """One file's blocks, with load_channel's errors: the bad cell's place, a bad label's line."""
+    line = 0
+    try:
+        for labels, features in shard_iterator.stream_csv(path, columns):
+            _check_labels(_name(directory, path), labels, first_line=line + 1)
+            line += labels.size
+            yield labels, features
+    except pa.ArrowInvalid as exc:
+        detail = _find_bad_cell(path, columns) or positions_only(str(exc))
+        raise TrainingError(f"{_name(directory, path)}: {detail}") from None
 
 
 def read_feature_names(manifest_dir: Path | None) -> list[str] | None:
@@ -679,7 +742,10 @@ class DataSummary:
 _NO_COLUMNS = 2.0**40
 
 
-def summarise(train: Dataset, validation: Dataset | None, distributed: bool) -> DataSummary:
+Channel = Dataset | ChannelScan  # rows in memory, or counted on disk (external memory)
+
+
+def summarise(train: Channel, validation: Channel | None, distributed: bool) -> DataSummary:
     """Column counts and class counts summed over all hosts; every rank gets the same."""
     datasets = [train, validation if validation is not None else train]
     widths = [d.columns if d.columns is not None else -1 for d in datasets]
@@ -706,14 +772,17 @@ def summarise(train: Dataset, validation: Dataset | None, distributed: bool) -> 
     )
 
 
-def _class_counts(data: Dataset | None) -> list[float]:
+def _class_counts(data: Channel | None) -> list[float]:
     if data is None:
         return [0.0, 0.0]
-    positives = float(np.count_nonzero(data.labels))
+    if isinstance(data, ChannelScan):
+        positives = float(data.positives)
+    else:
+        positives = float(np.count_nonzero(data.labels))
     return [data.rows - positives, positives]
 
 
-def _check_widths(channel: str, local: Dataset, widest: float, narrowest: float) -> int:
+def _check_widths(channel: str, local: Channel, widest: float, narrowest: float) -> int:
     if widest < 0:
         raise TrainingError(f"the {channel} channel has no data: no non-empty *.csv file")
     if widest != narrowest:
@@ -814,8 +883,8 @@ class Fingerprint:
 
 
 def fingerprint(
-    train: Dataset,
-    validation: Dataset | None,
+    train: Channel,
+    validation: Channel | None,
     names: list[str] | None,
     summary: DataSummary,
     params: Mapping[str, Any],
@@ -826,16 +895,20 @@ def fingerprint(
     """This job's fingerprint, the same on every rank (a collective call on several hosts).
 
     Hashes the rows as loaded (float32 features and labels, in file order): one pass
-    over memory that is already there, cheaper than reading the files again.
+    over memory that is already there, cheaper than reading the files again. A scanned
+    channel (external memory) is read again in batches and hashes to the same digest, so
+    checkpoints resume across the two.
     """
     digest = hashlib.sha256(json.dumps(names).encode())
     for data in (train, validation):
         if data is None:
             digest.update(b"no channel;")
-            continue
-        digest.update(f"{data.features.shape};".encode())
-        digest.update(np.ascontiguousarray(data.features).data)
-        digest.update(np.ascontiguousarray(data.labels).data)
+        elif isinstance(data, ChannelScan):
+            _digest_scan(digest, data)
+        else:
+            digest.update(f"{data.features.shape};".encode())
+            digest.update(np.ascontiguousarray(data.features).data)
+            digest.update(np.ascontiguousarray(data.labels).data)
     local = digest.hexdigest()
     if job.distributed:  # every host's digest, in rank order
         parts = [collective.broadcast(local if rank == r else "", r) for r in range(len(job.hosts))]
@@ -849,6 +922,21 @@ def fingerprint(
         features=summary.columns - 1,
         params=json.loads(json.dumps(kept, sort_keys=True)),  # as it reads back from a file
     )
+
+
+def _digest_scan(digest: Any, data: ChannelScan) -> None:
+    features = data.columns - 1 if data.columns is not None else 0
+    digest.update(f"{(data.rows, features)};".encode())
+    if data.columns is None:
+        return
+    # The labels follow all the features: spooled to a temporary file, not held.
+    with tempfile.TemporaryFile() as labels:
+        for batch_labels, batch in data.batches(data.columns):
+            digest.update(np.ascontiguousarray(batch).data)
+            labels.write(np.ascontiguousarray(batch_labels).data)
+        labels.seek(0)
+        while chunk := labels.read(1 << 20):
+            digest.update(chunk)
 
 
 class Checkpoints:
@@ -1108,23 +1196,50 @@ def run_job(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[str, Any]:
+    scratch = scratch_dir(job)
+    try:
+        return _train_with_scratch(hps, job, rank, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch.parent.rmdir()  # when no other host of a local run still uses it
+
+
+def _train_with_scratch(
+    hps: Hyperparameters, job: JobEnv, rank: int, scratch: Path
+) -> dict[str, Any]:
     started = time.perf_counter()
     nthread = hps.nthread or job.num_cpus
-    train_data = load_channel(job.channels["train"])
+    external = uses_external_memory(hps, job, rank)
+    read = scan_channel if external else load_channel
+    train_data: Channel = read(job.channels["train"])
     valid_dir = job.channels.get("validation")
-    valid_data = load_channel(valid_dir) if valid_dir is not None else None
+    valid_data: Channel | None = read(valid_dir) if valid_dir is not None else None
     summary = summarise(train_data, valid_data, job.distributed)
     check_summary(summary, hps, valid_data is not None)
     names = _shared_feature_names(job, summary.columns - 1)
     types = _shared_feature_types(job, hps, summary.columns - 1)
     use_cv = uses_cross_validation(hps, summary, rank, len(job.hosts))
+    if use_cv and external:
+        if rank == 0:
+            print("external memory: off, cross-validation trains in memory", flush=True)
+        external = False
+        train_data = load_channel(job.channels["train"])
+        valid_data = load_channel(valid_dir) if valid_dir is not None else None
     dvalid = None
     if use_cv:
+        assert isinstance(train_data, Dataset) and not isinstance(valid_data, ChannelScan)
         pool = pooled(train_data, valid_data, summary.columns, rank, len(job.hosts))
         dtrain = _dmatrix(pool, names, nthread, types)
+    elif isinstance(train_data, ChannelScan):
+        max_bin = int(hps.booster.get("max_bin", DEFAULT_MAX_BIN))
+        build = (summary.columns, names, types, nthread, max_bin)
+        dtrain = external_dmatrix(train_data, scratch / "train", *build)
+        if isinstance(valid_data, ChannelScan):
+            dvalid = external_dmatrix(valid_data, scratch / "validation", *build, ref=dtrain)
     else:
         dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread, types)
-        if valid_data is not None:
+        if isinstance(valid_data, Dataset):
             dvalid = _dmatrix(valid_data.with_columns(summary.columns), names, nthread, types)
     load_seconds = time.perf_counter() - started
 
@@ -1215,12 +1330,109 @@ def _train_on_this_host(hps: Hyperparameters, job: JobEnv, rank: int) -> dict[st
         "nthread": nthread,
         "data_fingerprint": mark.data,
         "calibration": None if calibrator is None else calibration_summary(calibrator),
+        "external_memory": external,
+        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
         "load_seconds": round(load_seconds, 3),
         "train_seconds": round(train_seconds, 3),
         "calibration_seconds": round(calibration_seconds, 3),
     }
     save_outputs(job, rank, result.booster, metrics, calibrator, holdout)
     return metrics
+
+
+# -- external memory -----------------------------------------------------------------------
+
+DEFAULT_MAX_BIN = 256  # XGBoost's; the matrix's max_bin must be the booster's
+SCRATCH_ENV = "BOOSTLINE_SCRATCH_DIR"
+SCRATCH_NAME = ".boostline-scratch"
+
+
+def scratch_dir(job: JobEnv) -> Path:
+    """Where external memory pages its cache: BOOSTLINE_SCRATCH_DIR, else a hidden folder
+    beside the train channel (/opt/ml/input/data/ on SageMaker: the ML storage volume
+    that File mode downloads the data to, sized with it; /tmp is the container's own disk)."""
+    base = job.scratch_root or job.channels["train"].parent / SCRATCH_NAME
+    return base / job.current_host
+
+
+def total_memory_bytes() -> int:
+    """This host's RAM, or the container's memory limit (cgroup v2 or v1) when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            total = min(total, int(Path(limit).read_text().strip()))
+    return total
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def channel_bytes(directory: Path | None) -> int:
+    if directory is None or not directory.is_dir():
+        return 0
+    return sum(path.stat().st_size for path in list_data_files(directory))
+
+
+def uses_external_memory(hps: Hyperparameters, job: JobEnv, rank: int) -> bool:
+    """Whether every host trains through external memory (the same answer on every rank):
+    `on`, or `auto` when any host's train files exceed its share of that host's RAM."""
+    if hps.external_memory != "auto":
+        return hps.external_memory == "on"
+    size = channel_bytes(job.channels["train"])
+    limit = hps.external_memory_share * total_memory_bytes()
+    over = _allreduce([size / limit], collective.Op.MAX, job.distributed)[0]
+    if over <= 1:
+        return False
+    if hps.tree_method != "hist":
+        if rank == 0:
+            print(
+                f"external memory: off, tree_method {hps.tree_method} trains in memory only "
+                f"(train files at {over:.2f} x external_memory_share of RAM)",
+                flush=True,
+            )
+        return False
+    if rank == 0:
+        print(
+            f"external memory: on, a host's train files are {over:.2f} x "
+            f"external_memory_share {hps.external_memory_share:g} of its RAM",
+            flush=True,
+        )
+    return True
+
+
+def external_dmatrix(
+    data: ChannelScan,
+    cache: Path,
+    columns: int,
+    names: list[str] | None,
+    types: list[str] | None,
+    nthread: int,
+    max_bin: int,
+    ref: xgb.DMatrix | None = None,
+) -> xgb.ExtMemQuantileDMatrix:
+    """The channel's rows as an external-memory quantile matrix, paged under `cache`.
+
+    On several hosts each builds its own from its files; the quantile sketches are merged
+    through the collective, so every host's histogram bins are the same.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    categorical = types is not None and "c" in types
+    iterator = shard_iterator.ShardIterator(
+        lambda: data.batches(columns),
+        cache_prefix=str(cache / "cache"),
+        feature_names=names,
+        feature_types=types if categorical else None,
+    )
+    return xgb.ExtMemQuantileDMatrix(
+        iterator,
+        missing=np.nan,
+        nthread=nthread,
+        max_bin=max_bin,
+        ref=ref,
+        enable_categorical=categorical,
+    )
 
 
 @dataclass(frozen=True)
