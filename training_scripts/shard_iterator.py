@@ -27,7 +27,7 @@ BATCH_BYTES = 64 << 20
 Batch = tuple[np.ndarray, np.ndarray]  # labels (float32), features (float32, rows x n)
 
 
-def stream_csv(path: Path, columns: int, block_bytes: int = BLOCK_BYTES) -> Iterator[Batch]:
+def stream_csv(path: Path, columns: int, block_bytes: int | None = None) -> Iterator[Batch]:
     """(labels, features) of one file, block by block; NaN where a field is empty.
 
     Raises pyarrow.ArrowInvalid on a value that is not a number or a short row.
@@ -35,7 +35,7 @@ def stream_csv(path: Path, columns: int, block_bytes: int = BLOCK_BYTES) -> Iter
     names = [f"c{i}" for i in range(columns)]
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes or BLOCK_BYTES),
         convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float32())),
     )
     with reader:
@@ -52,10 +52,11 @@ def _to_arrays(record: pa.RecordBatch, columns: int) -> Batch:
 
 
 def batches(
-    parts: Iterator[Batch], features: int, batch_bytes: int = BATCH_BYTES
+    parts: Iterator[Batch], features: int, batch_bytes: int | None = None
 ) -> Iterator[Batch]:
     """The parts joined in order into batches of at least `batch_bytes` (the last may be
     smaller); one empty batch of the given width when there are no rows at all."""
+    batch_bytes = batch_bytes or BATCH_BYTES
     pending: list[Batch] = []
     size = 0
     emitted = False

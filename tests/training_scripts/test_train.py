@@ -19,7 +19,10 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from training_scripts import calibration, train
+from boostline.local.training_job import Channel, run_training_job
+from training_scripts import calibration, inference, shard_iterator, train
+
+TRAIN_PY = Path(train.__file__).resolve()
 
 FEATURES = 10
 
@@ -742,3 +745,195 @@ def test_a_job_name_that_is_no_folder_name_fails(job: Job, monkeypatch: pytest.M
     monkeypatch.setenv("TRAINING_JOB_NAME", "../elsewhere")
     fail(["--num_round", "4"])
     assert "TRAINING_JOB_NAME '../elsewhere' cannot name a checkpoint folder" in job.failure
+
+
+# -- external memory ---------------------------------------------------------------------------
+
+
+def auc_on(booster: xgb.Booster, path: Path) -> float:
+    data = train.load_channel(path.parent)
+    return float(roc_auc_score(data.labels, booster.predict(xgb.DMatrix(data.features))))
+
+
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several pyarrow blocks per file and several XGBoost pages per channel."""
+    monkeypatch.setattr(shard_iterator, "BLOCK_BYTES", 16 << 10)
+    monkeypatch.setattr(shard_iterator, "BATCH_BYTES", 48 << 10)
+
+
+def test_external_memory_trains_a_model_as_good_as_in_memory(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 3000, seed=1)
+    write_csv(job.train_dir / "part-1.csv", 2000, seed=2)
+    add_validation(job, monkeypatch)
+    write_csv(job.root / "test" / "test.csv", 2000, seed=5)
+    small_batches(monkeypatch)
+    argv = ["--num_round", "40", "--max_depth", "3", "--eta", "0.2"]
+    scores = {}
+    for mode in ("off", "on"):
+        shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
+        train.main([*argv, "--external_memory", mode])
+        log = capsys.readouterr().out
+        metrics = job.metrics
+        assert metrics["external_memory"] is (mode == "on")
+        assert metrics["rows"] == 5000 and metrics["validation_rows_all_hosts"] == 1500
+        # the tuner's line is the same either way
+        regex = {d["Name"]: d["Regex"] for d in train.METRIC_DEFINITIONS}["validation:auc"]
+        seen = [float(v) for v in re.findall(regex, log)]
+        assert len(seen) == 41 and seen[-1] == pytest.approx(metrics["best_validation_score"])
+        booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+        scores[mode] = (auc_on(booster, job.root / "test" / "test.csv"), metrics)
+    (in_memory, off), (external, on) = scores["off"], scores["on"]
+    assert in_memory > 0.8 and external == pytest.approx(in_memory, abs=0.005)
+    assert on["data_fingerprint"] == off["data_fingerprint"]
+    assert on["calibration"]["fitted_on"]["rows"] == 1500
+    # the page cache lives beside the channels while training, and goes with it
+    assert sorted(p.name for p in job.train_dir.parent.iterdir()) == ["train", "validation"]
+
+
+def test_an_external_memory_model_loads_in_the_inference_path(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 2000, seed=1)
+    names = write_manifest(job.manifest_dir)
+    monkeypatch.setenv("SM_CHANNEL_MANIFEST", str(job.manifest_dir))
+
+    train.main(["--num_round", "20", "--external_memory", "on"])
+
+    model = inference.model_fn(str(job.model_dir))
+    body = "\n".join(",".join(["0.5"] * FEATURES) for _ in range(3))
+    answer, _ = inference.transform_fn(model, body, "text/csv", "application/json")
+    assert len(json.loads(answer)["predictions"]) == 3
+    assert xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE)).feature_names == names
+
+
+def test_auto_picks_external_memory_past_its_share_of_ram(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 1000)
+    train.main(["--num_round", "5"])
+    assert job.metrics["external_memory"] is False
+    assert "external memory" not in capsys.readouterr().out
+
+    train.main(["--num_round", "5", "--external_memory_share", "1e-9"])
+
+    assert job.metrics["external_memory"] is True
+    assert "external memory: on, a host's train files are" in capsys.readouterr().out
+
+
+def test_auto_keeps_tree_methods_other_than_hist_in_memory(
+    job: Job, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 1000)
+    train.main(["--num_round", "5", "--tree_method", "approx", "--external_memory_share", "1e-9"])
+    assert job.metrics["external_memory"] is False
+    assert "tree_method approx trains in memory only" in capsys.readouterr().out
+    fail(["--num_round", "5", "--tree_method", "approx", "--external_memory", "on"])
+    assert "hyperparameter 'external_memory': 'on' needs tree_method hist" in job.failure
+
+
+def test_cross_validation_trains_in_memory_even_with_external_memory_on(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    train.main(["--num_round", "20", "--cv_max_rows", "1000", "--external_memory", "on"])
+    assert job.metrics["cross_validation"]["rows_all_hosts"] == 800
+    assert job.metrics["external_memory"] is False
+    assert "external memory: off, cross-validation trains in memory" in capsys.readouterr().out
+
+
+def test_external_memory_resumes_checkpoints_of_either_mode(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 1500, seed=1)
+    write_csv(job.train_dir / "part-1.csv", 700, seed=2)
+    small_batches(monkeypatch)
+    argv = ["--checkpoint_interval", "4", "--eta", "0.3", "--external_memory", "on"]
+    train.main(["--num_round", "20", *argv])
+    fresh = (job.model_dir / train.MODEL_FILE).read_bytes()
+    shutil.rmtree(job.checkpoint_dir)
+    train.main(["--num_round", "12", *argv])
+    capsys.readouterr()
+
+    train.main(["--num_round", "20", *argv])
+
+    assert "resuming from checkpoint at round 12" in capsys.readouterr().out
+    assert job.metrics["resumed_from_round"] == 12 and job.metrics["external_memory"] is True
+    assert (job.model_dir / train.MODEL_FILE).read_bytes() == fresh
+
+    # the data fingerprint is the in-memory one: a checkpoint resumes across the modes
+    shutil.rmtree(job.checkpoint_dir)
+    train.main(["--num_round", "8", *argv[:-1], "off"])
+    capsys.readouterr()
+    train.main(["--num_round", "12", *argv])
+    assert "resuming from checkpoint at round 8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("1,0.5,0.25\n0,0.1\n", "part-9.csv: line 2 has 2 columns, expected 3"),
+        ("1,0.5,0.25\n0,abc,0.1\n", "part-9.csv: line 2, column 2 is not a number"),
+        ("1,0.5,0.25\n2,0.1,0.2\n", "part-9.csv: line 2: label is 2; the first column must be"),
+    ],
+)
+def test_external_memory_fails_bad_data_with_the_same_reason(
+    job: Job, content: str, expected: str
+) -> None:
+    (job.train_dir / "part-9.csv").write_text(content)
+    fail(["--num_round", "3", "--external_memory", "on"])
+    assert expected in job.failure
+
+
+def test_a_bad_label_deep_in_a_file_is_named_by_its_line(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shard_iterator, "BLOCK_BYTES", 1 << 10)
+    lines = ["1,0.5,0.25", "0,0.1,0.2"] * 500
+    lines[876] = "3,0.1,0.2"
+    (job.train_dir / "part-0.csv").write_text("\n".join(lines) + "\n")
+    fail(["--num_round", "3", "--external_memory", "on"])
+    assert "part-0.csv: line 877: label is 3" in job.failure
+
+
+def test_two_hosts_train_through_external_memory_together(tmp_path: Path) -> None:
+    for i in (0, 1):
+        write_csv(tmp_path / f"train-{i}.csv", 2500, seed=i, shift=i - 1.0)
+    write_csv(tmp_path / "validation.csv", 1000, seed=7)
+    write_csv(tmp_path / "test" / "test.csv", 2000, seed=8)
+    channels = {
+        "train": Channel([tmp_path / "train-0.csv", tmp_path / "train-1.csv"], "ShardedByS3Key"),
+        "validation": Channel([tmp_path / "validation.csv"]),
+    }
+    scores = {}
+    for mode in ("off", "on"):
+        hps = {"num_round": 30, "max_depth": 3, "eta": 0.3, "external_memory": mode}
+        result = run_training_job(
+            tmp_path / f"job-{mode}", TRAIN_PY, hps, channels, instance_count=2, timeout=120.0
+        )
+        assert result.status == "Completed", result.failure_reason
+        stats = [
+            json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts
+        ]
+        assert [s["external_memory"] for s in stats] == [mode == "on"] * 2
+        assert [s["rows"] for s in stats] == [2500, 2500]
+        # one model: the hosts' sketches were merged, every tree built from both shards
+        assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
+        booster = xgb.Booster(model_file=str(result.model_dir / train.MODEL_FILE))
+        scores[mode] = auc_on(booster, tmp_path / "test" / "test.csv")
+    assert scores["off"] > 0.75 and scores["on"] == pytest.approx(scores["off"], abs=0.01)
+
+
+def test_a_host_without_data_takes_part_in_external_memory(tmp_path: Path) -> None:
+    write_csv(tmp_path / "train-0.csv", 2000, seed=0)
+    channels = {"train": Channel([tmp_path / "train-0.csv"], "ShardedByS3Key")}
+    hps = {"num_round": 10, "external_memory": "on"}
+    result = run_training_job(
+        tmp_path / "job", TRAIN_PY, hps, channels, instance_count=2, timeout=120.0
+    )
+    assert result.status == "Completed", result.failure_reason
+    stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
+    assert [s["rows"] for s in stats] == [2000, 0]
+    assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
