@@ -10,12 +10,19 @@ With `--validation-rows N` the jobs also get a validation channel of N rows: the
 large data (above `cv_max_rows`), where train.py scores the validation rows every round
 and fits its calibration on them after training (its `calibration_seconds`).
 
+With `--external-memory` it compares instead one host in memory against one host through
+XGBoost's external memory (`external_memory on`: CSV batches paged to local disk): wall
+time, loading and training as train.py reports them, the training process's peak RSS
+(`peak_rss_mb` in metrics.json) and the AUC of each model on a generated test set of
+`--test-rows` rows. Target: external memory's peak RSS stays flat as the rows grow, at a
+test AUC within 0.005 of in memory.
+
 Other work on the machine makes single runs noisy: the runs are interleaved, repeated and
 the best of each kind is reported, in wall time and in CPU time (all processes' user +
 system seconds, which contention disturbs less).
 
     .venv/bin/python bench/bench_train.py [--rows 1000000] [--rounds 100] [--repeat 3]
-        [--validation-rows 150000] [--one-host]
+        [--validation-rows 150000] [--one-host] [--external-memory [--test-rows 200000]]
 """
 
 from __future__ import annotations
@@ -56,10 +63,14 @@ class Run:
     stats: dict
 
 
-def generate(directory: Path, rows: int, features: int, shards: int, seed: int) -> list[Path]:
-    """Logistic data as headerless CSV shards: label first, ~2 % empty fields."""
+def generate(
+    directory: Path, rows: int, features: int, shards: int, seed: int, model_seed: int = 0
+) -> list[Path]:
+    """Logistic data as headerless CSV shards: label first, ~2 % empty fields; the rows
+    drawn with `seed` from the one model `model_seed` picks (train, validation and test)."""
+    weights = np.random.default_rng([model_seed, 7919]).normal(size=features)
+    weights *= 2 / np.sqrt(features)
     rng = np.random.default_rng(seed)
-    weights = rng.normal(size=features) / np.sqrt(features) * 2
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for shard, count in enumerate(np.array_split(np.arange(rows), shards)):
@@ -82,10 +93,16 @@ def children_cpu() -> float:
 
 
 def run_job(
-    job_dir: Path, shards: list[Path], rounds: int, hosts: int, validation: list[Path]
+    job_dir: Path,
+    shards: list[Path],
+    rounds: int,
+    hosts: int,
+    validation: list[Path],
+    external_memory: str = "auto",
 ) -> Run:
     hps = train_script.parse_hyperparameters(["--num_round", str(rounds), *PARAMS])
     hyperparameters = {"num_round": hps.num_round, "tree_method": hps.tree_method, **hps.booster}
+    hyperparameters["external_memory"] = external_memory
     channels = {"train": Channel(shards, "ShardedByS3Key")}
     if validation:
         channels["validation"] = Channel(validation, "FullyReplicated")
@@ -96,6 +113,7 @@ def run_job(
     if result.status != "Completed":
         raise SystemExit(f"training job failed: {result.failure_reason}")
     stats = json.loads((result.output_data_dir / train_script.METRICS_FILE).read_text())
+    stats["model_path"] = str(result.model_dir / train_script.MODEL_FILE)
     return Run(result.wall_seconds, children_cpu() - cpu, stats)
 
 
@@ -154,6 +172,55 @@ def report(args: argparse.Namespace, one: Run, bare: Run, two: Run | None) -> No
         )
 
 
+def test_auc(model_path: str, test: train_script.Dataset) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    booster = xgb.Booster(model_file=model_path)
+    scores = booster.predict(xgb.DMatrix(test.features, missing=np.nan))
+    return float(roc_auc_score(test.labels, scores))
+
+
+def compare_external(
+    args: argparse.Namespace, root: Path, shards: list[Path], validation: list[Path]
+) -> None:
+    """One host in memory against one host through external memory, interleaved."""
+    test_dir = root / "test"
+    generate(test_dir, args.test_rows, args.features, 1, args.seed + 2, args.seed)
+    test = train_script.load_channel(test_dir)
+    runs: dict[str, list[tuple[Run, float]]] = {"off": [], "on": []}
+    load = [os.getloadavg()[0]]
+    for attempt in range(args.repeat):
+        for mode in runs:
+            run = run_job(root / f"job-{mode}-{attempt}", shards, args.rounds, 1, validation, mode)
+            if run.stats["external_memory"] is not (mode == "on"):
+                raise SystemExit(f"external_memory {mode} ran with {run.stats['external_memory']}")
+            runs[mode].append((run, test_auc(run.stats["model_path"], test)))
+            load.append(os.getloadavg()[0])
+        print(
+            f"run {attempt + 1}: in memory {runs['off'][-1][0].wall:.1f} s, "
+            f"external memory {runs['on'][-1][0].wall:.1f} s",
+            flush=True,
+        )
+    print(
+        f"\n{args.rows:,} rows x {args.features} features, {args.rounds} rounds, hist, 1 host, "
+        f"best of {args.repeat}; load average (1 min) {min(load):.1f}-{max(load):.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+    header = ("", "wall s", "cpu s", "load s", "train s", "peak RSS MB", "test AUC")
+    print(f"{header[0]:18}" + "".join(f"{h:>12}" for h in header[1:]))
+    aucs = {}
+    for mode, label in (("off", "in memory"), ("on", "external memory")):
+        fastest, auc = min(runs[mode], key=lambda pair: pair[0].wall)
+        rss = max(run.stats["peak_rss_mb"] for run, _ in runs[mode])
+        aucs[mode] = auc
+        cpu = min(run.cpu for run, _ in runs[mode])
+        values = (fastest.wall, cpu, fastest.stats["load_seconds"], fastest.stats["train_seconds"])
+        print(f"{label:18}" + "".join(f"{v:12.2f}" for v in values) + f"{rss:12.0f}{auc:12.5f}")
+    gap = aucs["on"] - aucs["off"]
+    verdict = "meets" if abs(gap) <= 0.005 else "misses"
+    print(f"test AUC, external - in memory: {gap:+.5f} ({verdict} the 0.005 tolerance)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -164,6 +231,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of N interleaved runs")
     parser.add_argument("--validation-rows", type=int, default=0, help="a validation channel")
     parser.add_argument("--one-host", action="store_true", help="skip the 2-host runs")
+    parser.add_argument(
+        "--external-memory", action="store_true", help="compare in memory with external memory"
+    )
+    parser.add_argument("--test-rows", type=int, default=200_000, help="with --external-memory")
     args = parser.parse_args()
     ones: list[Run] = []
     bares: list[Run] = []
@@ -171,12 +242,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as temp:
         root = Path(temp)
         began = time.perf_counter()
-        shards = generate(root / "data", args.rows, args.features, args.shards, args.seed)
+        shards = generate(
+            root / "data", args.rows, args.features, args.shards, args.seed, args.seed
+        )
         validation = []
         if args.validation_rows:
             rows, seed = args.validation_rows, args.seed + 1
-            validation = generate(root / "validation", rows, args.features, 1, seed)
+            validation = generate(root / "validation", rows, args.features, 1, seed, args.seed)
         print(f"wrote {len(shards)} CSV shards in {time.perf_counter() - began:.1f} s")
+        if args.external_memory:
+            compare_external(args, root, shards, validation)
+            return
         baseline = None
         for attempt in range(args.repeat):
             job = root / f"job-1-{attempt}"
