@@ -86,9 +86,9 @@ from boostline.local.processes import ProcessSpec, run_processes
 from boostline.local.processing_job import (
     DISTRIBUTIONS,
     RESOURCE_CONFIG_ENV,
-    _check_collisions,
-    _failure_reason,
-    _for_host,
+    check_collisions,
+    hosts_failure_reason,
+    objects_for_host,
     resource_config,
 )
 from boostline.local.training_job import Channel, run_training_job
@@ -618,7 +618,7 @@ class PipelineExecutor:
             for local_path, distribution, objects in inputs:
                 target = Path(host(local_path))
                 target.mkdir(parents=True, exist_ok=True)
-                for rel, path in _for_host(objects, distribution, index, count):
+                for rel, path in objects_for_host(objects, distribution, index, count):
                     _link_file(path, target / rel)
             local_outs[host_name] = {}
             for output, item in outputs.items():
@@ -650,12 +650,13 @@ class PipelineExecutor:
             exit_code=next((r.returncode for r in results if r.returncode != 0), 0),
         )
         if any(r.returncode != 0 or r.timed_out for r in results):
-            reason = _failure_reason(hosts, roots, results, float(timeout) if timeout else None)
+            limit = float(timeout) if timeout else None
+            reason = hosts_failure_reason(hosts, roots, results, limit)
             raise ExecutionError(f"step {name} failed: processing job {job}: {reason}", name)
         if self.aws is not None:
             self._check_job_calls(args, self.aws.requests[calls_before:], job, name, record)
         try:
-            _check_collisions(outputs, local_outs)
+            check_collisions(outputs, local_outs)
         except ValueError as exc:
             raise ExecutionError(f"step {name} failed: processing job {job}: {exc}", name) from exc
         # Every host's folder goes to the same prefix, as each instance's upload does.

@@ -99,7 +99,7 @@ def run_processing_job(
         local_in = {}
         for name, item in specs_in.items():
             target = root / "processing" / "input" / name
-            chosen = _for_host(objects[name], item.distribution, index, instance_count)
+            chosen = objects_for_host(objects[name], item.distribution, index, instance_count)
             local_in[name] = _stage(target, chosen)
         local_out = {name: root / "processing" / "output" / name for name in outputs}
         for path in local_out.values():
@@ -129,9 +129,9 @@ def run_processing_job(
         )
 
     if any(r.returncode != 0 or r.timed_out for r in results):
-        return failed(_failure_reason(hosts, roots, results, timeout))
+        return failed(hosts_failure_reason(hosts, roots, results, timeout))
     try:
-        _check_collisions(outputs, local_outs)
+        check_collisions(outputs, local_outs)
     except ValueError as exc:
         return failed(str(exc))
     for name, dest in outputs.items():
@@ -170,7 +170,7 @@ def _objects(name: str, source: Path) -> list[tuple[Path, Path]]:
     return sorted(((f.relative_to(source), f) for f in files), key=lambda kv: kv[0].as_posix())
 
 
-def _for_host(
+def objects_for_host(
     objects: list[tuple[Path, Path]], distribution: str, index: int, count: int
 ) -> list[tuple[Path, Path]]:
     if distribution == "FullyReplicated":
@@ -188,7 +188,7 @@ def _stage(target: Path, objects: list[tuple[Path, Path]]) -> Path:
     return target
 
 
-def _check_collisions(
+def check_collisions(
     outputs: Mapping[str, Path], local_outs: Mapping[str, dict[str, Path]]
 ) -> None:
     for name in outputs:
@@ -207,7 +207,7 @@ def _check_collisions(
                 owner[relative] = (host, file)
 
 
-def _failure_reason(
+def hosts_failure_reason(
     hosts: list[str], roots: dict[str, Path], results: list[ProcessResult], timeout: float | None
 ) -> str:
     if any(r.timed_out for r in results):
