@@ -74,7 +74,6 @@ import resource
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -563,38 +562,41 @@ def _to_numpy(tables: list[pa.Table], columns: int) -> tuple[np.ndarray, np.ndar
 
 @dataclass(frozen=True)
 class ChannelScan:
-    """One channel's files on this host, counted by streaming them: external memory reads
-    them again in batches (`batches`) rather than holding them."""
+    """One channel's files on this host, parsed once into a float32 spool on local disk
+    (shard_iterator.Spool): external memory reads them from there in batches."""
 
-    directory: Path
-    paths: list[Path]
+    spool: shard_iterator.Spool
     columns: int | None
-    rows: int
     positives: int
     files: list[str] = field(default_factory=list)
 
+    @property
+    def rows(self) -> int:
+        return self.spool.rows
+
     def batches(self, columns: int) -> Iterator[shard_iterator.Batch]:
         """Every row in file order, in batches of `columns - 1` float32 features."""
-        parts = (batch for path in self.paths for batch in _stream(self.directory, path, columns))
-        return shard_iterator.batches(parts, columns - 1)
+        return self.spool.batches(columns - 1)
 
 
-def scan_channel(directory: Path) -> ChannelScan:
-    """Column count, rows and positives of a channel's files, checked as load_channel
-    checks them, with memory bounded by one block."""
+def scan_channel(directory: Path, spool_dir: Path) -> ChannelScan:
+    """A channel's files checked as load_channel checks them and spooled to `spool_dir`,
+    with memory bounded by one block: column count, rows and positives."""
     paths = [path for path in list_data_files(directory) if path.stat().st_size > 0]
+    spool = shard_iterator.Spool(spool_dir)
     if not paths:
-        return ChannelScan(directory, [], None, 0, 0)
+        return ChannelScan(spool, None, 0)
     columns = _count_columns(paths[0])
     if columns < 2:
         raise TrainingError(f"{_name(directory, paths[0])}: needs a label and features")
-    rows = positives = 0
-    for path in paths:
-        for labels, _ in _stream(directory, path, columns):
-            rows += labels.size
-            positives += int(np.count_nonzero(labels))
+    positives = 0
+    with spool.writer() as write:
+        for path in paths:
+            for labels, features in _stream(directory, path, columns):
+                positives += int(np.count_nonzero(labels))
+                write(labels, features)
     names = [_name(directory, path) for path in paths]
-    return ChannelScan(directory, paths, columns, rows, positives, names)
+    return ChannelScan(spool, columns, positives, names)
 
 
 def _stream(directory: Path, path: Path, columns: int) -> Iterator[shard_iterator.Batch]:
@@ -925,18 +927,14 @@ def fingerprint(
 
 
 def _digest_scan(digest: Any, data: ChannelScan) -> None:
+    # The spool holds the very bytes of load_channel's arrays: features, then labels.
     features = data.columns - 1 if data.columns is not None else 0
     digest.update(f"{(data.rows, features)};".encode())
-    if data.columns is None:
-        return
-    # The labels follow all the features: spooled to a temporary file, not held.
-    with tempfile.TemporaryFile() as labels:
-        for batch_labels, batch in data.batches(data.columns):
-            digest.update(np.ascontiguousarray(batch).data)
-            labels.write(np.ascontiguousarray(batch_labels).data)
-        labels.seek(0)
-        while chunk := labels.read(1 << 20):
-            digest.update(chunk)
+    for path in (data.spool.features_path, data.spool.labels_path):
+        if path.is_file():
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
 
 
 class Checkpoints:
@@ -1211,10 +1209,14 @@ def _train_with_scratch(
     started = time.perf_counter()
     nthread = hps.nthread or job.num_cpus
     external = uses_external_memory(hps, job, rank)
-    read = scan_channel if external else load_channel
-    train_data: Channel = read(job.channels["train"])
+
+    def read(name: str) -> Channel:
+        directory = job.channels[name]
+        return scan_channel(directory, scratch / name) if external else load_channel(directory)
+
+    train_data = read("train")
     valid_dir = job.channels.get("validation")
-    valid_data: Channel | None = read(valid_dir) if valid_dir is not None else None
+    valid_data = read("validation") if valid_dir is not None else None
     summary = summarise(train_data, valid_data, job.distributed)
     check_summary(summary, hps, valid_data is not None)
     names = _shared_feature_names(job, summary.columns - 1)
@@ -1234,9 +1236,9 @@ def _train_with_scratch(
     elif isinstance(train_data, ChannelScan):
         max_bin = int(hps.booster.get("max_bin", DEFAULT_MAX_BIN))
         build = (summary.columns, names, types, nthread, max_bin)
-        dtrain = external_dmatrix(train_data, scratch / "train", *build)
+        dtrain = external_dmatrix(train_data, scratch / "train-pages", *build)
         if isinstance(valid_data, ChannelScan):
-            dvalid = external_dmatrix(valid_data, scratch / "validation", *build, ref=dtrain)
+            dvalid = external_dmatrix(valid_data, scratch / "validation-pages", *build, ref=dtrain)
     else:
         dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread, types)
         if isinstance(valid_data, Dataset):

@@ -146,3 +146,33 @@ def test_a_failing_train_py_gets_the_toolkits_failure_text(tmp_path: Path, book,
     reasons = [line for line in stderr.splitlines() if line.startswith("Boostline failure: ")]
     assert reasons, stderr[-3000:]
     assert "hyperparameter 'eta'" in reasons[-1]
+
+
+def test_train_py_through_external_memory_on_two_hosts(tmp_path: Path, book, archive) -> None:
+    """The sibling module shard_iterator.py is installed with train.py and pages the shards."""
+    shards = sorted((book.prep / "train").glob("*.csv"))
+    channels = {
+        "train": Channel(shards, "ShardedByS3Key"),
+        "validation": Channel([book.prep / "validation" / "validation.csv"]),
+        "manifest": Channel([book.manifest]),
+    }
+    hps = {"num_round": 30, "max_depth": 3, "eta": 0.3, "nthread": 1, "external_memory": "on"}
+
+    result = run_training_job(
+        tmp_path / "job",
+        LAUNCHER,
+        script_mode(archive, "lane-external-memory", **hps),
+        channels,
+        instance_count=2,
+        timeout=JOB_TIMEOUT,
+    )
+
+    assert result.status == "Completed", (result.failure_reason, result.log[-4000:])
+    stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
+    assert [s["external_memory"] for s in stats] == [True, True]
+    assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
+    assert " --external_memory on " in invoked_command(result.hosts[0].log)
+    booster = xgb.Booster(model_file=str(result.model_dir / train.MODEL_FILE))
+    test = np.genfromtxt(book.prep / "test" / "test.csv", delimiter=",", filling_values=np.nan)
+    p = booster.predict(xgb.DMatrix(test[:, 1:], missing=np.nan), validate_features=False)
+    assert roc_auc_score(test[:, 0], p) > 0.75, roc_auc_score(test[:, 0], p)

@@ -40,29 +40,39 @@ def test_a_bad_value_raises_pyarrows_error(tmp_path: Path) -> None:
         list(shard_iterator.stream_csv(tmp_path / "a.csv", 4))
 
 
-def test_batches_join_blocks_across_files_in_order_up_to_the_size() -> None:
-    parts = [(np.full(10, i, np.float32), np.full((10, 2), i, np.float32)) for i in range(7)]
-    out = list(shard_iterator.batches(iter(parts), 2, batch_bytes=200))
-    # 10 rows x 2 float32 = 80 bytes a part: three parts reach 200 bytes
-    assert [len(labels) for labels, _ in out] == [30, 30, 10]
+def test_a_spool_gives_the_rows_back_in_order_in_batches_of_the_size(tmp_path: Path) -> None:
+    spool = shard_iterator.Spool(tmp_path / "spool")
+    parts = [(np.full(10, i % 2, np.float32), np.full((10, 2), i, np.float32)) for i in range(7)]
+    with spool.writer() as append:
+        for labels, features in parts:
+            append(labels, features)
+    assert spool.rows == 70
+    # 10 rows x 2 float32 = 80 bytes: 200 bytes is 25 rows a batch
+    out = list(spool.batches(2, batch_bytes=200))
+    assert [len(labels) for labels, _ in out] == [25, 25, 20]
     np.testing.assert_array_equal(
-        np.concatenate([b[1] for b in out])[:, 0], np.repeat(range(7), 10)
+        np.concatenate([b[1] for b in out]), np.concatenate([p[1] for p in parts])
+    )
+    np.testing.assert_array_equal(
+        np.concatenate([b[0] for b in out]), np.concatenate([p[0] for p in parts])
     )
 
 
-def test_no_rows_is_one_empty_batch_of_the_width() -> None:
-    empty = (np.empty(0, np.float32), np.empty((0, 5), np.float32))
-    for parts in ([], [empty]):
-        [(labels, features)] = list(shard_iterator.batches(iter(parts), 5))
-        assert labels.shape == (0,) and features.shape == (0, 5)
+def test_an_empty_spool_is_one_empty_batch_of_the_width(tmp_path: Path) -> None:
+    [(labels, features)] = list(shard_iterator.Spool(tmp_path / "none").batches(5))
+    assert labels.shape == (0,) and features.shape == (0, 5)
 
 
 def test_the_iterator_builds_an_external_memory_matrix_over_several_pages(tmp_path: Path) -> None:
     values = write(tmp_path / "a.csv", 3000)
 
+    spool = shard_iterator.Spool(tmp_path / "spool")
+    with spool.writer() as append:
+        for labels, features in shard_iterator.stream_csv(tmp_path / "a.csv", 4, 4096):
+            append(labels, features)
+
     def source() -> Iterator[shard_iterator.Batch]:
-        blocks = shard_iterator.stream_csv(tmp_path / "a.csv", 4, block_bytes=4096)
-        return shard_iterator.batches(blocks, 3, batch_bytes=8192)
+        return spool.batches(3, batch_bytes=8192)
 
     iterator = shard_iterator.ShardIterator(source, str(tmp_path / "cache" / "c"), ["a", "b", "c"])
     (tmp_path / "cache").mkdir()
