@@ -51,6 +51,16 @@ codes); the booster stores that in its trees, so inference.py scores the same fl
 either way. An unseen category (open list) or a missing one is encoded as missing, here
 and at the endpoint alike, and takes each split's default branch.
 
+Data larger than memory (`external_memory`: auto, the default, on or off): with `auto`,
+when any host's train files exceed `external_memory_share` (0.25) of its RAM (or of its
+container's memory limit), every host parses its channels once, in bounded blocks, into a
+float32 spool on local disk and trains from an xgboost.ExtMemQuantileDMatrix built over it
+(shard_iterator.py; quantile sketches merged through the collective; hist only), paging to
+a hidden folder beside the channels (BOOSTLINE_SCRATCH_DIR moves it), removed at the end.
+Peak memory then stays flat in rows; the metric lines, the model format and the
+checkpoints (their data fingerprint too) are the in-memory ones. Cross-validated (small)
+jobs always train in memory.
+
 Checkpoints: rank 0 saves the booster every `checkpoint_interval` rounds under
 /opt/ml/checkpoints/<TRAINING_JOB_NAME>/ (SageMaker sets TRAINING_JOB_NAME and syncs the
 whole of /opt/ml/checkpoints with CheckpointConfig.S3Uri, which every trial of a tuning

@@ -429,8 +429,9 @@ def test_the_calibration_method_can_be_set_and_without_held_out_rows_it_is_ident
 # -- native categoricals ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("memory", ["off", "on"])
 def test_native_categoricals_follow_the_manifest_kinds(
-    job: Job, monkeypatch: pytest.MonkeyPatch
+    job: Job, monkeypatch: pytest.MonkeyPatch, memory: str
 ) -> None:
     from training_scripts import inference
 
@@ -457,8 +458,10 @@ def test_native_categoricals_follow_the_manifest_kinds(
     (job.manifest_dir / train.FEATURE_MANIFEST).write_text(json.dumps({"columns": columns}))
     monkeypatch.setenv("SM_CHANNEL_MANIFEST", str(job.manifest_dir))
 
-    train.main(["--num_round", "30", "--max_depth", "2", "--categorical", "native"])
+    external = ["--external_memory", memory]
+    train.main(["--num_round", "30", "--max_depth", "2", "--categorical", "native", *external])
 
+    assert job.metrics["external_memory"] is (memory == "on")
     booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
     assert booster.feature_types == ["c", "q"]
     # the endpoint's path (a plain float array, no feature types) scores as XGBoost does
@@ -468,12 +471,14 @@ def test_native_categoricals_follow_the_manifest_kinds(
     raw = model.booster.inplace_predict(X, validate_features=False)
     np.testing.assert_allclose(raw, booster.predict(typed, validate_features=False), rtol=1e-6)
     # one split separates the alternating codes: a depth-1 stump learns what codes cannot
-    train.main(["--num_round", "1", "--max_depth", "1", "--eta", "1", "--categorical", "native"])
+    train.main(
+        ["--num_round", "1", "--max_depth", "1", "--eta", "1", "--categorical", "native", *external]
+    )
     stump = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
     seen = ~np.isnan(code)
     scores = stump.inplace_predict(np.column_stack([code, x])[seen], validate_features=False)
     assert roc_auc_score(y[seen], scores) > 0.75
-    train.main(["--num_round", "1", "--max_depth", "1", "--eta", "1"])
+    train.main(["--num_round", "1", "--max_depth", "1", "--eta", "1", *external])
     codes_stump = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
     assert codes_stump.feature_types is None
     scores = codes_stump.inplace_predict(np.column_stack([code, x])[seen], validate_features=False)
