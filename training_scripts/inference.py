@@ -138,8 +138,11 @@ _NAN = float("nan")
 # A CSV body made only of these bytes takes a fast parser; anything else
 # (quotes, letters such as nan/inf, non-ASCII) takes the strict one.
 _PLAIN_CSV_BYTES = b"0123456789+-.eE, \t\n"
-_SMALL_CSV_BYTES = 16 * 1024  # below this, Python's float() beats pyarrow's setup cost
-_NOT_PLAIN_NUMBERS = re.compile(rb"[^0-9eE+\-.,\r\n]")
+_NUMBER_CSV_BYTES = b"0123456789+-.eE,\n"  # what numpy's reader takes (no blanks)
+# Below this, numpy's reader beats pyarrow's, whose every call starts a readahead thread
+# (tens of microseconds on an idle machine, hundreds on a busy one).
+_SMALL_CSV_BYTES = 32 * 1024
+_FEW_LINES = 8  # below this many lines, float() in Python beats loadtxt's own overhead
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NON_FINITE = frozenset(s + w for s in ("", "+", "-") for w in ("nan", "inf", "infinity"))
 _TRUE = frozenset(("true", "1", "yes", "on"))
@@ -176,6 +179,9 @@ class Response:
 class Options:
     explain: bool = False
     top_k: int = DEFAULT_TOP_K
+
+
+_NO_OPTIONS = Options()
 
 
 # --------------------------------------------------------------------------- the model
@@ -220,6 +226,19 @@ class Model:
     category_codes: list[Category] = field(default_factory=list)
     pii: frozenset[str] = frozenset()  # request fields refused: the schema's PII columns
     calibrator: calibration.Calibrator | None = None  # None: the booster's probability
+    # check_values' quick pass, from the bounds above: finite bounds (so that an infinity
+    # fails them), the whole-number columns (None: none), the columns that may be missing
+    low: np.ndarray = field(init=False, repr=False)
+    high: np.ndarray = field(init=False, repr=False)
+    fraction_allowed: np.ndarray | None = field(init=False, repr=False)
+    optional: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        largest = np.finfo(np.float64).max
+        self.low = np.maximum(self.lower, -largest)
+        self.high = np.minimum(self.upper, largest)
+        self.fraction_allowed = ~self.integer if self.integer.any() else None
+        self.optional = ~self.required
 
     @property
     def n_features(self) -> int:
@@ -469,7 +488,7 @@ def handle(
             )
         media = _media_type(content_type)
         out = _accept_type(accept, os.environ.get(DEFAULT_ACCEPT_ENV) or JSON)
-        options = _parse_attributes(custom_attributes) if custom_attributes else Options()
+        options = _parse_attributes(custom_attributes) if custom_attributes else _NO_OPTIONS
         if media == CSV:
             X = parse_csv(model, body)
         else:
@@ -583,13 +602,14 @@ def parse_csv(model: Model, body: bytes | str) -> np.ndarray:
     if not data.strip():
         raise InferenceError(400, "empty request body: send one CSV row of features per line")
     X = None
-    plain = not data.translate(None, _PLAIN_CSV_BYTES)
-    if plain and model.n_features == 1 and (data[:1] == b"\n" or b"\n\n" in data):
-        plain = False  # a blank line would read as one missing value; the strict reader refuses it
-    if plain:
-        X = _parse_small(data) if len(data) <= _SMALL_CSV_BYTES else _parse_arrow(data, model)
-        if X is not None and (X.ndim != 2 or X.shape[1] != model.n_features):
-            X = None
+    if len(data) <= _SMALL_CSV_BYTES:
+        X = _parse_small(data)
+    elif not data.translate(None, _PLAIN_CSV_BYTES) and not (
+        model.n_features == 1 and (data[:1] == b"\n" or b"\n\n" in data)
+    ):  # for one feature, a blank line would read as a missing value; the strict reader refuses it
+        X = _parse_arrow(data, model)
+    if X is not None and X.shape[1] != model.n_features:
+        X = None
     if X is None:
         X = _parse_strict(data, model)  # names the first bad row and field, or parses it all
     check_values(model, X)
@@ -597,10 +617,27 @@ def parse_csv(model: Model, body: bytes | str) -> np.ndarray:
 
 
 def _parse_small(data: bytes) -> np.ndarray | None:
-    # float() also reads "nan", "inf" and "1_000", which training rejects: leave any
-    # body with a letter (other than an exponent) or "_" to the strict parser
-    if _NOT_PLAIN_NUMBERS.search(data):
+    """Plain numbers, by float() for a few lines, else by numpy's C reader (which reads
+    float()'s grammar); None leaves the body to the strict parser."""
+    # both also read "nan", "inf" and blanks around a number, which training rejects:
+    # leave any body with a letter (other than an exponent) or a blank to the strict parser
+    if data.translate(None, _NUMBER_CSV_BYTES):
         return None
+    if data.count(b"\n") < _FEW_LINES:
+        return _parse_few(data)
+    text = "\n" + data.decode("ascii") + "\n"
+    if "," in text:  # an empty field is missing: spell it nan, which loadtxt reads
+        text = text.replace("\n,", "\nnan,").replace(",\n", ",nan\n")
+        text = text.replace(",,", ",nan,").replace(",,", ",nan,")  # twice: a run of them
+    lines = text[1:-1].split("\n")
+    try:
+        X = np.loadtxt(lines, delimiter=",", comments=None, dtype=np.float64, ndmin=2)
+    except ValueError:  # a field it cannot read, or rows of different lengths
+        return None
+    return X if len(X) == len(lines) else None  # loadtxt skips blank lines
+
+
+def _parse_few(data: bytes) -> np.ndarray | None:
     try:
         return np.array(
             [[float(v) if v else _NAN for v in line.split(b",")] for line in data.split(b"\n")],
@@ -610,23 +647,32 @@ def _parse_small(data: bytes) -> np.ndarray | None:
         return None
 
 
+@lru_cache(maxsize=8)
+def _arrow_options(
+    n_features: int,
+) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    names = [f"c{j}" for j in range(n_features)]
+    return (
+        pacsv.ReadOptions(column_names=names, use_threads=False),
+        pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+        pacsv.ConvertOptions(
+            column_types={name: pa.float64() for name in names},
+            null_values=[""],
+            strings_can_be_null=False,
+        ),
+    )
+
+
 def _parse_arrow(data: bytes, model: Model) -> np.ndarray | None:
-    names = [f"c{j}" for j in range(model.n_features)]
+    read, parse, convert = _arrow_options(model.n_features)
     try:
         table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
-            parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.float64() for name in names},
-                null_values=[""],
-                strings_can_be_null=False,
-            ),
+            pa.py_buffer(data), read_options=read, parse_options=parse, convert_options=convert
         )
     except pa.ArrowException:
         return None
     # no quoting, and blank lines are kept as rows: one table row per line
-    X = np.empty((table.num_rows, len(names)))
+    X = np.empty((table.num_rows, model.n_features), order="F")  # a column per copy
     for j, column in enumerate(table.columns):
         X[:, j] = column.to_numpy()  # nulls (empty fields) become NaN
     if np.isnan(X).all(axis=1).any():
@@ -680,6 +726,14 @@ def _csv_number(raw: str, row: int, name: str) -> float:
 
 def check_values(model: Model, X: np.ndarray) -> None:
     """Vectorised checks of a feature matrix: finite, required present, bounds, whole numbers."""
+    # the quick pass, in few array operations: NaN and infinities fail the finite bounds,
+    # then a NaN is forgiven where the column may be missing
+    ok = (model.low <= X) & (model.high >= X)
+    if model.fraction_allowed is not None:
+        ok &= (np.floor(X) == X) | model.fraction_allowed
+    if ok.all() or (ok | (np.isnan(X) & model.optional)).all():
+        return
+    # something is wrong: find the first bad cell and say why
     missing = np.isnan(X)
     bad = (
         np.isinf(X)
@@ -688,8 +742,6 @@ def check_values(model: Model, X: np.ndarray) -> None:
         | (model.upper < X)
         | (model.integer & ~missing & (np.floor(X) != X))
     )
-    if not bad.any():
-        return
     row, col = divmod(int(np.flatnonzero(bad)[0]), X.shape[1])
     value, name = float(X[row, col]), model.feature_names[col]
     where = f"row {row + 1}, field {name!r}"
@@ -926,7 +978,7 @@ def explain(model: Model, X: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- out
 
-_VECTOR_ROWS = 64  # above this, rows are assembled as byte arrays instead of Python strings
+_VECTOR_ROWS = 32  # above this, rows are assembled as byte arrays instead of Python strings
 _DECISIONS = ("approve", "reject")  # indexed by "default"
 _DECISION_BYTES = tuple(d.encode() for d in _DECISIONS)
 
@@ -936,36 +988,52 @@ def _scaled(probabilities: np.ndarray) -> np.ndarray:
     return np.rint(probabilities.astype(np.float64) * 1e6).astype(np.int64)
 
 
-def _texts(scaled: np.ndarray) -> list[str]:
-    return [f"{q // 1000000}.{q % 1000000:06d}" for q in scaled.tolist()]
+def _texts(probabilities: np.ndarray) -> list[str]:
+    """'d.dddddd' per row, as _digits(_scaled(p)) prints it: round() is half to even, as
+    np.rint, on the same float64 product; cheaper for a few rows."""
+    return [
+        f"{q // 1000000}.{q % 1000000:06d}"
+        for q in [round(p * 1e6) for p in probabilities.tolist()]
+    ]
+
+
+_PLACES = 10 ** np.arange(6, -1, -1, dtype=np.int64)  # the units digit, then six decimals
 
 
 def _digits(scaled: np.ndarray) -> np.ndarray:
     """'d.dddddd' per row as an (n, 8) ASCII array."""
+    digits = scaled[:, None] // _PLACES % 10
     out = np.empty((len(scaled), 8), np.uint8)
-    out[:, 0] = 48 + scaled // 1000000
+    out[:, 0] = digits[:, 0]
+    out[:, 2:] = digits[:, 1:]
+    out += 48
     out[:, 1] = ord(".")
-    rest = scaled % 1000000
-    for k in range(7, 1, -1):
-        out[:, k] = 48 + rest % 10
-        rest //= 10
     return out
 
 
 def _choice(flags: np.ndarray, options: tuple[bytes, bytes]) -> np.ndarray:
     """options[flag] per row as an (n, w) array, NUL-padded (NULs are dropped later)."""
+    return _choice_table(options)[flags.astype(np.intp)]
+
+
+@lru_cache(maxsize=8)
+def _choice_table(options: tuple[bytes, bytes]) -> np.ndarray:
     width = max(map(len, options))
     table = np.frombuffer(b"".join(o.ljust(width, b"\0") for o in options), np.uint8)
-    return table.reshape(2, width)[flags.astype(np.intp)]
+    return table.reshape(2, width)
 
 
 def _assemble(n: int, parts: list[bytes | np.ndarray]) -> bytes:
     """Rows made of constant bytes and per-row byte columns, concatenated, NULs dropped."""
-    blocks = [
-        np.broadcast_to(np.frombuffer(p, np.uint8), (n, len(p))) if isinstance(p, bytes) else p
-        for p in parts
-    ]
-    flat = np.concatenate(blocks, axis=1).ravel()
+    widths = [len(p) if isinstance(p, bytes) else p.shape[1] for p in parts]
+    out = np.empty((n, sum(widths)), np.uint8)
+    start = 0
+    for part, width in zip(parts, widths, strict=True):
+        out[:, start : start + width] = (
+            np.frombuffer(part, np.uint8) if isinstance(part, bytes) else part
+        )
+        start += width
+    flat = out.ravel()
     return flat[flat != 0].tobytes()
 
 
@@ -996,12 +1064,12 @@ def format_csv(
 ) -> bytes:
     """`probability,decision` per line (no trailing newline, as batch transform joins lines)."""
     defaults = probabilities >= model.threshold
-    scaled = _scaled(probabilities)
-    n = len(scaled)
+    n = len(probabilities)
     if contributions is None and n > _VECTOR_ROWS:
         decision = _choice(defaults, _DECISION_BYTES)
-        return _assemble(n, [_digits(scaled), b",", decision, b"\n"])[:-1]
-    lines = [f"{p},{_DECISIONS[d]}" for p, d in zip(_texts(scaled), defaults.tolist(), strict=True)]
+        return _assemble(n, [_digits(_scaled(probabilities)), b",", decision, b"\n"])[:-1]
+    texts = _texts(probabilities)
+    lines = [f"{p},{_DECISIONS[d]}" for p, d in zip(texts, defaults.tolist(), strict=True)]
     if contributions is not None:
         lines = [
             line + "".join(f",{name},{c}" for name, c in reasons)
@@ -1021,11 +1089,10 @@ def format_json(
 ) -> bytes:
     """{"predictions": [...]} (or one object per line for application/jsonlines)."""
     defaults = probabilities >= model.threshold
-    scaled = _scaled(probabilities)
-    n = len(scaled)
+    n = len(probabilities)
     separator = b"\n" if lines else b","
     if contributions is None and n > _VECTOR_ROWS:
-        p = _digits(scaled)
+        p = _digits(_scaled(probabilities))
         rows = _assemble(
             n,
             [
@@ -1045,7 +1112,7 @@ def format_json(
         texts = [
             f'{{"probability":{p},"score":{p},"default":{"true" if d else "false"},'
             f'"decision":"{_DECISIONS[d]}"'
-            for p, d in zip(_texts(scaled), defaults.tolist(), strict=True)
+            for p, d in zip(_texts(probabilities), defaults.tolist(), strict=True)
         ]
         if contributions is not None:
             texts = [

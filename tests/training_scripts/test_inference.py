@@ -254,6 +254,65 @@ def test_fast_and_strict_csv_parsers_agree(book, model) -> None:
     np.testing.assert_array_equal(inf.parse_csv(model, spaced.encode()), strict[:5])
 
 
+def test_every_csv_path_reads_empty_fields_and_refuses_bad_numbers_alike(book) -> None:
+    """Bodies of 1 line to past the pyarrow threshold, with empty fields at line starts,
+    line ends and in runs: every path reads what the strict reader reads, and a malformed
+    number gets the strict reader's 400 from each."""
+    model = inf.load_model(book["bare_dir"], threads=1)  # no manifest: any field may be empty
+    n = model.n_features
+    line = book["test_features"][0]
+    rows = [
+        ",".join([""] * 2 + line.split(",")[2:]),  # two empty fields first
+        ",".join(line.split(",")[:-3] + [""] * 3),  # three empty fields last
+        ",".join(line.split(",")[:5] + [""] * 4 + line.split(",")[9:]),  # a run inside
+    ]
+    assert all(len(r.split(",")) == n for r in rows)
+    for count in (1, inf._FEW_LINES - 1, inf._FEW_LINES, 40, 2000):
+        lines = (rows * count)[:count]
+        data = "\n".join(lines).encode()
+        if count == 2000:
+            assert len(data) > inf._SMALL_CSV_BYTES  # the pyarrow path
+        np.testing.assert_array_equal(inf.parse_csv(model, data), inf._parse_strict(data, model))
+        for bad in ("1e", "1.2.3", "--1", "+", ".", "1e+", "e5", "1-2"):
+            broken = "\n".join(lines[:-1] + [bad + "," + lines[-1].split(",", 1)[1]]).encode()
+            with pytest.raises(inf.InferenceError) as caught:
+                inf._parse_strict(broken, model)
+            answer = error(inf.handle(model, broken, CSV, CSV), 400)
+            assert (answer["error"], answer["row"]) == (caught.value.message, count)
+
+
+def test_the_quick_value_check_refuses_what_the_full_one_refuses(book, model) -> None:
+    good = inf.parse_csv(model, "\n".join(book["test_features"][:50]).encode())
+    inf.check_values(model, good)
+    rng = np.random.default_rng(5)
+    whole = np.flatnonzero(model.integer)
+    bounded = np.flatnonzero(np.isfinite(model.upper))
+    cases = [(np.inf, None), (-np.inf, None), (np.nan, np.flatnonzero(model.required))]
+    cases += [(0.5, whole), (1e300, bounded)]
+    for value, columns in cases:
+        for _ in range(20):
+            X = good.copy()
+            col = int(rng.choice(columns if columns is not None else model.n_features))
+            X[rng.integers(len(X)), col] = value
+            with pytest.raises(inf.InferenceError):
+                inf.check_values(model, X)
+    optional = np.flatnonzero(~model.required)
+    X = good.copy()
+    X[:, optional] = np.nan  # missing where a column may be missing: accepted
+    inf.check_values(model, X)
+
+
+def test_few_and_many_rows_print_probabilities_alike() -> None:
+    """The per-row text and the byte-array paths round alike, halfway cases included."""
+    k = np.arange(0, 1_000_001, 997)
+    p = np.concatenate([(k + 0.5) / 1e6, k / 1e6, np.nextafter((k + 0.5) / 1e6, 0)])
+    p = np.clip(p, 0, 1)
+    digits = inf._digits(inf._scaled(p))
+    assert [row.tobytes().decode() for row in digits] == inf._texts(p)
+    p32 = p.astype(np.float32)  # a model without a calibration answers in float32
+    assert [r.tobytes().decode() for r in inf._digits(inf._scaled(p32))] == inf._texts(p32)
+
+
 def test_text_body_as_the_model_server_hands_it(book, model, row) -> None:
     as_bytes = ok(inf.handle(model, row.encode(), CSV, CSV))
     assert ok(inf.handle(model, row, CSV, CSV)) == as_bytes
@@ -414,7 +473,7 @@ def csv_case(book, row_index: int, column: str, value: str, rows: int = 3) -> by
 
 @pytest.mark.parametrize(("row_index", "column", "value", "message"), bad_inputs.CSV_VALUE_CASES)
 def test_bad_csv_values_name_row_and_field(book, model, row_index, column, value, message):
-    for rows in (3, 400):  # both the small-body and the pyarrow path
+    for rows in (3, 20, 400):  # the few-line, the numpy and the pyarrow paths
         body = error(
             inf.handle(model, csv_case(book, row_index, column, value, rows), CSV, CSV), 400
         )
@@ -555,7 +614,7 @@ def test_a_value_outside_a_closed_category_list_is_refused_as_preprocessing_refu
     import pyarrow as pa
 
     raw = dict(book["test_raw_with_pii"][0], purpose="space_travel")
-    table = pa.table({k: [v or None] for k, v in raw.items()})
+    table = pa.table({k: pa.array([v or None], pa.string()) for k, v in raw.items()})  # as read
     schema = preprocess.load_schema(SCHEMA_PATH)
     assert preprocess.validate(table, schema)[2] == [["purpose: unknown category"]]
 
