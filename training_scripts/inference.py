@@ -142,7 +142,7 @@ _NUMBER_CSV_BYTES = b"0123456789+-.eE,\n"  # what numpy's reader takes (no blank
 # Below this, numpy's reader beats pyarrow's, whose every call starts a readahead thread
 # (tens of microseconds on an idle machine, hundreds on a busy one).
 _SMALL_CSV_BYTES = 32 * 1024
-_FEW_LINES = 8  # below this many lines, float() in Python beats loadtxt's own overhead
+_FEW_LINES = 12  # below this many lines, float() in Python beats loadtxt's own overhead
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NON_FINITE = frozenset(s + w for s in ("", "+", "-") for w in ("nan", "inf", "infinity"))
 _TRUE = frozenset(("true", "1", "yes", "on"))
@@ -232,6 +232,8 @@ class Model:
     high: np.ndarray = field(init=False, repr=False)
     fraction_allowed: np.ndarray | None = field(init=False, repr=False)
     optional: np.ndarray = field(init=False, repr=False)
+    # the same per column as Python values (low, high, whole, optional), for a few rows
+    column_checks: list[tuple[float, float, bool, bool]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         largest = np.finfo(np.float64).max
@@ -239,6 +241,15 @@ class Model:
         self.high = np.minimum(self.upper, largest)
         self.fraction_allowed = ~self.integer if self.integer.any() else None
         self.optional = ~self.required
+        self.column_checks = list(
+            zip(
+                self.low.tolist(),
+                self.high.tolist(),
+                self.integer.tolist(),
+                self.optional.tolist(),
+                strict=True,
+            )
+        )
 
     @property
     def n_features(self) -> int:
@@ -724,15 +735,33 @@ def _csv_number(raw: str, row: int, name: str) -> float:
     return float(text)
 
 
+_FEW_CHECK_ROWS = 4  # up to this many rows, Python checks them faster than numpy's calls
+
+
+def _few_rows_ok(model: Model, X: np.ndarray) -> bool:
+    """check_values' quick pass in Python, value by value."""
+    for row in X.tolist():
+        for v, (low, high, whole, optional) in zip(row, model.column_checks, strict=True):
+            if v != v:  # NaN
+                if not optional:
+                    return False
+            elif not low <= v <= high or (whole and v != math.floor(v)):
+                return False
+    return True
+
+
 def check_values(model: Model, X: np.ndarray) -> None:
     """Vectorised checks of a feature matrix: finite, required present, bounds, whole numbers."""
-    # the quick pass, in few array operations: NaN and infinities fail the finite bounds,
-    # then a NaN is forgiven where the column may be missing
-    ok = (model.low <= X) & (model.high >= X)
-    if model.fraction_allowed is not None:
-        ok &= (np.floor(X) == X) | model.fraction_allowed
-    if ok.all() or (ok | (np.isnan(X) & model.optional)).all():
-        return
+    if len(X) <= _FEW_CHECK_ROWS:
+        if _few_rows_ok(model, X):
+            return
+    else:  # the quick pass, in few array operations: NaN and infinities fail the finite
+        # bounds, then a NaN is forgiven where the column may be missing
+        ok = (model.low <= X) & (model.high >= X)
+        if model.fraction_allowed is not None:
+            ok &= (np.floor(X) == X) | model.fraction_allowed
+        if ok.all() or (ok | (np.isnan(X) & model.optional)).all():
+            return
     # something is wrong: find the first bad cell and say why
     missing = np.isnan(X)
     bad = (
