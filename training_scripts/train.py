@@ -206,6 +206,12 @@ def _choice(*options: str) -> _Rule:
     return _Rule(str.strip, lambda value: value in options, f"one of {', '.join(options)}")
 
 
+def _on_off(text: str) -> str:
+    # YAML 1.1 reads an unquoted on/off as a boolean, which reaches here as true/false.
+    value = text.strip()
+    return {"true": "on", "false": "off"}.get(value.lower(), value)
+
+
 _FRACTION = _number(0, 1, low_open=True)
 # Passed to XGBoost as they are.
 _BOOSTER_RULES: dict[str, _Rule] = {
@@ -230,7 +236,7 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "cv_max_rows": _number(0, integer=True),
     "early_stopping_rounds": _number(1, integer=True),
     "eval_metric": _choice(*EVAL_METRICS),
-    "external_memory": _choice("auto", "on", "off"),
+    "external_memory": _Rule(_on_off, lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
     "external_memory_share": _FRACTION,
     "nthread": _number(1, integer=True),
     "num_round": _number(1, integer=True),

@@ -942,3 +942,11 @@ def test_a_host_without_data_takes_part_in_external_memory(tmp_path: Path) -> No
     stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
     assert [s["rows"] for s in stats] == [2000, 0]
     assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
+
+
+def test_external_memory_reads_yamls_unquoted_on_and_off() -> None:
+    assert train.parse_hyperparameters([], '{"external_memory": true}').external_memory == "on"
+    assert train.parse_hyperparameters([], '{"external_memory": false}').external_memory == "off"
+    assert train.parse_hyperparameters(["--external_memory", "auto"]).external_memory == "auto"
+    with pytest.raises(train.HyperparameterError, match="one of auto, on, off"):
+        train.parse_hyperparameters(["--external_memory", "sometimes"])
