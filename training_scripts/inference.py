@@ -226,6 +226,9 @@ class Model:
     category_codes: list[Category] = field(default_factory=list)
     pii: frozenset[str] = frozenset()  # request fields refused: the schema's PII columns
     calibrator: calibration.Calibrator | None = None  # None: the booster's probability
+    # binary:logitraw boosters predict log-odds: the sigmoid comes before the calibration,
+    # as evaluate.py and train.py's calibration fit see the scores
+    margin: bool = False
     # check_values' quick pass, from the bounds above: finite bounds (so that an infinity
     # fails them), the whole-number columns (None: none), the columns that may be missing
     low: np.ndarray = field(init=False, repr=False)
@@ -294,6 +297,8 @@ def load_model(
     )
     n = booster.num_features()
     calibrator = calibration.load(model_dir)
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    margin = objective == "binary:logitraw"
 
     manifest_file = model_dir / MANIFEST_FILE
     if not manifest_file.is_file():
@@ -309,6 +314,7 @@ def load_model(
             required=np.zeros(n, bool),
             categorical=np.zeros(n, bool),
             calibrator=calibrator,
+            margin=margin,
         )
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     columns = manifest.get("columns") if isinstance(manifest, dict) else None
@@ -357,6 +363,7 @@ def load_model(
         category_codes=category_codes,
         pii=frozenset(str(c) for c in manifest.get("pii_columns") or ()),
         calibrator=calibrator,
+        margin=margin,
     )
 
 
@@ -649,9 +656,12 @@ def _parse_small(data: bytes) -> np.ndarray | None:
 
 
 def _parse_few(data: bytes) -> np.ndarray | None:
+    lines = data.split(b"\n")
+    if b"" in lines:  # for a one-feature model a blank line would read as a missing value
+        return None
     try:
         return np.array(
-            [[float(v) if v else _NAN for v in line.split(b",")] for line in data.split(b"\n")],
+            [[float(v) if v else _NAN for v in line.split(b",")] for line in lines],
             dtype=np.float64,
         )
     except ValueError:  # a field float() rejects, or rows of different lengths
@@ -996,6 +1006,8 @@ def predict(model: Model, X: np.ndarray) -> np.ndarray:
     """P(default) per row, calibrated, straight from the dense array (no DMatrix); the
     booster's float32 probability for a model without a calibration."""
     raw = model.booster.inplace_predict(X, validate_features=False)
+    if model.margin:
+        raw = 1.0 / (1.0 + np.exp(-raw.astype(np.float64)))
     return raw if model.calibrator is None else model.calibrator.apply(raw)
 
 

@@ -862,3 +862,40 @@ def test_model_fn_takes_undecoded_bodies_from_the_toolkit(book, monkeypatch) -> 
     monkeypatch.setitem(sys.modules, "sagemaker_inference.content_types", content_types)
     inf.model_fn(str(book["model_dir"]))
     assert content_types.UTF8_TYPES == []
+
+
+def test_a_logitraw_model_answers_probabilities_as_the_evaluation_scores_them(tmp_path) -> None:
+    from training_scripts import evaluate as ev
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] + rng.normal(size=400) > 0).astype(float)
+    booster = xgb.train(
+        {"objective": "binary:logitraw", "max_depth": 2, "nthread": 1},
+        xgb.DMatrix(x, label=y),
+        10,
+    )
+    booster.save_model(str(tmp_path / "xgboost-model.json"))
+    (tmp_path / "xgboost-model.json").rename(tmp_path / inf.MODEL_FILE)
+    platt = calibration.Calibrator("platt", {"a": 0.8, "b": 0.1})
+    calibration.save(platt, tmp_path)
+    model = inf.load_model(tmp_path, threshold=0.5, threads=1)
+    served = inf.predict(model, x)
+    margin = booster.predict(xgb.DMatrix(x), output_margin=True).astype(np.float64)
+    np.testing.assert_allclose(served, platt.apply(1.0 / (1.0 + np.exp(-margin))), rtol=1e-6)
+    assert ((served > 0) & (served < 1)).all()
+    scored = ev.predict(ev.load_model(tmp_path, tmp_path / "scratch"), x, nthread=1)
+    np.testing.assert_allclose(served, scored, rtol=1e-5)
+
+
+def test_a_blank_line_is_refused_for_a_one_feature_model(tmp_path) -> None:
+    x = np.arange(20, dtype=float).reshape(-1, 1)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(x, label=x[:, 0] > 9), 2
+    )
+    booster.save_model(str(tmp_path / "xgboost-model.json"))
+    (tmp_path / "xgboost-model.json").rename(tmp_path / inf.MODEL_FILE)
+    model = inf.load_model(tmp_path, threshold=0.5, threads=1)
+    assert inf.parse_csv(model, b"1\n2").shape == (2, 1)
+    with pytest.raises(inf.InferenceError):
+        inf.parse_csv(model, b"1\n\n2")
