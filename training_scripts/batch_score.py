@@ -317,29 +317,56 @@ def unpack_model(archive: Path, target: Path) -> Path:
     return target
 
 
-def live_model_data(model_package: str, client: ClientFactory = boto3_client) -> str:
-    """The live package version's model.tar.gz (DescribeModelPackage, as the monitors read it)."""
+def _model_data(description: dict) -> str:
+    try:
+        return model_data_url(description)
+    except MonitorError as exc:
+        raise ScoringError(str(exc)) from None
+
+
+def _described(model_package: str, client: ClientFactory) -> dict:
     if not model_package or model_package == NONE:
         raise ScoringError("no live model package (ModelPackageArn is none): nothing to score with")
     try:
-        return model_data_url(describe_package(model_package, client))
+        return describe_package(model_package, client)
     except MonitorError as exc:
         raise ScoringError(str(exc)) from None
+
+
+def package_threshold(description: dict) -> float | None:
+    """The decision threshold registered with the package (its container's environment)."""
+    containers = description.get("InferenceSpecification", {}).get("Containers", [])
+    for container in containers:
+        value = container.get("Environment", {}).get(inference.THRESHOLD_ENV)
+        if value not in (None, ""):
+            return inference.check_threshold(float(value), inference.THRESHOLD_ENV)
+    return None
 
 
 def load_scoring_model(
     args: argparse.Namespace, work: Path, client: ClientFactory = boto3_client
 ) -> inference.Model:
+    threshold = args.threshold
     if args.model_dir:
         model_dir = Path(args.model_dir)
     else:
-        uri = args.model_data or live_model_data(args.model_package, client)
+        uri = args.model_data
+        if not uri:
+            description = _described(args.model_package, client)
+            uri = _model_data(description)
+            if threshold is None:  # the threshold the package was registered with
+                threshold = package_threshold(description)
         try:
             archive = fetch_file(uri, work / "model.tar.gz", client)
         except MonitorError as exc:
             raise ScoringError(str(exc)) from None
         model_dir = unpack_model(archive, work / "model")
-    return inference.load_model(model_dir, threshold=args.threshold)
+    if threshold is None and not os.environ.get(inference.THRESHOLD_ENV):
+        # Never a default 0.5: a threshold chosen for another model would decide for this one.
+        raise ScoringError(
+            "no decision threshold: pass --threshold, or score a package registered with one"
+        )
+    return inference.load_model(model_dir, threshold=threshold)
 
 
 # ------------------------------------------------------------------ the job

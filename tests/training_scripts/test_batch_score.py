@@ -216,6 +216,28 @@ def test_the_job_scores_with_the_live_package_and_threshold(
         assert list(rows[0])[0] == SCHEMA.id_column  # from the model's feature manifest
         assert all((r["decision"] == "reject") == (float(r["probability"]) >= 0.05) for r in rows)
         assert (tmp_path / "message" / "message").read_text().startswith("Completed: 75 row(s)")
+        # Without --threshold: the one the package was registered with, never 0.5.
+        out_env = tmp_path / "out-env"
+        argv_env = ["--input-dir", str(book["inputs"]), "--output-dir", str(out_env)]
+        registered = sm.create_model_package(
+            ModelPackageGroupName="models",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": "xgboost:3.0-5",
+                        "ModelDataUrl": "s3://artifacts/m/a",
+                        "Environment": {"BOOSTLINE_DECISION_THRESHOLD": "0.05"},
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+        assert bs.main([*argv_env, "--model-package", registered], client) == 0
+        assert _rows(out_env / book["files"][0].name) == rows
+        monkeypatch.delenv("BOOSTLINE_DECISION_THRESHOLD", raising=False)
+        assert bs.main([*argv_env, "--model-package", arn], client) == 1
+        assert "no decision threshold" in (tmp_path / "message" / "message").read_text()
         assert bs.main([*argv, "--model-package", "none"], client) == 1
     message = (tmp_path / "message" / "message").read_text()
     assert "no live model package" in message
