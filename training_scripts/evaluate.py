@@ -55,6 +55,7 @@ matplotlib, scikit-learn, xgboost.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -368,9 +369,19 @@ def read_meta(path: Path, rows: int) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
-        table = pacsv.read_csv(path)
-        table = table.cast(pa.schema([(n, pa.string()) for n in table.column_names]))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        # Read as text, as written: type inference would turn "01" into "1" and "NA" into
+        # missing, and differently for each host's file.
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
         raise EvaluationError(f"{path} cannot be read as CSV: {exc}") from None
     if table.num_rows != rows:
         raise EvaluationError(

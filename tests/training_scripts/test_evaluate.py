@@ -715,3 +715,11 @@ def test_the_region_for_the_api_comes_from_the_runs_arn() -> None:
     arn = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/x"
     assert ev.region_of(arn) == "eu-west-1"
     assert ev.region_of("") is None and ev.region_of("not-an-arn") is None
+
+
+def test_test_meta_is_read_as_written(tmp_path: Path) -> None:
+    meta = tmp_path / "test_meta.csv"
+    meta.write_text("id,region\n007,NA\n8,\n")
+    read = ev.read_meta(meta, 2)
+    assert list(read["id"]) == ["007", "8"]
+    assert list(read["region"]) == ["NA", "(missing)"]
