@@ -117,15 +117,16 @@ class Settings:
     training_instance_count: int = 1
     block_bytes: int = DEFAULT_BLOCK_BYTES
 
-    def check(self) -> None:
+    def check(self, hosts: int = 1) -> None:
         if self.train_shards < 1:
             raise PreprocessError("--train-shards must be at least 1")
         # ShardedByS3Key hands out whole files: a training host beyond the shard count
-        # gets no data and is paid for nothing. Stop before any work is done.
-        if self.training_instance_count > self.train_shards:
+        # gets no data and is paid for nothing. Stop before any work is done. Each of the
+        # preprocessing hosts writes train_shards files.
+        if self.training_instance_count > self.train_shards * hosts:
             raise PreprocessError(
-                f"{_too_many_hosts(self.training_instance_count, self.train_shards)}; raise "
-                "preprocess.train_shards or lower the TrainingInstanceCount parameter"
+                f"{_too_many_hosts(self.training_instance_count, self.train_shards * hosts)}; "
+                "raise preprocess.train_shards or lower the TrainingInstanceCount parameter"
             )
         if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
             raise PreprocessError("split fractions must lie between 0 and 1")
@@ -1033,7 +1034,7 @@ def run_fit(
     hosts: list[str],
     host: str,
 ) -> Path:
-    settings.check()
+    settings.check(len(hosts))
     schema = load(schema_path)
     files = host_inputs(input_path, hosts, host)
     keys = input_keys(input_path, files)
@@ -1052,7 +1053,7 @@ def run_encode(
     host: str,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    settings.check()
+    settings.check(len(hosts))
     schema = load(schema_path)
     merged = merge(read_partials(fit_input))
     if merged.hosts != hosts:

@@ -637,3 +637,10 @@ def test_more_than_one_instance_without_a_pass_is_refused(tmp_path: Path, schema
     assert proc.returncode == 1
     assert "run --pass fit, then --pass encode" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_training_host_check_counts_every_preprocessing_hosts_shards() -> None:
+    settings = pp.Settings(train_shards=2, training_instance_count=3)
+    settings.check(hosts=2)  # 2 hosts x 2 shards: 4 files for 3 training hosts
+    with pytest.raises(pp.PreprocessError, match="3 training instances but 2 training shard"):
+        settings.check(hosts=1)
