@@ -725,14 +725,16 @@ def cmd_monitor_run(args: argparse.Namespace) -> int:
             print(f"alarm {name}: {alarm.state} ({value}; threshold {alarm.threshold:g})")
         for event, rule, _ in run.routes:
             print(f"event {event['detail-type']!r} matched rule {rule}")
-        for role, (count, allowed) in checked.items():
-            print(
-                f"{role}: {count} accesses checked against its synthesized policy, "
-                f"{allowed} allowed"
-            )
+        _print_checked(checked)
         if run.failure:
             print(f"error: {run.failure}", file=sys.stderr)
     return 0 if run.status == "Succeeded" else 1
+
+
+def _print_checked(checked: dict[str, tuple[int, int]]) -> None:
+    """Per role: the accesses checked against its synthesized policy, and how many passed."""
+    for role, (count, allowed) in checked.items():
+        print(f"{role}: {count} accesses checked against its synthesized policy, {allowed} allowed")
 
 
 # What the workdir keeps for itself: an output there would overwrite the registry,
@@ -960,11 +962,7 @@ def _batch_here(args: argparse.Namespace, config: BoostlineConfig) -> int:
             f"batch execution {run.execution_id} ({run.status}) with model version "
             f"{package.version}: {sum(run.files.values())} row(s) in {len(run.files)} file(s)"
         )
-        for role, (count, allowed) in checked.items():
-            print(
-                f"{role}: {count} accesses checked against its synthesized policy, "
-                f"{allowed} allowed"
-            )
+        _print_checked(checked)
     if run.failure:
         print(f"error: {run.failure}", file=sys.stderr)
     return 0 if run.status == "Succeeded" else 1
