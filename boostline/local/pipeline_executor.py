@@ -648,6 +648,7 @@ class PipelineExecutor:
             job=job,
             instance_count=count,
             exit_code=next((r.returncode for r in results if r.returncode != 0), 0),
+            **_peaks([r.peak_rss_kb for r in results]),
         )
         if any(r.returncode != 0 or r.timed_out for r in results):
             limit = float(timeout) if timeout else None
@@ -829,6 +830,7 @@ class PipelineExecutor:
             result, model_uri = self._training_job(
                 job, args, args.get("HyperParameters", {}), name, echo=self.progress.detail
             )
+        record.detail.update(_peaks([h.peak_rss_kb for h in result.hosts]))
         if result.status != "Completed":
             raise ExecutionError(f"step {name} failed: {result.failure_reason}", name)
         self.properties[name] = {
@@ -871,6 +873,7 @@ class PipelineExecutor:
         static = dict(definition.get("StaticHyperParameters", {}))
         tuning_job = re.sub(r"[^a-z0-9-]", "-", f"{self.execution_id}-{name}".lower())[:32]
         models: dict[int, tuple[str, str]] = {}
+        peaks: dict[int, int | None] = {}  # trial number -> its largest host's peak RSS
         created = time.time()
 
         def trial_job(number: int) -> str:
@@ -885,6 +888,7 @@ class PipelineExecutor:
             # SageMaker hands tuned values to the job as strings, like the static ones.
             values = {**static, **{k: _hp_text(v) for k, v in hps.items()}}
             result, uri = self._training_job(job, definition, values, name)
+            peaks[number] = result.peak_rss_kb
             if result.status != "Completed" or uri is None:
                 return None, result.failure_reason or "failed"
             value = objective_from_log(result.log, regexes[metric])
@@ -944,9 +948,11 @@ class PipelineExecutor:
                     "status": t.status,
                     "hyperparameters": t.hyperparameters,
                     "detail": t.detail,
+                    **_peaks([peaks.get(t.number)]),
                 }
                 for t in outcome.trials
             ],
+            **_peaks(list(peaks.values()), by_host=False),
         )
 
     def _tuning_record(
@@ -1124,6 +1130,17 @@ def _text(value: Any, step: str) -> str:
     if isinstance(value, str | int | float):
         return str(value)
     raise ExecutionError(f"step {step}: {value!r} cannot be joined into a string", step=step)
+
+
+def _peaks(peaks_kb: list[int | None], by_host: bool = True) -> dict[str, Any]:
+    """A record's peak RSS: its largest process's, and each host's when several."""
+    measured = [p for p in peaks_kb if p is not None]
+    if not measured:
+        return {}
+    out: dict[str, Any] = {"peak_rss_mb": round(max(measured) / 1024, 1)}
+    if by_host and len(peaks_kb) > 1:
+        out["peak_rss_mb_by_host"] = [None if p is None else round(p / 1024, 1) for p in peaks_kb]
+    return out
 
 
 def _hp_text(value: Any) -> str:

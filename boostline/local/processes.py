@@ -5,6 +5,13 @@ gets its own session (so its whole process group can be signalled), its combined
 stdout/stderr is read line by line on a thread, and when one process fails the others
 get `grace` seconds before they are stopped: a distributed peer would otherwise wait
 for the failed one forever.
+
+Each result carries the peak RSS of the process's tree: the largest VmHWM (Linux's
+resident high-water mark) of the process and its descendants, sampled as the group is
+supervised (every POLL_SECONDS). Not wait4's ru_maxrss: a child's ru_maxrss starts at the
+high-water mark of the process that started it, so every job started by a large runner
+would report at least the runner's size. Growth in a process's last POLL_SECONDS is
+missed, as is a process that lives shorter than that; off Linux the peak is None.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class ProcessResult:
     output: str  # combined stdout + stderr, without the "[name] " prefix
     elapsed: float = 0.0  # seconds from the start of the group until this process ended
     timed_out: bool = False
+    peak_rss_kb: int | None = None  # the largest VmHWM of the process and its descendants
 
 
 class _Running:
@@ -49,6 +57,7 @@ class _Running:
         self.spec = spec
         self.lines: list[str] = []
         self.ended_at: float | None = None
+        self.peak_rss_kb: int | None = None
         self.proc = subprocess.Popen(
             spec.argv,
             env=spec.env,
@@ -72,6 +81,13 @@ class _Running:
             self.lines.append(line)
             emit(self.spec.name, line)
         self.proc.stdout.close()
+
+    def sample_peak(self) -> None:
+        """Raise peak_rss_kb to the largest VmHWM in the process's tree now."""
+        for pid in _tree(self.pid):
+            hwm = _vm_hwm_kb(pid)
+            if hwm is not None and (self.peak_rss_kb is None or hwm > self.peak_rss_kb):
+                self.peak_rss_kb = hwm
 
     def poll(self) -> int | None:
         """Return the exit code once the process has ended, after stopping its group."""
@@ -103,6 +119,36 @@ def _has_exited(pid: int) -> bool:
     except ChildProcessError:
         return True
     return info is not None and info.si_pid == pid
+
+
+def _vm_hwm_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None  # gone, a zombie (no memory left to report), or not Linux
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its live descendants (through every thread's children list)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as children:
+                    pending.extend(int(child) for child in children.read().split())
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -151,6 +197,9 @@ def _supervise(
     timeout_at = None if timeout is None else started + timeout
     grace_until: float | None = None
     while True:
+        for run in running:
+            if run.ended_at is None:
+                run.sample_peak()
         now = time.monotonic()
         for run in running:
             if run.ended_at is None and run.poll() is not None:
@@ -211,4 +260,5 @@ def _result(run: _Running, timed_out: bool) -> ProcessResult:
         output=output + "\n" if output else "",
         elapsed=run.ended_at or 0.0,
         timed_out=timed_out,
+        peak_rss_kb=run.peak_rss_kb,
     )

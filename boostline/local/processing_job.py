@@ -49,6 +49,7 @@ class HostRun:
     returncode: int
     log: str
     seconds: float
+    peak_rss_kb: int | None = None  # processes.ProcessResult's: VmHWM of the host's tree
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def run_processing_job(
         specs.append(ProcessSpec(name=host, argv=argv, env=job_env, cwd=script.parent))
     results = run_processes(specs, timeout=timeout, echo=echo)
     runs = tuple(
-        HostRun(h, roots[h], r.returncode, r.output, r.elapsed)
+        HostRun(h, roots[h], r.returncode, r.output, r.elapsed, r.peak_rss_kb)
         for h, r in zip(hosts, results, strict=True)
     )
     seconds = time.monotonic() - started

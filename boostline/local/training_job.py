@@ -73,6 +73,7 @@ class HostOutput:
     log: str
     failure: str | None  # the text of output/failure: the toolkit's, when the script failed
     script_failure: str | None  # the reason of the script's `Boostline failure: ` line
+    peak_rss_kb: int | None = None  # processes.ProcessResult's: VmHWM of the host's tree
 
 
 @dataclass
@@ -93,6 +94,12 @@ class TrainingJobResult:
     @property
     def output_data_dir(self) -> Path:
         return self.hosts[0].output_data_dir
+
+    @property
+    def peak_rss_kb(self) -> int | None:
+        """The largest host's peak RSS (None when none was measured)."""
+        peaks = [h.peak_rss_kb for h in self.hosts if h.peak_rss_kb is not None]
+        return max(peaks) if peaks else None
 
 
 @dataclass(frozen=True)
@@ -558,6 +565,7 @@ def _host_output(host: _Host, result: ProcessResult) -> HostOutput:
         log=result.output,
         failure=_read_failure(host),
         script_failure=read_failure_line(result.output),
+        peak_rss_kb=result.peak_rss_kb,
     )
 
 

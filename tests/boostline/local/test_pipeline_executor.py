@@ -139,6 +139,11 @@ def test_the_dev_definition_runs_end_to_end(executed, dev_assembly: Assembly) ->
         assert run.steps[step]["accesses_checked"] > 0, step
     for step in ("PreprocessFit", "Preprocess"):
         assert run.steps[step]["instance_count"] == 1, step
+    # every job step records its largest process's peak RSS, each trial its own
+    for step in ("PreprocessFit", "Preprocess", "Tune", "Evaluate"):
+        assert run.steps[step]["peak_rss_mb"] > 0, step
+    trials = run.steps["Tune"]["trials"]
+    assert run.steps["Tune"]["peak_rss_mb"] == max(t["peak_rss_mb"] for t in trials)
 
 
 def test_the_evaluation_reads_the_tuners_own_trials_through_the_sagemaker_api(
