@@ -14,6 +14,7 @@ Runs in the sagemaker-xgboost 3.0-5 image (scikit-learn 1.5.2 is there).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,17 @@ def _sample(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+@dataclass(frozen=True)
+class FittedLogistic:
+    model: Any  # a scikit-learn pipeline: impute, scale / one-hot, LogisticRegressionCV
+    C: float
+    rows: int  # rows fitted
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """P(positive) per row; score in batches to bound memory."""
+        return self.model.predict_proba(features)[:, 1]
+
+
 def fit_logistic(
     labels: np.ndarray,
     features: np.ndarray,
@@ -51,6 +63,19 @@ def fit_logistic(
     seed: int = 0,
 ) -> Baseline:
     """Fit on (labels, features); return its probabilities on score_features."""
+    fitted = fit(labels, features, categorical, max_rows=max_rows, seed=seed)
+    return Baseline(scores=fitted.scores(score_features), C=fitted.C, rows=fitted.rows)
+
+
+def fit(
+    labels: np.ndarray,
+    features: np.ndarray,
+    categorical: list[bool],
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    seed: int = 0,
+) -> FittedLogistic:
+    """The baseline fitted on (labels, features), or a seeded stratified sample of them."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegressionCV
@@ -97,5 +122,4 @@ def fit_logistic(
         ),
     )
     model.fit(features[rows], labels[rows])
-    scores = model.predict_proba(score_features)[:, 1]
-    return Baseline(scores=scores, C=float(model[-1].C_[0]), rows=int(len(rows)))
+    return FittedLogistic(model=model, C=float(model[-1].C_[0]), rows=int(len(rows)))

@@ -396,6 +396,14 @@ def _number_text(value: float) -> str:
 
 def _string_feature(name: str, common: dict[str, int], texts: list[str]) -> dict[str, Any]:
     values, counts = np.unique(np.asarray(texts, dtype=str), return_counts=True)
+    return string_feature_from_counts(name, common, values, counts)
+
+
+def string_feature_from_counts(
+    name: str, common: dict[str, int], values: np.ndarray, counts: np.ndarray
+) -> dict[str, Any]:
+    """A String feature from its distinct values (sorted, as np.unique gives them) and
+    their counts; buckets by count, most frequent first."""
     order = np.lexsort((values, -counts))
     buckets = [{"value": str(values[i]), "count": float(counts[i])} for i in order]
     return {

@@ -11,6 +11,14 @@ Inputs (defaults under /opt/ml/processing/input/<name>):
                          preprocessing run on N hosts, test-<host>.csv and
                          test_meta-<host>.csv per host (read in host order)
   --train-dir            train-*.csv shards (label first, no header)
+  --training-sample-rows the training and validation rows held in memory: a seeded
+                         uniform sample (row_sample.py) that the logistic baseline, the
+                         score PSI and the baseline's distributions read; rows, counts
+                         and moments are exact over every row (training_statistics.py)
+
+Every CSV is read in blocks of BATCH_BYTES and scored block by block, so memory grows
+with the sample sizes and with one label and a few scores per test row, not with the
+files; the bootstrap resamples those per-row scores.
   --manifest-dir         feature_manifest.json; default: the one in the model
   --champion-model-dir   the approved model's model.tar.gz; empty/missing = none
   --pipeline-execution-id, --pipeline-execution-arn, --model-package-group
@@ -59,10 +67,12 @@ import csv
 import json
 import math
 import os
+import re
 import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,13 +87,17 @@ try:  # run as a script from the source dir (SageMaker) or imported as a package
     import calibration as calib
     import credit_risk as cr
     import data_quality as dq
+    import training_statistics as ts
     from job_message import report_failure
+    from row_sample import RowReservoir, Sample
 except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import baseline as lr_baseline
     from training_scripts import calibration as calib
     from training_scripts import credit_risk as cr
     from training_scripts import data_quality as dq
+    from training_scripts import training_statistics as ts
     from training_scripts.job_message import report_failure
+    from training_scripts.row_sample import RowReservoir, Sample
 
 PROCESSING = Path("/opt/ml/processing")
 MODEL_FILE = "xgboost-model"
@@ -92,7 +106,12 @@ MAX_CURVE_POINTS = 200
 CALIBRATION_BINS = 10
 MIN_GROUP_SIZE = 30  # smaller fairness groups are reported but not used as the reference
 FOUR_FIFTHS = 0.8
-PSI_MAX_TRAINING_ROWS = 500_000  # training rows scored for the score PSI (a seeded sample)
+# Rows the evaluation holds of the training (and validation) rows: a seeded uniform
+# sample, which the logistic baseline, the score PSI and the baseline's distributions
+# read; counts and moments are exact over every row (training_statistics.py).
+TRAINING_SAMPLE_ROWS = 500_000
+BATCH_BYTES = 8 << 20  # CSV bytes parsed at a time: memory per batch, not per file
+MISSING_GROUP = "(missing)"
 MIN_CORRELATION_ROWS = 30
 
 
@@ -276,34 +295,76 @@ def load_manifest(path: Path | None, model: Model) -> dict[str, Any]:
     return _read_json(file, "feature manifest")
 
 
-def read_labelled_csv(path: Path, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels as int8, features as float64 with NaN = missing) from a header-less CSV."""
+def _arrow_reason(exc: Exception) -> str:
+    """pyarrow's reason without the row text it quotes (the rows may hold personal data)."""
+    text = str(exc)
+    for pattern in (r"Expected \d+ columns, got \d+", r"[Ee]mpty CSV file"):
+        found = re.search(pattern, text)
+        if found:
+            return found.group(0)
+    column = re.search(r"column #(\d+)", text)
+    if column:
+        return f"column {int(column.group(1)) + 1} holds values that are not numbers"
+    return text.split(":", 1)[0]
+
+
+def iter_labelled_csv(
+    path: Path, n_features: int, what: str, block_size: int = BATCH_BYTES
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(labels as int8, features as float64 with NaN = missing) of a header-less CSV, one
+    block of `block_size` bytes at a time: memory is bounded by the block, not the file."""
     if not path.is_file():
         raise EvaluationError(f"{what}: {path} does not exist")
+    width = n_features + 1
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=True))
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=block_size),
+            # typed up front: a later block cannot then disagree with the first one's guess
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{j}": pa.float64() for j in range(width)}
+            ),
+        )
     except (pa.ArrowInvalid, OSError) as exc:
-        raise EvaluationError(f"{what}: {path} cannot be read as CSV: {exc}") from None
-    if table.num_columns != n_features + 1:
+        reason = _arrow_reason(exc)
+        if "mpty CSV file" in reason:
+            raise EvaluationError(f"{what}: {path} has no rows") from None
+        raise EvaluationError(f"{what}: {path} cannot be read as CSV: {reason}") from None
+    columns = len(reader.schema)
+    if columns != width:
         raise EvaluationError(
-            f"{what}: {path} has {table.num_columns} columns but the feature manifest lists "
-            f"{n_features} features (expected label + {n_features} = {n_features + 1} columns); "
+            f"{what}: {path} has {columns} columns but the feature manifest lists "
+            f"{n_features} features (expected label + {n_features} = {width} columns); "
             "was it made by the same preprocessing run as the manifest?"
         )
-    if table.num_rows == 0:
-        raise EvaluationError(f"{what}: {path} has no rows")
-    columns = []
-    for j, column in enumerate(table.columns):
+    rows = 0
+    while True:
         try:
-            columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, OSError) as exc:
             raise EvaluationError(
-                f"{what}: {path} column {j + 1} holds values that are not numbers"
+                f"{what}: {path} cannot be read as CSV after row {rows}: {_arrow_reason(exc)}"
             ) from None
-    labels = columns[0]
-    if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
-        raise EvaluationError(f"{what}: {path} first column must be the label, 0 or 1")
-    return labels.astype(np.int8), np.column_stack(columns[1:]).astype(np.float64)
+        if batch.num_rows == 0:
+            continue
+        rows += batch.num_rows
+        matrix = np.column_stack(
+            [column.to_numpy(zero_copy_only=False) for column in batch.columns]
+        )
+        labels = matrix[:, 0]
+        if np.isnan(labels).any() or not np.isin(labels, (0.0, 1.0)).all():
+            raise EvaluationError(f"{what}: {path} first column must be the label, 0 or 1")
+        yield labels.astype(np.int8), np.ascontiguousarray(matrix[:, 1:])
+    if rows == 0:
+        raise EvaluationError(f"{what}: {path} has no rows")
+
+
+def read_labelled_csv(path: Path, n_features: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, features) of a whole header-less CSV; see iter_labelled_csv."""
+    parts = list(iter_labelled_csv(path, n_features, what))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def split_files(directory: Path, split: str) -> list[Path]:
@@ -315,25 +376,111 @@ def split_files(directory: Path, split: str) -> list[Path]:
     return sorted(p for p in directory.glob(f"{split}-*.csv") if not p.name.startswith("."))
 
 
-def read_split(
-    directory: Path, split: str, n_features: int, what: str
-) -> tuple[np.ndarray, np.ndarray, list[Path], list[int]]:
-    """(labels, features, files, rows per file) of every file of a split, in host order."""
+def required_split_files(directory: Path, split: str, what: str) -> list[Path]:
     if not directory.is_dir():
         raise EvaluationError(f"{what}: {directory} does not exist")
     files = split_files(directory, split)
     if not files:
         raise EvaluationError(f"{what}: no {split}.csv or {split}-<host>.csv in {directory}")
-    parts = [read_labelled_csv(f, n_features, what) for f in files]
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        files,
-        [len(p[0]) for p in parts],
-    )
+    return files
 
 
-def read_split_meta(files: list[Path], rows: list[int]) -> dict[str, np.ndarray] | None:
+def training_files(train_dir: Path) -> list[Path]:
+    """Every train-*.csv shard (any *.csv when there is none), in file order."""
+    if not train_dir.is_dir():
+        raise EvaluationError(f"training data directory {train_dir} does not exist")
+    files = sorted(p for p in train_dir.glob("train-*.csv") if not p.name.startswith("."))
+    if not files:
+        files = sorted(p for p in train_dir.glob("*.csv") if not p.name.startswith("."))
+    if not files:
+        raise EvaluationError(f"no train-*.csv shards in {train_dir}")
+    return files
+
+
+def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
+    return read_training_rows(train_dir, n_features)[1]
+
+
+def read_training_rows(train_dir: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, features) of every training shard, whole (for small books and tests)."""
+    parts = [read_labelled_csv(f, n_features, "training data") for f in training_files(train_dir)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@dataclass(frozen=True)
+class Groups:
+    """A text column as codes into its distinct values: four bytes a row, however long
+    the column, instead of a Python string each."""
+
+    levels: list[str]
+    codes: np.ndarray  # int32 index into levels
+
+    def texts(self) -> list[str]:
+        return [self.levels[c] for c in self.codes.tolist()]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @staticmethod
+    def concat(parts: list[Groups]) -> Groups:
+        levels: dict[str, int] = {}
+        codes = []
+        for part in parts:
+            mapping = np.array(
+                [levels.setdefault(level, len(levels)) for level in part.levels], dtype=np.int32
+            )
+            codes.append(mapping[part.codes] if len(part.codes) else part.codes)
+        return Groups(list(levels), np.concatenate(codes) if codes else np.empty(0, np.int32))
+
+
+def _groups(column: Any) -> Groups:
+    encoded = column.dictionary_encode()
+    levels = [str(v) for v in encoded.dictionary.to_pylist()]
+    codes = encoded.indices.fill_null(len(levels)).to_numpy(zero_copy_only=False)
+    if encoded.null_count:
+        levels.append(MISSING_GROUP)
+    return Groups.concat([Groups(levels, codes.astype(np.int32))])  # one name, one code
+
+
+def read_meta(path: Path, rows: int, columns: list[str] | None = None) -> dict[str, Groups] | None:
+    """The columns of a test_meta file (all, or those of `columns` it has), batch by batch."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        wanted = header if columns is None else [c for c in header if c in set(columns)]
+        # Read as text, as written: type inference would turn "01" into "1" and "NA" into
+        # missing, and differently for each host's file.
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                null_values=[""],
+                strings_can_be_null=True,
+                include_columns=wanted,
+            ),
+        )
+        parts: dict[str, list[Groups]] = {name: [] for name in wanted}
+        count = 0
+        for batch in reader:
+            count += batch.num_rows
+            for name in wanted:
+                parts[name].append(_groups(batch.column(name)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"{path} cannot be read as CSV: {_arrow_reason(exc)}") from None
+    if count != rows:
+        raise EvaluationError(
+            f"{path} has {count} rows but its test rows number {rows}; "
+            "they must come from the same preprocessing run"
+        )
+    return {name: Groups.concat(parts[name]) for name in wanted}
+
+
+def read_split_meta(
+    files: list[Path], rows: list[int], columns: list[str] | None = None
+) -> dict[str, Groups] | None:
     """The test rows' meta: test_meta.csv beside test.csv, test_meta-<host>.csv beside
     test-<host>.csv; None when there is none."""
     metas = [f.with_name("test_meta" + f.name.removeprefix("test")) for f in files]
@@ -343,58 +490,9 @@ def read_split_meta(files: list[Path], rows: list[int]) -> dict[str, np.ndarray]
     if not all(found):
         missing = [m.name for m, ok in zip(metas, found, strict=True) if not ok]
         raise EvaluationError(f"test meta missing beside its test rows: {', '.join(missing)}")
-    parts = [read_meta(m, n) for m, n in zip(metas, rows, strict=True)]
+    parts = [read_meta(m, n, columns) or {} for m, n in zip(metas, rows, strict=True)]
     names = list(parts[0])  # every host writes the same columns
-    return {name: np.concatenate([part[name] for part in parts]) for name in names}
-
-
-def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
-    return read_training_rows(train_dir, n_features)[1]
-
-
-def read_training_rows(train_dir: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, features) of every train-*.csv shard, in file order."""
-    if not train_dir.is_dir():
-        raise EvaluationError(f"training data directory {train_dir} does not exist")
-    files = sorted(p for p in train_dir.glob("train-*.csv") if not p.name.startswith("."))
-    if not files:
-        files = sorted(p for p in train_dir.glob("*.csv") if not p.name.startswith("."))
-    if not files:
-        raise EvaluationError(f"no train-*.csv shards in {train_dir}")
-    parts = [read_labelled_csv(f, n_features, "training data") for f in files]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def read_meta(path: Path, rows: int) -> dict[str, np.ndarray] | None:
-    if not path.is_file():
-        return None
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
-        # Read as text, as written: type inference would turn "01" into "1" and "NA" into
-        # missing, and differently for each host's file.
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                null_values=[""],
-                strings_can_be_null=True,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"{path} cannot be read as CSV: {exc}") from None
-    if table.num_rows != rows:
-        raise EvaluationError(
-            f"{path} has {table.num_rows} rows but its test rows number {rows}; "
-            "they must come from the same preprocessing run"
-        )
-    return {
-        name: np.array(
-            ["(missing)" if v is None or v == "" else v for v in table[name].to_pylist()],
-            dtype=object,
-        )
-        for name in table.column_names
-    }
+    return {name: Groups.concat([part[name] for part in parts]) for name in names}
 
 
 # ---------------------------------------------------------------- ranking metrics
@@ -731,7 +829,7 @@ def fairness(
     labels: np.ndarray,
     scores: np.ndarray,
     threshold: float,
-    meta: dict[str, np.ndarray] | None,
+    meta: dict[str, Groups] | None,
     sensitive: list[str],
     min_group_size: int = MIN_GROUP_SIZE,
 ) -> dict[str, Any]:
@@ -755,8 +853,10 @@ def fairness(
             continue
         values = meta[attribute]
         groups = []
-        for group in sorted(set(values.tolist())):
-            mask = values == group
+        for code, group in sorted(enumerate(values.levels), key=lambda item: item[1]):
+            mask = values.codes == code
+            if not mask.any():
+                continue
             y, flagged = labels[mask], predicted_default[mask]
             n, pos = int(mask.sum()), int(y.sum())
             neg = n - pos
@@ -948,11 +1048,9 @@ BASELINE_Z = 1.645
 
 
 def baseline_section(
-    fit_labels: np.ndarray,
-    fit_features: np.ndarray,
+    fitted: lr_baseline.FittedLogistic,
     labels: np.ndarray,
-    features: np.ndarray,
-    kinds: list[str],
+    baseline_scores: np.ndarray,
     candidate_scores: np.ndarray,
     margin: float,
     seed: int,
@@ -965,14 +1063,7 @@ def baseline_section(
     set: on a few hundred test rows that difference is noise-sized, and a gate that
     ignores it refuses good models at random.
     """
-    fitted = lr_baseline.fit_logistic(
-        fit_labels.astype(np.float64),
-        fit_features,
-        features,
-        [k == "categorical" for k in kinds],
-        seed=seed,
-    )
-    ranking = Ranking.of(labels, fitted.scores)
+    ranking = Ranking.of(labels, baseline_scores)
     tp, fp = ranking.counts()
     auc = roc_auc(tp, fp)
     candidate = Ranking.of(labels, candidate_scores)
@@ -986,13 +1077,13 @@ def baseline_section(
             continue
         differences.append(roc_auc(*candidate.counts(weights)) - roc_auc(btp, bfp))
     spread = float(np.std(differences)) if len(differences) > 1 else 0.0
-    cal = calibration(labels, fitted.scores)
+    cal = calibration(labels, baseline_scores)
     log(f"logistic-regression baseline AUC {auc:.4f} (C {fitted.C:g}, {fitted.rows} rows)")
     return {
         "model": "logistic_regression",
         "auc": auc,
         "pr_auc": average_precision(tp, fp),
-        "brier": float(np.mean((fitted.scores - labels) ** 2)),
+        "brier": float(np.mean((baseline_scores - labels) ** 2)),
         "expected_calibration_error": cal["expected_calibration_error"],
         "mean_predicted": cal["mean_predicted"],
         "C": fitted.C,
@@ -1004,25 +1095,21 @@ def baseline_section(
     }
 
 
-def champion_section(
+def load_champion(
     champion_dir: Path | None,
     scratch: Path,
     manifest: dict[str, Any],
     names: list[str],
-    labels: np.ndarray,
-    features: np.ndarray,
-    margin: float,
-    nthread: int,
-) -> dict[str, Any]:
-    none = {"auc": None, "min_auc_required": 0.0, "auc_margin": margin, "present": False}
+) -> Model | None:
+    """The approved model, checked to read the candidate's columns; None when there is none."""
     if champion_dir is None or not champion_dir.exists():
         log("no champion model: the gate compares with the absolute minimum only")
-        return none
+        return None
     if champion_dir.is_dir() and not any(
         not p.name.startswith(".") for p in champion_dir.iterdir()
     ):
         log(f"champion directory {champion_dir} is empty: no champion")
-        return none
+        return None
     champion = load_model(champion_dir, scratch, role="champion model")
     if champion.manifest is None:
         raise EvaluationError(
@@ -1039,7 +1126,14 @@ def champion_section(
             "features first."
         )
     check_model_matches(champion, names, "champion model")
-    scores = predict(champion, features, nthread)
+    return champion
+
+
+def champion_section(
+    champion: Model | None, labels: np.ndarray, scores: np.ndarray | None, margin: float
+) -> dict[str, Any]:
+    if champion is None or scores is None:
+        return {"auc": None, "min_auc_required": 0.0, "auc_margin": margin, "present": False}
     tp, fp = Ranking.of(labels, scores).counts()
     auc = roc_auc(tp, fp)
     log(f"champion AUC {auc:.4f} on the same test set")
@@ -1087,7 +1181,8 @@ def credit_risk_section(
     model: Model,
     labels: np.ndarray,
     scores: np.ndarray,
-    train: np.ndarray,
+    training_sample: np.ndarray,
+    training_rows: int,
     result: dict[str, Any],
     explanations: dict[str, Any],
     shap_values_sample: np.ndarray,
@@ -1099,13 +1194,9 @@ def credit_risk_section(
     """Gini, gains/lift, score PSI against training, cost against threshold, and where the
     gain and SHAP rankings disagree (see credit_risk.py)."""
     auc = result["binary_classification_metrics"]["auc"]
-    rows = train
-    if len(train) > PSI_MAX_TRAINING_ROWS:
-        pick = np.random.default_rng(seed).choice(len(train), PSI_MAX_TRAINING_ROWS, replace=False)
-        rows = train[np.sort(pick)]
-    psi = cr.score_psi(predict(model, rows, nthread), scores)
-    if len(rows) < len(train):
-        psi["training_rows_sampled_from"] = int(len(train))
+    psi = cr.score_psi(predict(model, training_sample, nthread), scores)
+    if len(training_sample) < training_rows:
+        psi["training_rows_sampled_from"] = int(training_rows)
     th = result["threshold"]
     gains = explanations["feature_importance"]
     disagreement = cr.ranking_disagreements(
@@ -1268,7 +1359,8 @@ def lineage(
     args: argparse.Namespace,
     manifest: dict[str, Any],
     model: Model,
-    train_labels: np.ndarray,
+    training_rows: int,
+    training_defaults: int,
     validation_rows: int | None,
     tuning: dict[str, Any],
 ) -> dict[str, Any]:
@@ -1288,8 +1380,8 @@ def lineage(
         },
         "evaluated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training_data": {
-            "rows": int(len(train_labels)),
-            "defaults": int(train_labels.sum()),
+            "rows": int(training_rows),
+            "defaults": int(training_defaults),
             "validation_rows": validation_rows,
             "time_window": window,
             "time_window_note": None
@@ -1302,6 +1394,102 @@ def lineage(
         "model_file": model_file_settings(model),
         "tuning": tuning,
     }
+
+
+# ---------------------------------------------------------------- reading in batches
+
+
+@dataclass(frozen=True)
+class FitRows:
+    """What the evaluation keeps of the rows the candidate trained on."""
+
+    sample: Sample  # flags: True for a training row, False for a validation row
+    statistics: ts.StatisticsAccumulator  # exact totals of the training rows
+    training_rows: int
+    training_defaults: int
+    validation_labels: np.ndarray | None
+    validation_scores: np.ndarray | None  # the candidate's, where the threshold is chosen
+
+    def training_sample(self) -> np.ndarray:
+        return self.sample.features[self.sample.flags]
+
+
+def read_fit_rows(
+    args: argparse.Namespace,
+    model: Model,
+    n_features: int,
+    kinds: list[str],
+    score_validation: bool,
+) -> FitRows:
+    """Stream the training and validation rows once: a uniform sample of both, exact
+    training totals, and the candidate's validation scores when they are needed."""
+    reservoir = RowReservoir(args.training_sample_rows, args.seed)
+    totals = ts.StatisticsAccumulator(kinds)
+    rows = defaults = 0
+    for file in training_files(args.train_dir):
+        for labels, features in iter_labelled_csv(file, n_features, "training data"):
+            reservoir.add(labels, features, True)
+            totals.add(features)
+            rows += len(labels)
+            defaults += int(labels.sum())
+    val_labels = val_scores = None
+    if args.validation_dir and split_files(args.validation_dir, "validation"):
+        label_parts, score_parts = [], []
+        for file in split_files(args.validation_dir, "validation"):
+            for labels, features in iter_labelled_csv(file, n_features, "validation"):
+                reservoir.add(labels, features, False)
+                label_parts.append(labels)
+                if score_validation:
+                    score_parts.append(predict(model, features, args.nthread))
+        val_labels = np.concatenate(label_parts)
+        val_scores = np.concatenate(score_parts) if score_parts else None
+    return FitRows(reservoir.rows(), totals, rows, defaults, val_labels, val_scores)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    labels: np.ndarray
+    scores: np.ndarray  # the candidate's
+    champion_scores: np.ndarray | None
+    baseline_scores: np.ndarray
+    shap_rows: np.ndarray  # a seeded uniform sample of the test rows' features
+    meta: dict[str, Groups] | None
+
+
+def score_test_set(
+    args: argparse.Namespace,
+    model: Model,
+    champion: Model | None,
+    fitted: lr_baseline.FittedLogistic,
+    n_features: int,
+    sensitive: list[str],
+) -> TestSet:
+    """Score every test row with the candidate, the champion and the baseline, a batch at
+    a time: what is kept per row is its label and three scores."""
+    files = required_split_files(args.test_dir, "test", "test data")
+    shap = RowReservoir(args.shap_sample_rows, args.seed)
+    labels_, scores, champion_scores, baseline_scores = [], [], [], []
+    rows_per_file = []
+    for file in files:
+        rows = 0
+        for labels, features in iter_labelled_csv(file, n_features, "test data"):
+            labels_.append(labels)
+            scores.append(predict(model, features, args.nthread))
+            if champion is not None:
+                champion_scores.append(predict(champion, features, args.nthread))
+            baseline_scores.append(fitted.scores(features))
+            shap.add(labels, features)
+            rows += len(labels)
+        rows_per_file.append(rows)
+    meta = read_split_meta(files, rows_per_file, sensitive) if sensitive else None
+    return TestSet(
+        labels=np.concatenate(labels_),
+        scores=np.concatenate(scores),
+        champion_scores=np.concatenate(champion_scores) if champion is not None else None,
+        baseline_scores=np.concatenate(baseline_scores),
+        shap_rows=shap.rows().features,
+        meta=meta,
+    )
 
 
 # ---------------------------------------------------------------- main
@@ -1325,26 +1513,35 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise EvaluationError("--baseline-auc-margin must not be negative")
     if args.shap_sample_rows < 1:
         raise EvaluationError("--shap-sample-rows must be at least 1")
+    if args.training_sample_rows < 1:
+        raise EvaluationError("--training-sample-rows must be at least 1")
     out = args.output_dir
     with tempfile.TemporaryDirectory(prefix="boostline-evaluate-") as tmp:
         scratch = Path(tmp)
         model = load_model(args.model_dir, scratch)
         manifest = load_manifest(args.manifest_dir, model)
         names, kinds, categories = dq.feature_spec(manifest)
+        sensitive = list(manifest.get("sensitive", []))
         check_model_matches(model, names)
-        labels, features, test_files, test_rows = read_split(
-            args.test_dir, "test", len(names), "test data"
-        )
-        meta = read_split_meta(test_files, test_rows)
-        train_labels, train = read_training_rows(args.train_dir, len(names))
-        val_labels = val_features = None
-        if args.validation_dir and split_files(args.validation_dir, "validation"):
-            val_labels, val_features, _, _ = read_split(
-                args.validation_dir, "validation", len(names), "validation"
-            )
+        champion = load_champion(args.champion_model_dir, scratch, manifest, names)
+        fit_rows = read_fit_rows(args, model, len(names), kinds, model.holdout is None)
         lap("load")
 
-        scores = predict(model, features, args.nthread)
+        # the baseline is fitted on the rows the candidate trained on (train, and
+        # validation, which a small-data model trains on too): their sample
+        fitted = lr_baseline.fit(
+            fit_rows.sample.labels.astype(np.float64),
+            fit_rows.sample.features,
+            [k == "categorical" for k in kinds],
+            seed=args.seed,
+        )
+        log(
+            f"logistic-regression baseline: C {fitted.C:g}, fitted on {fitted.rows} of "
+            f"{fit_rows.sample.seen} rows"
+        )
+        lap("logistic_baseline_fit")
+        test = score_test_set(args, model, champion, fitted, len(names), sensitive)
+        labels, scores = test.labels, test.scores
         chosen_on, fixed = "test", None
         if model.holdout is not None:
             # A cross-validated model trained on the validation rows too: its threshold is
@@ -1361,10 +1558,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 args.cost_false_positive,
             )
             chosen_on = "out-of-fold"
-        elif val_labels is not None and val_features is not None:
+        elif fit_rows.validation_labels is not None and fit_rows.validation_scores is not None:
             fixed = choose_threshold(
-                val_labels,
-                predict(model, val_features, args.nthread),
+                fit_rows.validation_labels,
+                fit_rows.validation_scores,
                 args.threshold_rule,
                 args.cost_false_negative,
                 args.cost_false_positive,
@@ -1384,27 +1581,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         result["threshold_chosen_on"] = chosen_on
         threshold = result["decision_threshold"]
         lap("metrics")
-        champion = champion_section(
-            args.champion_model_dir,
-            scratch,
-            manifest,
-            names,
-            labels,
-            features,
-            args.auc_margin,
-            args.nthread,
-        )
+        champion_result = champion_section(champion, labels, test.champion_scores, args.auc_margin)
         lap("champion")
-        fit_labels, fit_features = train_labels, train
-        if val_labels is not None and val_features is not None:
-            fit_labels = np.concatenate([train_labels, val_labels])
-            fit_features = np.concatenate([train, val_features])
         baseline = baseline_section(
-            fit_labels,
-            fit_features,
+            fitted,
             labels,
-            features,
-            kinds,
+            test.baseline_scores,
             scores,
             args.baseline_auc_margin,
             args.seed,
@@ -1412,14 +1594,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         )
         lap("logistic_baseline")
         explanations, shap_raw = explain(
-            model, features, names, kinds, categories, args.shap_sample_rows, args.nthread
+            model, test.shap_rows, names, kinds, categories, len(test.shap_rows), args.nthread
         )
         lap("explanations")
+        training_sample = fit_rows.training_sample()
         credit = credit_risk_section(
             model,
             labels,
             scores,
-            train,
+            training_sample,
+            fit_rows.training_rows,
             result,
             explanations,
             shap_raw["values"],
@@ -1429,17 +1613,21 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             args.nthread,
         )
         lap("credit_risk")
+        validation_rows = (
+            int(len(fit_rows.validation_labels)) if fit_rows.validation_labels is not None else None
+        )
         provenance = lineage(
             args,
             manifest,
             model,
-            train_labels,
-            int(len(val_labels)) if val_labels is not None else None,
+            fit_rows.training_rows,
+            fit_rows.training_defaults,
+            validation_rows,
             tuning_record(args.tuning_job_name, region=region_of(args.pipeline_execution_arn)),
         )
         lap("lineage")
 
-        statistics = dq.compute_statistics(train, names, kinds, categories=categories)
+        statistics = fit_rows.statistics.statistics(training_sample, names, categories=categories)
         constraints = dq.suggest_constraints(statistics, domains=categories)
         _write_json(out / "baseline" / "statistics.json", statistics)
         _write_json(out / "baseline" / "constraints.json", constraints)
@@ -1452,11 +1640,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "threshold_rule": result["threshold_rule"],
         "threshold_chosen_on": result["threshold_chosen_on"],
         "expected_cost_per_application": result["expected_cost_per_application"],
-        "champion": champion,
+        "champion": champion_result,
         "threshold": result["threshold"],
         "calibration": calibration(labels, scores),
         "logistic_baseline": baseline,
-        "fairness": fairness(labels, scores, threshold, meta, list(manifest.get("sensitive", []))),
+        "fairness": fairness(labels, scores, threshold, test.meta, sensitive),
         "explanations": explanations,
         "credit_risk": credit,
         "lineage": provenance,
@@ -1464,7 +1652,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "test_rows": int(len(labels)),
             "test_defaults": int(labels.sum()),
             "test_default_rate": float(labels.mean()),
-            "training_rows": int(len(train)),
+            "training_rows": int(fit_rows.training_rows),
+            "training_rows_sampled": int(len(training_sample)),
             "target": target,
             "features": [{"name": n, "kind": k} for n, k in zip(names, kinds, strict=True)],
             "schema_name": manifest.get("schema_name"),
@@ -1513,8 +1702,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     metrics = evaluation["binary_classification_metrics"]
     log(
         f"AUC {metrics['auc']['value']:.4f} (+/- {metrics['auc']['standard_deviation']:.4f}), "
-        f"threshold {threshold:.4f} ({args.threshold_rule}), champion AUC {champion['auc']}, "
-        f"min AUC required {champion['min_auc_required']:.4f}, logistic baseline AUC "
+        f"threshold {threshold:.4f} ({args.threshold_rule}), "
+        f"champion AUC {champion_result['auc']}, "
+        f"min AUC required {champion_result['min_auc_required']:.4f}, logistic baseline AUC "
         f"{baseline['auc']:.4f}; "
         f"{evaluation['timing_seconds']['total']} s"
     )
@@ -1569,6 +1759,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how much lower than the logistic-regression baseline's AUC the candidate's may be",
     )
     p.add_argument("--shap-sample-rows", type=int, default=2000)
+    p.add_argument(
+        "--training-sample-rows",
+        type=int,
+        default=TRAINING_SAMPLE_ROWS,
+        help="training and validation rows held in memory (a seeded uniform sample); "
+        "counts and moments of the baseline statistics are exact over all of them",
+    )
     p.add_argument("--bootstrap-samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nthread", type=int, default=0, help="XGBoost threads; 0 = all cores")

@@ -250,9 +250,9 @@ def test_no_champion(book: dict, tmp_path: Path, kind: str) -> None:
     champion = tmp_path / "champion"
     if kind == "empty":
         champion.mkdir()
-    section = ev.champion_section(
-        champion, tmp_path, book["manifest"], book["names"], book["test_y"], book["test_x"], 0.01, 1
-    )
+    loaded = ev.load_champion(champion, tmp_path, book["manifest"], book["names"])
+    assert loaded is None
+    section = ev.champion_section(loaded, book["test_y"], None, 0.01)
     assert section["auc"] is None
     assert section["min_auc_required"] == 0.0
 
@@ -721,5 +721,62 @@ def test_test_meta_is_read_as_written(tmp_path: Path) -> None:
     meta = tmp_path / "test_meta.csv"
     meta.write_text("id,region\n007,NA\n8,\n")
     read = ev.read_meta(meta, 2)
-    assert list(read["id"]) == ["007", "8"]
-    assert list(read["region"]) == ["NA", "(missing)"]
+    assert read is not None
+    assert read["id"].texts() == ["007", "8"]
+    assert read["region"].texts() == ["NA", "(missing)"]
+
+
+def test_rows_are_read_block_by_block_as_a_whole_read_gives(book: dict) -> None:
+    path = book["pre"] / "test" / "test.csv"
+    blocks = list(ev.iter_labelled_csv(path, len(book["names"]), "test data", block_size=4096))
+    assert len(blocks) > 10
+    labels = np.concatenate([b[0] for b in blocks])
+    features = np.concatenate([b[1] for b in blocks])
+    np.testing.assert_array_equal(labels, book["test_y"])
+    np.testing.assert_array_equal(features, book["test_x"])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("text in a number column", "column 3 holds values that are not numbers"),
+        ("one field too many", "Expected 23 columns, got 24"),
+    ],
+)
+def test_a_bad_row_deep_in_a_file_is_named_without_its_values(
+    book: dict, tmp_path: Path, change: str, expected: str
+) -> None:
+    lines = (book["pre"] / "test" / "test.csv").read_text().splitlines()
+    fields = lines[-1].split(",")
+    if change == "text in a number column":
+        fields[2] = "SECRET-VALUE"
+    else:
+        fields.append("SECRET-VALUE")
+    path = tmp_path / "test.csv"
+    path.write_text("\n".join([*lines, ",".join(fields)]) + "\n")
+    with pytest.raises(ev.EvaluationError) as failure:
+        for _ in ev.iter_labelled_csv(path, len(book["names"]), "test data", block_size=4096):
+            pass
+    assert expected in str(failure.value) and "after row" in str(failure.value)
+    assert "SECRET" not in str(failure.value)
+
+
+def test_a_sampled_training_set_keeps_exact_counts(
+    book: dict, good_run: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert ev.main(_args(book, out, book["good"], None, "--training-sample-rows", "1000")) == 0
+    evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    statistics = json.loads((out / "baseline" / "statistics.json").read_text())
+    assert evaluation["dataset"]["training_rows"] == book["train_rows"]
+    assert evaluation["dataset"]["training_rows_sampled"] == 1000
+    assert (
+        evaluation["credit_risk"]["score_psi"]["training_rows_sampled_from"] == book["train_rows"]
+    )
+    assert evaluation["logistic_baseline"]["training_rows"] == 1000
+    assert statistics["dataset"]["item_count"] == book["train_rows"]
+    full = json.loads((good_run["out"] / "baseline" / "statistics.json").read_text())["features"]
+    for sampled, whole in zip(statistics["features"], full, strict=True):
+        assert sampled["boostline"]["distribution_sample_rows"] == 1000
+        block = "numerical_statistics" if "numerical_statistics" in whole else "string_statistics"
+        assert sampled[block]["common"] == whole[block]["common"]
