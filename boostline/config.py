@@ -92,10 +92,16 @@ class SpotConfig(_Strict):
     max_wait_seconds: int = Field(7200, ge=60)
 
 
+# SageMaker's per-job limits: a training job or a processing job runs on 1 to 100
+# instances (the account's quotas may allow fewer).
+MAX_TRAINING_INSTANCES = 100
+MAX_PROCESSING_INSTANCES = 100
+
+
 class TrainingConfig(_Strict):
     framework_version: str = "3.0-5"
     instance_type: str = "ml.m5.xlarge"
-    instance_count: int = Field(2, ge=1, le=100)
+    instance_count: int = Field(2, ge=1, le=MAX_TRAINING_INSTANCES)
     volume_size_gb: int = Field(30, ge=1)
     max_runtime_seconds: int = Field(3600, ge=60)
     spot: SpotConfig = SpotConfig()
@@ -116,8 +122,9 @@ class TrainingConfig(_Strict):
 class PreprocessConfig(_Strict):
     instance_type: str = "ml.m5.xlarge"
     # Hosts of each preprocessing step (fit, then encode), each with its own raw files
-    # (ShardedByS3Key hands out whole files): the fit pass refuses more hosts than files.
-    instance_count: int = Field(1, ge=1, le=100)
+    # (ShardedByS3Key hands out whole files): at most the raw file count, which only the
+    # run knows, so the fit pass refuses more hosts than files.
+    instance_count: int = Field(1, ge=1, le=MAX_PROCESSING_INSTANCES)
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     train_shards: int = Field(4, ge=1, le=1000)
@@ -160,7 +167,7 @@ class GateConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    """How evaluate.py picks the decision threshold on the test set."""
+    """The Evaluate step: its instance, and how evaluate.py picks the decision threshold."""
 
     # max_f1: the threshold with the best F1. min_cost: the one with the lowest
     # expected cost, a missed default costing cost_false_negative and a
@@ -169,6 +176,13 @@ class EvaluationConfig(_Strict):
     cost_false_negative: float = Field(5.0, gt=0)
     cost_false_positive: float = Field(1.0, gt=0)
     shap_sample_rows: int = Field(2000, ge=10, le=100_000)
+    # The Evaluate step's instance (one host: evaluate.py reads every test row itself).
+    instance_type: str = "ml.m5.xlarge"
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
 
     def arguments(self, auc_margin: float, baseline_auc_margin: float = 0.01) -> list[str]:
         """evaluate.py's command-line settings, the same locally and on SageMaker."""
@@ -308,6 +322,17 @@ class MonitoringConfig(_Strict):
         return value
 
 
+class BatchConfig(_Strict):
+    """The batch scoring pipeline's job (stacks/batch_scoring.py): one host."""
+
+    instance_type: str = "ml.m5.xlarge"
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value)
+
+
 class RetrainConfig(_Strict):
     """The retrain trigger's debounce and its schedule (lambda/README.md)."""
 
@@ -338,6 +363,7 @@ class StageConfig(_Strict):
     storage: StorageConfig = StorageConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    batch: BatchConfig = BatchConfig()
     retrain: RetrainConfig = RetrainConfig()
 
     @model_validator(mode="after")

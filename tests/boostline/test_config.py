@@ -150,3 +150,63 @@ def test_config_init_writes_an_editable_copy_with_its_schema(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="already exists, not overwritten"):
         write_default_config(tmp_path / "mine")
     assert load_config(written).project == "edited"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (
+            "instance_count: 2 ",
+            "instance_count: 0 ",
+            "training.instance_count: Input should be greater than or equal to 1",
+        ),
+        (
+            "instance_count: 2 ",
+            "instance_count: 101 ",
+            "training.instance_count: Input should be less than or equal to 100",
+        ),
+        (
+            "instance_type: ml.m5.xlarge  # the Evaluate",
+            "instance_type: m5.xlarge  # the Evaluate",
+            "evaluation.instance_type: 'm5.xlarge' is not a SageMaker instance type",
+        ),
+    ],
+)
+def test_instance_counts_and_types_are_checked(
+    tmp_path: Path, old: str, new: str, reason: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_config_text(**{old: new}))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert reason in str(error.value)
+
+
+def test_more_training_hosts_than_shards_is_refused_by_the_count_too(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_config_text(**{"instance_count: 2 ": "instance_count: 5 "}))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert "train_shards (4) is below training.instance_count (5)" in str(error.value)
+
+
+def test_evaluation_and_batch_have_their_own_instance_types(tmp_path: Path) -> None:
+    config = load_config()
+    assert config.evaluation.instance_type == "ml.m5.xlarge"
+    assert config.stage("dev").batch.instance_type == "ml.m5.xlarge"
+    path = tmp_path / "sized.yaml"
+    evaluation = "instance_type: ml.m5.xlarge  # the Evaluate"
+    batch = "    # batch: {instance_type: ml.m5.xlarge}"
+    path.write_text(
+        _config_text(
+            **{
+                evaluation: "instance_type: ml.m5.2xlarge  #",
+                batch: "    batch: {instance_type: ml.c5.xlarge}",
+            }
+        )
+    )
+    sized = load_config(path)
+    assert sized.evaluation.instance_type == "ml.m5.2xlarge"
+    assert sized.preprocess.instance_type == "ml.m5.xlarge"
+    assert sized.stage("dev").batch.instance_type == "ml.c5.xlarge"
+    assert sized.stage("prod").batch.instance_type == "ml.m5.xlarge"
