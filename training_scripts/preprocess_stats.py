@@ -4,6 +4,8 @@ A partial is a small JSON file, one per host of the fit step (`fit-<host>.json`)
 field merges exactly: counts add; numeric sums are correctly rounded per host
 (math.fsum) and merged with fsum in sorted host order, so every host of the encode step
 computes the same bits from the same files. Nothing here needs a quantile, so no sketch.
+A partial also names each raw file the host read, with its size and digest
+(`InputFile`), so the encode pass can tell that it reads the very bytes the fit read.
 
 Runs in the SageMaker XGBoost image (Python 3.10, stdlib only).
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PARTIAL_FORMAT = "boostline-preprocess-fit/1"
+PARTIAL_FORMAT = "boostline-preprocess-fit/2"  # 2: `inputs`, files with digests
 PARTIAL_PREFIX = "fit-"
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 RESOURCE_CONFIG_ENV = "BOOSTLINE_RESOURCE_CONFIG"  # moves it, for the local runner
@@ -63,6 +65,25 @@ class NumericStats:
         )
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """A raw file as the fit pass read it: its key, its bytes, and their digest."""
+
+    key: str  # the path below the input folder, as the S3 key below the prefix
+    size: int  # bytes of the file as stored (a .gz compressed)
+    digest: str  # "<algorithm>:<hex>" over those bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "bytes": self.size, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputFile:
+        size = data["bytes"]
+        if not isinstance(size, int) or size < 0 or ":" not in str(data["digest"]):
+            raise ValueError("bad input file record")
+        return cls(str(data["key"]), size, str(data["digest"]))
+
+
 @dataclass
 class Partial:
     """What one host of the fit pass read, validated and counted."""
@@ -71,6 +92,8 @@ class Partial:
     settings: dict[str, Any]
     # its files' keys: paths relative to the input folder, as S3 keys below the prefix
     files: list[str] = field(default_factory=list)
+    # the same files with their sizes and digests, in the same order
+    inputs: list[InputFile] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # the header of its files
     dropped_columns: list[str] = field(default_factory=list)
     rows_read: int = 0
@@ -94,6 +117,7 @@ class Partial:
             "host": self.host,
             "settings": self.settings,
             "files": self.files,
+            "inputs": [f.to_json() for f in self.inputs],
             "columns": self.columns,
             "dropped_columns": self.dropped_columns,
             "rows_read": self.rows_read,
@@ -109,10 +133,11 @@ class Partial:
         if not isinstance(data, dict) or data.get("format") != PARTIAL_FORMAT:
             raise StatsError(f"{source}: not a fit partial of format {PARTIAL_FORMAT}")
         try:
-            return cls(
+            partial = cls(
                 host=str(data["host"]),
                 settings=dict(data["settings"]),
                 files=[str(f) for f in data["files"]],
+                inputs=[InputFile.from_json(f) for f in data["inputs"]],
                 columns=[str(c) for c in data["columns"]],
                 dropped_columns=[str(c) for c in data["dropped_columns"]],
                 rows_read=int(data["rows_read"]),
@@ -131,6 +156,9 @@ class Partial:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StatsError(f"{source}: malformed fit partial ({type(exc).__name__})") from None
+        if partial.inputs and [f.key for f in partial.inputs] != partial.files:
+            raise StatsError(f"{source}: malformed fit partial (inputs do not match files)")
+        return partial
 
 
 @dataclass
@@ -145,6 +173,7 @@ class Merged:
     categories: dict[str, Counter[str]]
     numerical: dict[str, NumericStats]
     dropped_columns: list[str]
+    file_hosts: dict[str, str] = field(default_factory=dict)  # file key -> the host that read it
 
     @property
     def hosts(self) -> list[str]:
@@ -215,6 +244,7 @@ def merge(partials: list[Partial]) -> Merged:
         categories=categories,
         numerical=numerical,
         dropped_columns=sorted({c for p in ordered for c in p.dropped_columns}),
+        file_hosts=dict(sorted(seen.items())),
     )
 
 

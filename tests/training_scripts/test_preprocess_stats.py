@@ -64,6 +64,26 @@ def test_partials_round_trip_through_their_files(tmp_path: Path) -> None:
     assert back == partial
 
 
+def test_partials_keep_each_files_size_and_digest_per_host(tmp_path: Path) -> None:
+    a = _partial("algo-1", ["a.csv"], inputs=[stats.InputFile("a.csv", 10, "blake2b:00")])
+    b = _partial("algo-2", ["b.csv"], inputs=[stats.InputFile("b.csv", 7, "blake2b:11")])
+    stats.write_partial(tmp_path, a)
+    stats.write_partial(tmp_path, b)
+    data = json.loads((tmp_path / "fit-algo-1.json").read_text())
+    assert data["inputs"] == [{"key": "a.csv", "bytes": 10, "digest": "blake2b:00"}]
+    merged = stats.merge(stats.read_partials(tmp_path))
+    assert merged.partial("algo-2").inputs == b.inputs
+    assert merged.file_hosts == {"a.csv": "algo-1", "b.csv": "algo-2"}
+    data["inputs"][0]["key"] = "other.csv"  # records that do not describe `files`
+    (tmp_path / "fit-algo-1.json").write_text(json.dumps(data))
+    with pytest.raises(stats.StatsError, match="inputs do not match files"):
+        stats.read_partials(tmp_path)
+    data["inputs"][0].update(key="a.csv", bytes=-1)
+    (tmp_path / "fit-algo-1.json").write_text(json.dumps(data))
+    with pytest.raises(stats.StatsError, match="malformed fit partial"):
+        stats.read_partials(tmp_path)
+
+
 def test_a_malformed_or_foreign_partial_is_refused(tmp_path: Path) -> None:
     (tmp_path / "fit-algo-1.json").write_text('{"format": "other"}')
     with pytest.raises(stats.StatsError, match="not a fit partial"):
