@@ -19,6 +19,14 @@ by pyarrow on its own), so memory is bounded by the batch, not by the book. Two 
                  encode, split, write
   (no --pass)    both, in one process, on one instance: the same code
 
+The encode pass reads exactly the bytes the fit pass read (new data may land in the raw
+prefix between the steps, and the encode step downloads the files again): the fit pass
+records each file's key, size and digest, taken from the bytes as it parses them; before
+writing anything the encode pass refuses a file added, removed, resized or dealt to another
+host, then verifies each digest as it reads. A file that differs fails the host with a
+message naming the file (never its content), and the host removes what it had written. The
+one-process mode checks its second reading against its first the same way.
+
 The split of a row is decided by the SHA-256 of `split:<id>` (the schema's id, after PII
 hashing), so a row lands in the same split on every run, on whichever host and in
 whichever batch it is read, however the data grows. A row without an id (no id column,
@@ -45,6 +53,7 @@ Runs in the SageMaker XGBoost image: stdlib, numpy, pandas, pyarrow, PyYAML.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -68,6 +77,7 @@ try:  # run as a script from the source dir (SageMaker) or imported as a package
     from preprocess_stats import (
         RESOURCE_CONFIG,
         SPLITS,
+        InputFile,
         Merged,
         NumericStats,
         Partial,
@@ -82,6 +92,7 @@ except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts.preprocess_stats import (
         RESOURCE_CONFIG,
         SPLITS,
+        InputFile,
         Merged,
         NumericStats,
         Partial,
@@ -102,10 +113,20 @@ REJECTED_ROWS_SHOWN = 10_000  # in all hosts' rejected_rows files together
 DEFAULT_BLOCK_BYTES = 4 << 20
 PARSE_BLOCK_BYTES = 1 << 20
 TRAIN, VALIDATION, TEST = 0, 1, 2
+# The raw files' digest, over every byte both passes read: blake2b, in software about 1.8x
+# as fast as SHA-256 on a CPU without the SHA extensions (the Xeons of ml.m5 have none).
+# It detects a change between the passes; 32 bytes are plenty.
+DIGEST = "blake2b"
+DIGEST_BYTES = 32
+NAMES_SHOWN = 5  # file names per list in an error line
 
 
 class PreprocessError(RuntimeError):
     """Preprocessing cannot go on; the message says why and what to do."""
+
+
+class InputChanged(PreprocessError):
+    """A raw file is not the one the fit pass read."""
 
 
 @dataclass(frozen=True)
@@ -198,16 +219,139 @@ class RawBatch:
     table: pa.Table  # every column as nullable strings
 
 
-def read_batches(files: list[Path], block_bytes: int) -> Iterator[RawBatch]:
+class _HashingReader:
+    """A raw file's bytes as stored, hashed and counted as they are read (a .gz is
+    decompressed by pyarrow reading through this)."""
+
+    def __init__(self, file: Path) -> None:
+        self._file = file.open("rb")
+        self._hash = hashlib.blake2b(digest_size=DIGEST_BYTES)
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read (and hash) the rest of the file, block by block."""
+        while self.read(DEFAULT_BLOCK_BYTES):
+            pass
+
+    def readable(self) -> bool:
+        return True
+
+    def __enter__(self) -> _HashingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        self._file.close()
+
+    def digest(self) -> str:
+        return f"{DIGEST}:{self._hash.hexdigest()}"
+
+
+class InputCheck:
+    """Each raw file's size and digest, from the bytes read_batches parses.
+
+    With `expected` (the fit pass's records of these files) each file is verified as its
+    last byte is read: a file that differs raises InputChanged, naming the file by its key
+    and never quoting its content.
+    """
+
+    def __init__(self, keys: list[str], host: str, expected: list[InputFile] | None = None) -> None:
+        self.keys = keys
+        self.host = host
+        self.expected = None if expected is None else {f.key: f for f in expected}
+        self.read: list[InputFile] = []
+        self._current: tuple[int, Path] | None = None
+        self._reader: _HashingReader | None = None
+
+    def open(self, index: int, file: Path) -> None:
+        """Before anything of file `index` is read (its header too)."""
+        self._current, self._reader = (index, file), None
+
+    def reader(self) -> _HashingReader:
+        assert self._current is not None
+        self._reader = _HashingReader(self._current[1])
+        return self._reader
+
+    def close(self) -> None:
+        """At the end of the current file: record it, and verify it."""
+        assert self._current is not None and self._reader is not None
+        index, reader = self._current[0], self._reader
+        self._current = self._reader = None
+        got = InputFile(self.keys[index], reader.size, reader.digest())
+        self.read.append(got)
+        if self.expected is not None:
+            problem = _difference(self.expected.get(got.key), got)
+            if problem:
+                raise self.changed(index, problem)
+
+    def settle(self) -> InputChanged | None:
+        """After a failure while a file was read: finish reading it (bytes only, no
+        parsing) and say whether it is not the file the fit pass read, which is then
+        the reason to give."""
+        if self.expected is None or self._current is None:
+            return None
+        index = self._current[0]
+        reader = self._reader
+        try:
+            if reader is None or reader.closed:
+                reader = self.reader()  # not opened yet, or closed: all of it again
+            reader.drain()
+            reader.close()
+        except OSError:
+            return None
+        got = InputFile(self.keys[index], reader.size, reader.digest())
+        problem = _difference(self.expected.get(got.key), got)
+        return self.changed(index, problem) if problem else None
+
+    def changed(self, index: int, problem: str) -> InputChanged:
+        return InputChanged(
+            f"raw file {self.keys[index]} changed after the fit pass read it ({problem}): "
+            f"the fitted statistics no longer describe it, so host {self.host} keeps no "
+            "output. Run the fit and the encode pass again over input that does not change "
+            "between them"
+        )
+
+
+def _difference(expected: InputFile | None, got: InputFile) -> str | None:
+    if expected is None:
+        return "the fit pass did not read it"
+    if expected.size != got.size:
+        return f"{expected.size} bytes then, {got.size} now"
+    if expected.digest.split(":")[0] != DIGEST:
+        return f"the fit pass took a {expected.digest.split(':')[0]} digest, not {DIGEST}"
+    if expected.digest != got.digest:
+        return f"same size, another {DIGEST} digest"
+    return None
+
+
+def read_batches(
+    files: list[Path], block_bytes: int, check: InputCheck | None = None
+) -> Iterator[RawBatch]:
     """Every file's rows, batch by batch, all columns as nullable strings.
 
     A batch is the rows of about `block_bytes` of CSV, cut at a line end and parsed on
     its own with the header in front: memory holds one batch. (pyarrow's streaming
     reader was tried: it reads ahead of a slow consumer, up to most of the file.) Like
-    pyarrow's reader with its defaults, this takes a line end to end a row.
+    pyarrow's reader with its defaults, this takes a line end to end a row. `check`
+    takes each file's size and digest on the way (see InputCheck).
     """
     columns: list[str] | None = None
-    for file in files:
+    if check is None:
+        check = InputCheck([str(f) for f in files], "")
+    for index, file in enumerate(files):
+        check.open(index, file)
         header = _header(file)
         if columns is not None and header != columns:
             raise PreprocessError(
@@ -221,22 +365,26 @@ def read_batches(files: list[Path], block_bytes: int) -> Iterator[RawBatch]:
         )
         line = 2
         try:
-            for head, chunk in _line_chunks(file, block_bytes):
+            for head, chunk in _line_chunks(file, check.reader(), block_bytes):
                 table = _parse(head + chunk, convert)
                 if table.num_rows:
                     yield RawBatch(file, line, table)
                     line += table.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
             raise PreprocessError(f"{file}: {_read_error(file, exc)}") from None
+        check.close()
 
 
-def _line_chunks(file: Path, size: int) -> Iterator[tuple[bytes, bytes]]:
-    """(header line, about `size` bytes of whole lines) until the file ends."""
-    with pa.input_stream(str(file)) as stream:  # .gz: decompressed, by the extension
+def _line_chunks(file: Path, raw: _HashingReader, size: int) -> Iterator[tuple[bytes, bytes]]:
+    """(header line, about `size` bytes of whole lines) until the file ends; every byte
+    of the file is read through `raw`, so its digest covers the file as stored."""
+    gzip = file.name.endswith(".gz")
+    with pa.input_stream(raw, compression="gzip") if gzip else raw as stream:
         buffer = b""
         while b"\n" not in buffer:
             data = stream.read(size)
             if not data:
+                raw.drain()
                 return  # a header only, or nothing
             buffer += data
         cut = buffer.index(b"\n") + 1
@@ -244,6 +392,7 @@ def _line_chunks(file: Path, size: int) -> Iterator[tuple[bytes, bytes]]:
         while True:
             data = stream.read(size)
             if not data:
+                raw.drain()  # to the end of the file as stored (a .gz's trailing bytes)
                 if rest.strip():
                     yield head, rest
                 return
@@ -714,7 +863,8 @@ def fit_host(
     hash_only = {schema.id_column} if schema.id_column else set()
     categories = {f.name: Counter() for f in schema.categorical}
     numerical = {f.name: NumericStats() for f in schema.numerical}
-    for raw in read_batches(files, settings.block_bytes):
+    check = InputCheck(keys, host)
+    for raw in read_batches(files, settings.block_bytes, check):
         batch = prepare(raw, schema, salt, settings, hash_only=hash_only)
         if splits is not None:
             splits.append(batch.split)
@@ -744,6 +894,7 @@ def fit_host(
                 numerical[f.name].add([], 0.0, 0.0, missing)
     partial.categories = categories
     partial.numerical = numerical
+    partial.inputs = check.read
     if partial.dropped_columns:
         log(f"dropping columns the schema does not name: {partial.dropped_columns}")
     log(
@@ -893,12 +1044,7 @@ def encode_host(
     merged = the_plan.merged
     hosts = merged.hosts
     own = merged.partial(host)
-    if own.files != keys:
-        raise PreprocessError(
-            f"host {host} has {len(files)} raw file(s) but its fit pass read "
-            f"{len(own.files)} others: run both passes on the same instance count over the "
-            "same input"
-        )
+    check_inputs(merged, host, files, keys)
     single = len(hosts) == 1
     lead = host == hosts[0]
     before = sum(p.rows_rejected for p in merged.partials[: hosts.index(host)])
@@ -925,9 +1071,17 @@ def encode_host(
     meta_columns = [c for c in [schema.id_column, *schema.sensitive] if c]
     train_seen = 0
     test_seen = 0
+    check = InputCheck(keys, host, own.inputs)
+    batches = read_batches(files, settings.block_bytes, check)
+    outputs = [rejected, meta, *sinks.values(), *shards]
     try:
-        for number, raw in enumerate(read_batches(files, settings.block_bytes)):
-            known = splits[number] if splits is not None else None
+        for number, raw in enumerate(batches):
+            known = None
+            if splits is not None:
+                if number >= len(splits) or len(splits[number]) != raw.table.num_rows:
+                    index = files.index(raw.file)
+                    raise check.changed(index, "its rows differ from those the fit pass read")
+                known = splits[number]
             batch = prepare(raw, schema, salt, settings, split=known)
             bad = np.flatnonzero(~batch.ok)[: max(0, allowance - rejected.rows)]
             if len(bad) or rejected.writer is None:
@@ -952,9 +1106,18 @@ def encode_host(
                 if len(part):
                     shards[k].write(matrix_table(batch.labels[part], features[part]))
             train_seen += len(rows)
+    except Exception as exc:
+        # a file that changed since the fit pass may fail to parse or validate before its
+        # digest is known: then the change is the reason to give
+        changed = None if isinstance(exc, InputChanged) else check.settle()
+        _discard(outputs)
+        if changed is not None:
+            raise changed from None
+        raise
     finally:
-        for sink in [rejected, meta, *sinks.values(), *shards]:
+        for sink in outputs:
             sink.close()
+        batches.close()
     report = dict(the_plan.report)
     if the_plan.failed:
         report["status"] = "failed"
@@ -993,6 +1156,70 @@ def encode_host(
         f"{rejected.rows} rejected row(s) shown"
     )
     return report
+
+
+def check_inputs(merged: Merged, host: str, files: list[Path], keys: list[str]) -> None:
+    """Before any output: this host's raw files are the files its fit pass read, in the
+    same order and of the same sizes (their digests are verified as they are read).
+
+    Each host sees only its share of the files (ShardedByS3Key), so each checks its own
+    against its own partial, matched by host name; a file dealt to another host than in
+    the fit pass, or added or removed, fails the host that sees the difference.
+    """
+    own = merged.partial(host)
+    recorded = {f.key: f for f in own.inputs}
+    here = set(keys)
+    problems = []
+    unrecorded = [k for k in own.files if k not in recorded]
+    if unrecorded:
+        problems.append(f"no size or digest recorded for {_names(unrecorded)}")
+    mine = set(own.files)
+    elsewhere = [k for k in keys if k not in mine and k in merged.file_hosts]
+    new = [k for k in keys if k not in merged.file_hosts]
+    gone = [k for k in own.files if k not in here]
+    if new:
+        problems.append(f"new since the fit pass: {_names(new)}")
+    if elsewhere:
+        owners = sorted({merged.file_hosts[k] for k in elsewhere})
+        problems.append(
+            f"read by {', '.join(owners)} in the fit pass (the files were dealt to the "
+            f"hosts differently): {_names(elsewhere)}"
+        )
+    if gone:
+        problems.append(f"gone since the fit pass: {_names(gone)}")
+    resized = []
+    for file, key in zip(files, keys, strict=True):
+        if key in recorded:
+            size = file.stat().st_size
+            if size != recorded[key].size:
+                resized.append(f"{key} ({recorded[key].size} bytes then, {size} now)")
+    if resized:
+        problems.append(f"changed in size: {_names(resized)}")
+    if not problems and keys != own.files:
+        problems.append("the same files, read in another order")
+    if problems:
+        raise InputChanged(
+            f"the raw files of host {host} differ from those its fit pass read: "
+            f"{'; '.join(problems)}. The encode pass must read exactly the files the fit "
+            "pass read: run both passes on the same instance count over input that does not "
+            "change between them"
+        )
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+
+
+def _discard(sinks: list[_CsvSink]) -> None:
+    """Close and remove what these sinks wrote: no part of a host's output is kept."""
+    for sink in sinks:
+        opened = sink.writer is not None
+        sink.close()
+        if opened:
+            sink.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                sink.path.parent.rmdir()  # only when empty
 
 
 def _shard_name(host: str, k: int, single: bool) -> str:
@@ -1061,7 +1288,12 @@ def run_encode(
             f"the fit step ran on hosts {merged.hosts} but this step runs on {hosts}: run both "
             "passes with the same instance count"
         )
-    files = host_inputs(input_path, hosts, host)
+    try:
+        files = host_inputs(input_path, hosts, host)
+    except PreprocessError:
+        if merged.partial(host).files:
+            check_inputs(merged, host, [], [])  # every file the fit pass read here is gone
+        raise
     the_plan = plan(merged, schema, settings, salt)
     keys = input_keys(input_path, files)
     return encode_host(

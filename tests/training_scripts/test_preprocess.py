@@ -594,8 +594,8 @@ def test_batches_change_nothing_and_keep_line_numbers(
     lines = []
     real = pp.read_batches
 
-    def counting(files: list[Path], block_bytes: int):
-        for batch in real(files, block_bytes):
+    def counting(files: list[Path], block_bytes: int, check=None):
+        for batch in real(files, block_bytes, check):
             lines.append(batch.first_line)
             yield batch
 
