@@ -299,11 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="estimate what a stage costs per day on AWS",
         description="Instance-hours from the config times published on-demand prices: "
-        "idle, and per pipeline run.",
+        "idle, and per pipeline run. With --rows, each step of a run on a book of that "
+        "many rows is sized from measured throughput.",
     )
     cost.add_argument("--stage", default="dev", help="stage name from the config")
     cost.add_argument(
         "--runs-per-day", type=float, default=1.0, help="pipeline runs per day (default 1)"
+    )
+    cost.add_argument(
+        "--rows",
+        type=_positive_int,
+        help="size the run for a book of this many rows (default: fixed assumed hours "
+        "and the tuning budget's upper bound)",
     )
     _json_flag(cost)
     cost.set_defaults(handler=cmd_cost)
@@ -997,26 +1004,54 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        return _print_cost(args, config)
+    except KeyError as exc:  # an instance type with no price or vCPU count
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+
+
+def _print_cost(args: argparse.Namespace, config: BoostlineConfig) -> int:
     from boostline.cost import estimate
 
-    config = load_config(args.config)
     if args.json:
         import json
         from dataclasses import asdict
 
-        from boostline.cost import idle_lines, run_lines, serving_lines
+        from boostline.cost import idle_lines, run_lines, serving_lines, sized_run_lines
 
+        run = (
+            run_lines(config, args.stage)
+            if args.rows is None
+            else sized_run_lines(config, args.stage, args.rows)
+        )
         sections = {
             "idle_per_day": idle_lines(config, args.stage),
-            "per_pipeline_run": run_lines(config, args.stage),
+            "per_pipeline_run": run,
             "live_model_per_day": serving_lines(config, args.stage),
         }
-        out = {"stage": args.stage, "currency": "USD", "runs_per_day": args.runs_per_day}
+        out = {
+            "stage": args.stage,
+            "currency": "USD",
+            "runs_per_day": args.runs_per_day,
+            "rows": args.rows,
+        }
         out.update({k: [asdict(line) for line in v] for k, v in sections.items()})
         print(json.dumps(out, indent=2))
         return 0
-    print(estimate(config, args.stage, runs_per_day=args.runs_per_day))
+    print(estimate(config, args.stage, runs_per_day=args.runs_per_day, rows=args.rows))
     return 0
 
 

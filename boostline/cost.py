@@ -5,6 +5,10 @@ when idle (key, secret, VPC endpoints) and per pipeline run (processing and
 training instance-hours). It is a planning aid, not a bill: prices are on-demand
 list prices copied by hand (see PRICES_NOTE), storage and requests are ignored,
 and managed spot training is usually much cheaper than the on-demand figure.
+
+With `rows` (`boostline cost --rows N`), each step of a run on a book of N rows is
+sized from measured throughput (the *_ROWS_PER_VCPU_SECOND constants) instead of
+the fixed assumed hours and the tuning budget's upper bound.
 """
 
 from __future__ import annotations
@@ -52,6 +56,47 @@ EVALUATE_HOURS = 0.25
 # Assumed wall-clock hours of one monitoring execution on hourly traffic.
 MONITOR_RUN_HOURS = 0.1
 
+# ---------------------------------------------------------------- a run of N rows
+# Throughput of each step in rows of the raw book per vCPU-second: the book's rows over
+# the CPU time (user + system) of the step's processes, measured on the project's 2-core
+# development machine. CPU time, not wall time: that machine was shared while measuring
+# (wall time ran 2-3x the CPU time). Measured on books of `boostline data generate
+# --rows N --shards 2`:
+# - PreprocessFit, Preprocess: `preprocess.py --pass fit|encode` on 800,000 rows: 5.5 s
+#   and 9.5 s of CPU (2.4 s and 3.4 s on 200,000, 3.7 s and 5.5 s on 400,000);
+# - Tune, Evaluate: `boostline pipeline run` on 400,000 rows with the shipped config
+#   (6 trials on 2 hosts, num_round 300 with early stopping): 103 s of CPU over the six
+#   trials (68 s on 200,000), 11 s for Evaluate (12 s on 200,000: its logistic baseline
+#   and SHAP use fixed-size samples, so most of it does not grow with the rows).
+# Each rate is the largest book's average, fixed start-up CPU included, so it overstates
+# the hours of bigger books. Assumption: an instance with V vCPUs does V times one vCPU's
+# rows (an ml.m5.xlarge has 4 vCPUs), as train.py's XGBoost does (nthread = SM_NUM_CPUS);
+# preprocess.py and evaluate.py are partly single-threaded, so on instances with many
+# vCPUs their hours are understated.
+PREPROCESS_FIT_ROWS_PER_VCPU_SECOND = 145_000.0
+PREPROCESS_ROWS_PER_VCPU_SECOND = 84_000.0
+# One tuning trial (one training job), its rows shared by its hosts.
+TRAIN_ROWS_PER_VCPU_SECOND = 23_000.0
+EVALUATE_ROWS_PER_VCPU_SECOND = 36_000.0
+# SageMaker bills training and processing per second; a job's billed time also holds
+# its start-up (image pull, S3 download) and its upload at the end: assumed 3 minutes,
+# which is also the least a job is billed here.
+JOB_OVERHEAD_SECONDS = 180
+SIZED_NOTE = (
+    "Step hours: the rows at each step's measured rows per vCPU-second times the "
+    f"instance's vCPUs, plus {JOB_OVERHEAD_SECONDS // 60} minutes of start-up per job "
+    "(boostline/cost.py says where the rates come from)."
+)
+# vCPUs per instance type (the AWS instance pages); a type priced above needs one here.
+INSTANCE_VCPUS: dict[str, int] = {
+    "ml.m5.large": 2,
+    "ml.m5.xlarge": 4,
+    "ml.m5.2xlarge": 8,
+    "ml.m5.4xlarge": 16,
+    "ml.c5.xlarge": 4,
+    "ml.c5.2xlarge": 8,
+}
+
 
 @dataclass(frozen=True)
 class Line:
@@ -69,6 +114,120 @@ def instance_price(region: str, instance_type: str) -> float:
             f"no price for {instance_type} in {region} (regions with prices: {known}); "
             "add it to boostline/cost.py"
         ) from None
+
+
+def instance_vcpus(instance_type: str) -> int:
+    try:
+        return INSTANCE_VCPUS[instance_type]
+    except KeyError:
+        known = ", ".join(sorted(INSTANCE_VCPUS))
+        raise KeyError(
+            f"no vCPU count for {instance_type} (known: {known}); add it to "
+            "INSTANCE_VCPUS in boostline/cost.py"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SizedStep:
+    """One pipeline step of a run of a given size: `jobs` jobs on `instances` each."""
+
+    step: str
+    jobs: int
+    instances: int
+    instance_type: str
+    hours: float  # per instance and job, JOB_OVERHEAD_SECONDS included
+    capped: bool = False  # at the job's max_runtime_seconds
+
+    @property
+    def instance_hours(self) -> float:
+        return self.jobs * self.instances * self.hours
+
+
+def job_hours(rows_per_host: float, rows_per_vcpu_second: float, instance_type: str) -> float:
+    """Billed hours of one host of a job: its rows at the instance's rate, plus the overhead."""
+    rate = rows_per_vcpu_second * instance_vcpus(instance_type)
+    return (JOB_OVERHEAD_SECONDS + rows_per_host / rate) / 3600
+
+
+def cross_validation_factor(config: BoostlineConfig, rows: int) -> float:
+    """How many times a trial's training work exceeds the measured one (1 unless small).
+
+    Below cv_max_rows training rows a trial trains cv_folds fold models on (k-1)/k of
+    train + validation and then the model on all of it: k times train + validation,
+    where the measured trials trained once on train.
+    """
+    pre = config.preprocess
+    hps = config.training.hyperparameters
+    cv_max_rows, folds = int(hps.get("cv_max_rows", 0)), int(hps.get("cv_folds", 5))
+    train_share = 1 - pre.validation_fraction - pre.test_fraction
+    if not cv_max_rows or rows * train_share >= cv_max_rows:
+        return 1.0
+    return folds * (1 - pre.test_fraction) / train_share
+
+
+def sized_steps(config: BoostlineConfig, rows: int) -> list[SizedStep]:
+    """Each step of one pipeline run on a book of `rows` rows."""
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, not {rows}")
+    pre = config.preprocess
+    training = config.training
+    evaluation_type = config.evaluation.instance_type
+    steps = [
+        SizedStep(
+            step,
+            1,
+            pre.instance_count,
+            pre.instance_type,
+            job_hours(rows / pre.instance_count, rate, pre.instance_type),
+        )
+        for step, rate in (
+            ("PreprocessFit", PREPROCESS_FIT_ROWS_PER_VCPU_SECOND),
+            ("Preprocess", PREPROCESS_ROWS_PER_VCPU_SECOND),
+        )
+    ]
+    trial = job_hours(
+        rows * cross_validation_factor(config, rows) / training.instance_count,
+        TRAIN_ROWS_PER_VCPU_SECOND,
+        training.instance_type,
+    )
+    cap = training.max_runtime_seconds / 3600
+    steps.append(
+        SizedStep(
+            "Tune",
+            config.tuning.max_jobs,
+            training.instance_count,
+            training.instance_type,
+            min(trial, cap),
+            capped=trial > cap,
+        )
+    )
+    steps.append(
+        SizedStep(
+            "Evaluate",
+            1,
+            1,
+            evaluation_type,
+            job_hours(rows, EVALUATE_ROWS_PER_VCPU_SECOND, evaluation_type),
+        )
+    )
+    return steps
+
+
+def sized_run_lines(config: BoostlineConfig, stage: str, rows: int) -> list[Line]:
+    """One pipeline run on a book of `rows` rows, step by step."""
+    region = config.stage(stage).region
+    lines = []
+    for step in sized_steps(config, rows):
+        jobs = f"{step.jobs} trials x " if step.step == "Tune" else ""
+        capped = " (max_runtime_seconds)" if step.capped else ""
+        lines.append(
+            Line(
+                step.step,
+                f"{jobs}{step.instances} x {step.instance_type} x {step.hours:.3f} h{capped}",
+                step.instance_hours * instance_price(region, step.instance_type),
+            )
+        )
+    return lines
 
 
 def idle_lines(config: BoostlineConfig, stage: str) -> list[Line]:
@@ -93,6 +252,7 @@ def idle_lines(config: BoostlineConfig, stage: str) -> list[Line]:
 def run_lines(config: BoostlineConfig, stage: str) -> list[Line]:
     region = config.stage(stage).region
     processing = config.preprocess.instance_type
+    evaluation = config.evaluation.instance_type
     training = config.training
     tuning = config.tuning
     training_hours = tuning.max_jobs * training.instance_count * training.max_runtime_seconds / 3600
@@ -112,8 +272,8 @@ def run_lines(config: BoostlineConfig, stage: str) -> list[Line]:
         ),
         Line(
             "Evaluate",
-            f"1 x {processing} x {EVALUATE_HOURS:g} h (assumed)",
-            EVALUATE_HOURS * instance_price(region, processing),
+            f"1 x {evaluation} x {EVALUATE_HOURS:g} h (assumed)",
+            EVALUATE_HOURS * instance_price(region, evaluation),
         ),
     ]
 
@@ -161,38 +321,43 @@ def monitoring_jobs_per_day(config: BoostlineConfig, stage: str) -> int:
     return checks * runs
 
 
-def estimate(config: BoostlineConfig, stage: str, runs_per_day: float = 1.0) -> str:
-    """The estimate for a stage as a printable table."""
+def estimate(
+    config: BoostlineConfig, stage: str, runs_per_day: float = 1.0, rows: int | None = None
+) -> str:
+    """The estimate for a stage as a printable table; with `rows`, a run of that size."""
     idle = idle_lines(config, stage)
-    run = run_lines(config, stage)
+    run = run_lines(config, stage) if rows is None else sized_run_lines(config, stage, rows)
     serve = serving_lines(config, stage)
     idle_total = sum(line.usd for line in idle)
     run_total = sum(line.usd for line in run)
     width = max(len(line.detail) for line in idle + run + serve)
     # Columns line up whatever the longest item and detail are.
     item = max(len(line.item) for line in idle + run + serve) + 2
-    rows = [f"Boostline cost estimate: stage {stage} ({config.stage(stage).region}), USD"]
-    rows.append("")
-    rows.append("Idle, per day")
-    rows += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in idle]
-    rows.append(f"  {'total':<{item}}{'':<{width}}  {idle_total:8.2f}")
-    rows.append("")
-    rows.append("One training pipeline run (on-demand)")
-    rows += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in run]
-    rows.append(f"  {'total':<{item}}{'':<{width}}  {run_total:8.2f}")
-    rows.append("")
-    rows.append("With a live model, per day (on-demand)")
-    rows += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in serve]
-    rows.append("")
+    out = [f"Boostline cost estimate: stage {stage} ({config.stage(stage).region}), USD"]
+    out.append("")
+    out.append("Idle, per day")
+    out += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in idle]
+    out.append(f"  {'total':<{item}}{'':<{width}}  {idle_total:8.2f}")
+    out.append("")
+    size = "" if rows is None else f" of {rows:,} rows"
+    out.append(f"One training pipeline run{size} (on-demand)")
+    out += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in run]
+    out.append(f"  {'total':<{item}}{'':<{width}}  {run_total:8.2f}")
+    out.append("")
+    out.append("With a live model, per day (on-demand)")
+    out += [f"  {line.item:<{item}}{line.detail:<{width}}  {line.usd:8.2f}" for line in serve]
+    out.append("")
     live = sum(line.usd for line in serve if line.item != "Endpoint (at max scale)")
     peak = sum(line.usd for line in serve if line.item != "Endpoint (idle)")
     daily = idle_total + runs_per_day * run_total
-    rows.append(f"Idle with a live model: {idle_total + live:.2f} per day")
-    rows.append(
+    out.append(f"Idle with a live model: {idle_total + live:.2f} per day")
+    out.append(
         f"Under load ({runs_per_day:g} run/day, endpoint at max scale): {daily + peak:.2f} per day"
     )
+    if rows is not None:
+        out.append(SIZED_NOTE)
     if config.training.spot.enabled:
-        rows.append("Managed spot training is on: tuning usually costs well below the figure.")
-    rows.append("Not included: S3 storage and requests, CloudWatch, Lambda, data transfer.")
-    rows.append(PRICES_NOTE)
-    return "\n".join(rows)
+        out.append("Managed spot training is on: tuning usually costs well below the figure.")
+    out.append("Not included: S3 storage and requests, CloudWatch, Lambda, data transfer.")
+    out.append(PRICES_NOTE)
+    return "\n".join(out)
