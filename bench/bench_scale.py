@@ -1,24 +1,69 @@
-"""Benchmark preprocessing as the loan book grows: streaming two passes on 1 and 2 instances.
-
-For each book size (generated with boostline.data.generator into --shards files) it runs
-
-  baseline   preprocess.py as it was before the streaming passes (the parent of the
-             commit that added training_scripts/preprocess_stats.py, or --baseline-rev)
-  single     today's preprocess.py without --pass (fit then encode in one process)
-  N inst     --pass fit then --pass encode as two local processing jobs on N instances
-             (boostline.local.processing_job, ShardedByS3Key over the raw files)
-
-and prints wall time, the peak RSS of the largest process (each process measures its own
-ru_maxrss), rows/s, the growth from the smallest book to each larger one, and the ratio to
-the baseline measured in the same run. The targets of issue 15: peak RSS at 5M within
-1.5x of 1M; rows/s on 2 instances >= 1.6x one instance's where the job is I/O-bound
-enough to show it (on 2 shared cores it is CPU-bound: the 2 instances share those cores).
+"""Benchmark the pipeline as the loan book grows: end to end, and preprocessing alone.
 
     python bench/bench_scale.py [--rows 1000000 5000000] [--big] [--instances 1 2]
-                                [--shards 8] [--workdir DIR] [--skip-baseline]
+                                [--trials 2] [--training-instances K] [--shards 8]
+                                [--baseline-rev REV] [--baseline-rows N ...]
+                                [--skip-baseline] [--workdir DIR] [--preprocess-only]
 
---big adds a 20M-row book (4 GB of CSV; the baseline alone then needs about 25 GB of
-memory, so it is skipped for that size).
+Each book (generated once per size with boostline.data.generator into --shards CSV files)
+runs `boostline pipeline run` (the synthesized dev pipeline, executed locally) once per
+--instances count N (its ProcessingInstanceCount: N preprocessing hosts, each with its
+share of the raw files), with --trials tuning trials and the config's training hosts per
+trial (or --training-instances). Each run gets a fresh workdir with the book hard-linked
+into its raw bucket, a fixed PII salt and the revision's assembly, synthesized once.
+
+The baseline is the revision before the streaming work (the parent of the commit that
+added training_scripts/preprocess_stats.py, or --baseline-rev): its own `boostline
+pipeline run`, from a git worktree under the bench workdir (removed afterwards), on the
+same book with the same trials and training hosts, at the --baseline-rows sizes (default:
+the smallest; its preprocessing holds the whole book in memory).
+
+The table has one line per step of each run, as the run's record
+(<workdir>/runs/<id>.json) gives them, then three of the bench's own:
+
+  preprocess (all)  the Preprocess* steps together (PreprocessFit + Preprocess; the
+                    baseline's one Preprocess), the figure comparable across revisions
+  other             the CLI's own time: wall minus the steps (start-up, the IAM
+                    evaluator, staging)
+  total             the `boostline pipeline run` process's wall time
+
+Columns:
+
+  wall s     the step's seconds (the record's)
+  rows/s     book rows / wall s
+  peak MB    the peak RSS of the step's largest process (the record's peak_rss_mb: VmHWM
+             of each job process's tree; a Tune step's is its largest trial's); for total,
+             the largest process of the whole run (the CLI's own VmHWM and its reaped
+             children's ru_maxrss, measured by the --measure-into wrapper). n/a where the
+             revision records none (the baseline's steps)
+  time x     wall s / the same mode's and step's at the smallest size (linear: rows x)
+  peak x     peak MB / the same at the smallest size (target <= 1.5x for every step)
+  vs base t  wall s / the baseline's at the same size (the same step, or the Preprocess*
+             steps together)
+  vs base m  peak MB / the baseline's (total only: the baseline records no step peaks)
+  AUC        the model's test AUC, from the run's evaluation.json (on the total line)
+
+Then the targets of issue 15: every step's peak at the larger sizes within 1.5x of the
+smallest; time growth over rows growth (1.00 = linear); preprocessing rows/s on 2
+instances >= 1.6x one instance's (on 2 shared cores both hosts share those cores, so it
+is CPU-bound and cannot show it); the smallest book no slower than the baseline; the AUCs.
+The measuring conditions (cores, load, the share of the CPUs other processes took,
+rows, trials, revisions) are printed first and last.
+
+Runtime on 2 shared cores (measured at 100k and 200k rows: 44 and 54 s a run, of which
+about 30 s does not grow with the book; each synthesis 45-90 s): a 1M-row run takes about
+1.5-2 minutes, a 5M-row run 5-9, so the default (1M and 5M rows on 1 and 2 instances,
+the 1M baseline, two syntheses) takes about 20-30 minutes. --big (20M rows, 4 GB of CSV)
+adds about an hour and needs some 15 GB of disk while a run lasts. Each run's record,
+log and peak file stay in --workdir; its workdir is removed after the run.
+
+--preprocess-only runs the earlier bench: preprocess.py alone per book, as
+
+  baseline   the baseline revision's preprocess.py (fit and encode in one process)
+  single     today's preprocess.py without --pass (fit then encode in one process)
+  N inst     --pass fit then --pass encode as two local processing jobs on N instances
+
+with wall time, the largest process's peak RSS, rows/s, growth and ratio to the baseline.
 """
 
 from __future__ import annotations
@@ -33,22 +78,43 @@ from pathlib import Path
 MEASURE = "--measure-into"  # wrapper mode: run a script, then write its peak RSS
 
 
+def _vm_hwm_kb() -> int:
+    """This process's own peak RSS. Not ru_maxrss(SELF): that starts at the high-water
+    mark of the process that started this one (here, the bench with its book)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+
+
 def _measure(argv: list[str]) -> int:
-    """`bench_scale.py --measure-into FILE|- SCRIPT ARGS...`: run SCRIPT as __main__, then
-    write {"maxrss_kb", "exit"} to FILE (`-`: $BOOSTLINE_OUTPUT_DIR/peak_rss.json)."""
-    target, script, args = argv[0], argv[1], argv[2:]
+    """`bench_scale.py --measure-into FILE|- (SCRIPT | -m MODULE) ARGS...`: run SCRIPT (or
+    MODULE) as __main__, then write {"maxrss_kb", "children_maxrss_kb", "exit"} to FILE
+    (`-`: $BOOSTLINE_OUTPUT_DIR/peak_rss.json). children_maxrss_kb is the largest of the
+    reaped descendants' (each at least this process's size when it was started)."""
+    target, rest = argv[0], argv[1:]
     if target == "-":
         target = str(Path(os.environ["BOOSTLINE_OUTPUT_DIR"]) / "peak_rss.json")
-    sys.argv = [script, *args]
-    sys.path.insert(0, str(Path(script).resolve().parent))
     code: int | str | None = 0
     try:
-        runpy.run_path(script, run_name="__main__")
+        if rest[0] == "-m":
+            sys.argv = [rest[1], *rest[2:]]
+            runpy.run_module(rest[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = [rest[0], *rest[1:]]
+            sys.path.insert(0, str(Path(rest[0]).resolve().parent))
+            runpy.run_path(rest[0], run_name="__main__")
     except SystemExit as exit_:
         code = exit_.code
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     Path(target).parent.mkdir(parents=True, exist_ok=True)
-    Path(target).write_text(json.dumps({"maxrss_kb": peak, "exit": code}))
+    Path(target).write_text(
+        json.dumps({"maxrss_kb": _vm_hwm_kb(), "children_maxrss_kb": children, "exit": code})
+    )
     return code if isinstance(code, int) else 1
 
 
@@ -93,11 +159,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     p.add_argument("--big", action="store_true", help="add a 20,000,000-row book")
-    p.add_argument("--instances", type=int, nargs="+", default=[1, 2])
+    p.add_argument(
+        "--instances", type=int, nargs="+", default=[1, 2], help="preprocessing hosts per run"
+    )
     p.add_argument("--shards", type=int, default=8, help="raw CSV files per book")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trials", type=int, default=2, help="tuning trials per pipeline run")
+    p.add_argument(
+        "--training-instances",
+        type=int,
+        help="training hosts per trial (default: the config's training.instance_count)",
+    )
     p.add_argument("--baseline-rev", help="git revision of the baseline (default: see above)")
+    p.add_argument(
+        "--baseline-rows",
+        type=int,
+        nargs="+",
+        help="book sizes the baseline pipeline runs on (default: the smallest)",
+    )
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--preprocess-only", action="store_true", help="preprocess.py alone")
     p.add_argument("--workdir", type=Path, help="books and outputs (default: a temp dir)")
     return p.parse_args(argv)
 
@@ -228,7 +309,7 @@ def run_two_passes(raw: Path, work: Path, rows: int, instances: int) -> Run:
     return Run(mode, rows, seconds, max(peaks), peaks, _split_rows(work / "out" / "report"))
 
 
-def table(runs: list[Run]) -> str:
+def preprocess_table(runs: list[Run]) -> str:
     by = {(r.mode, r.rows): r for r in runs}
     sizes = sorted({r.rows for r in runs})
     modes = list(dict.fromkeys(r.mode for r in runs))
@@ -254,7 +335,7 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(runs: list[Run]) -> list[str]:
+def preprocess_verdicts(runs: list[Run]) -> list[str]:
     by = {(r.mode, r.rows): r for r in runs}
     sizes = sorted({r.rows for r in runs})
     out = []
@@ -283,7 +364,7 @@ def verdicts(runs: list[Run]) -> list[str]:
     return out
 
 
-def bench(args: argparse.Namespace, work: Path) -> list[Run]:
+def bench_preprocess(args: argparse.Namespace, work: Path) -> list[Run]:
     sizes = sorted(set(args.rows + ([20_000_000] if args.big else [])))
     baseline = None
     if not args.skip_baseline:
@@ -315,22 +396,472 @@ def bench(args: argparse.Namespace, work: Path) -> list[Run]:
     return runs
 
 
+# ---------------------------------------------------------------- end to end
+
+PREPROCESS_ALL, OTHER, TOTAL = "preprocess (all)", "other", "total"
+JOB_TYPES = ("Processing", "Training", "Tuning")
+# What the revision's own code reads; the bench's environment must not point elsewhere.
+CLEAN_ENV = ("BOOSTLINE_CONFIG", "BOOSTLINE_WORKDIR", "PYTHONPATH")
+SYNTH = (
+    "import sys; from pathlib import Path; from boostline.config import load_config; "
+    "from boostline.local.assembly import stage_assembly; "
+    "print(stage_assembly(Path(sys.argv[1]), load_config(), 'dev').dir)"
+)
+BENCH_SALT = "bench-salt-" + "0" * 53  # one PII salt for every run: the same hashed ids
+
+
+@dataclass
+class Revision:
+    label: str  # "today" or "baseline"
+    root: Path  # the checkout whose code runs
+    rev: str  # what it is, for the conditions line
+    assembly: Path | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+        env.update(
+            PYTHONPATH=str(self.root),
+            BOOSTLINE_NODE_ROOT=str(ROOT),  # node_modules (the IAM evaluator) is not tracked
+            OMP_WAIT_POLICY="PASSIVE",
+        )
+        return env
+
+
+@dataclass
+class StepTime:
+    key: str  # the step's name, or PREPROCESS_ALL / OTHER / TOTAL
+    label: str
+    seconds: float
+    peak_kb: int | None
+    job: bool  # ran jobs: rows/s means something
+
+
+@dataclass
+class PipelineBench:
+    mode: str  # "N inst" or "baseline"
+    rows: int
+    steps: list[StepTime]
+    auc: float | None
+    run_id: str
+    other_cpu: float  # the share of the CPUs other processes took during the run
+    members: frozenset[str]  # the steps PREPROCESS_ALL adds up
+
+    def step(self, key: str) -> StepTime | None:
+        return next((s for s in self.steps if s.key == key), None)
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def describe_today() -> str:
+    head = _git("rev-parse", "--short=12", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}" + (" + uncommitted changes" if dirty else "")
+
+
+def add_worktree(rev: str, path: Path) -> Path:
+    remove_worktree(path)
+    _git("worktree", "add", "--detach", str(path), rev)
+    return path
+
+
+def remove_worktree(path: Path) -> None:
+    if path.exists():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+            capture_output=True,
+        )
+        shutil.rmtree(path, ignore_errors=True)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
+
+
+def synthesize(revision: Revision, cache: Path) -> Path:
+    """The revision's dev assembly, synthesized by its own code into `cache`."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", SYNTH, str(cache)],
+        cwd=revision.root,
+        env=revision.env(),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"synthesizing {revision.label} failed:\n{done.stderr[-3000:]}")
+    assembly = Path(done.stdout.strip().splitlines()[-1])
+    took = time.perf_counter() - started
+    print(f"{revision.label}: assembly {assembly.name} ({took:.0f} s)", flush=True)
+    return assembly
+
+
+def _cpu_busy_seconds() -> float:
+    """Seconds of CPU time the whole machine has spent busy (all cores, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # without idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _auc(evaluation: dict) -> float | None:
+    auc = evaluation.get("binary_classification_metrics", {}).get("auc")
+    value = auc.get("value") if isinstance(auc, dict) else auc
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _steps(record: dict, wall: float, total_peak_kb: int) -> tuple[list[StepTime], set[str]]:
+    steps, members = [], set()
+    for name, step in record["steps"].items():
+        kind = step.get("type", "")
+        label = name
+        if kind == "Tuning":
+            label = f"{name} ({len(step.get('trials', []))} trials)"
+        peak = step.get("peak_rss_mb")
+        peak_kb = round(peak * 1024) if isinstance(peak, int | float) else None
+        steps.append(StepTime(name, label, float(step["seconds"]), peak_kb, kind in JOB_TYPES))
+        if kind == "Processing" and name.startswith("Preprocess"):
+            members.add(name)
+    parts = [s for s in steps if s.key in members]
+    if parts:
+        peaks = [s.peak_kb for s in parts if s.peak_kb is not None]
+        seconds = sum(s.seconds for s in parts)
+        peak = max(peaks) if len(peaks) == len(parts) else None
+        after = max(i for i, s in enumerate(steps) if s.key in members) + 1
+        steps.insert(after, StepTime(PREPROCESS_ALL, PREPROCESS_ALL, seconds, peak, True))
+    in_steps = sum(s.seconds for s in steps if s.key != PREPROCESS_ALL)
+    steps.append(StepTime(OTHER, OTHER, max(wall - in_steps, 0.0), None, False))
+    steps.append(StepTime(TOTAL, TOTAL, wall, total_peak_kb, True))
+    return steps, members
+
+
+def run_pipeline(
+    mode: str,
+    revision: Revision,
+    book: Path,
+    rows: int,
+    work: Path,
+    args: argparse.Namespace,
+    processing_instances: int | None,
+) -> PipelineBench:
+    """One `boostline pipeline run` of the revision on the book, in a fresh workdir."""
+    assert revision.assembly is not None
+    slug = f"{revision.label}-{mode.replace(' ', '')}-{rows}"
+    workdir = work / f"run-{slug}"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    raw = workdir / "buckets" / "raw" / "bench-book"
+    raw.mkdir(parents=True)
+    for file in sorted(book.iterdir()):
+        try:
+            os.link(file, raw / file.name)
+        except OSError:
+            shutil.copyfile(file, raw / file.name)
+    salt = workdir / "secrets" / "pii-salt"
+    salt.parent.mkdir(parents=True)
+    salt.write_text(BENCH_SALT)
+    rss = work / f"{slug}.rss.json"
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        MEASURE,
+        str(rss),
+        "-m",
+        "boostline",
+        "pipeline",
+        "run",
+        "--workdir",
+        str(workdir),
+        "--data",
+        str(raw),
+        "--assembly",
+        str(revision.assembly),
+        "--max-trials",
+        str(args.trials),
+        "--quiet",
+    ]
+    if processing_instances is not None:
+        argv += ["--processing-instance-count", str(processing_instances)]
+    if args.training_instances is not None:
+        argv += ["--instance-count", str(args.training_instances)]
+    log = work / f"{slug}.log"
+    busy, own = _cpu_busy_seconds(), _children_cpu_seconds()
+    started = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(
+            argv, cwd=revision.root, env=revision.env(), stdout=out, stderr=subprocess.STDOUT
+        )
+    wall = time.perf_counter() - started
+    others = (_cpu_busy_seconds() - busy) - (_children_cpu_seconds() - own)
+    other_cpu = min(max(others / (wall * (os.cpu_count() or 1)), 0.0), 1.0)
+    if done.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise SystemExit(f"{revision.label} {mode} at {rows:,} rows failed ({log}):\n{tail}")
+    records = sorted((workdir / "runs").glob("*.json"))
+    if len(records) != 1:
+        raise SystemExit(f"{workdir / 'runs'} holds {len(records)} run records, not 1")
+    record = json.loads(records[0].read_text())
+    shutil.copyfile(records[0], work / f"{slug}.record.json")
+    measured = json.loads(rss.read_text())
+    total_peak = max(int(measured["maxrss_kb"]), int(measured["children_maxrss_kb"]))
+    steps, members = _steps(record, wall, total_peak)
+    shutil.rmtree(workdir)
+    result = PipelineBench(
+        mode,
+        rows,
+        steps,
+        _auc(record.get("evaluation") or {}),
+        record["run_id"],
+        other_cpu,
+        frozenset(members),
+    )
+    shown = ", ".join(
+        f"{s.key} {s.seconds:.1f} s" + (f" {s.peak_kb / 1024:.0f} MB" if s.peak_kb else "")
+        for s in steps
+        if s.job
+    )
+    auc = f"{result.auc:.4f}" if result.auc is not None else "n/a"
+    who = mode if mode == revision.label else f"{revision.label} {mode}"
+    print(
+        f"  {who}: {shown}; AUC {auc}; other processes took {other_cpu:.0%} of the CPUs",
+        flush=True,
+    )
+    return result
+
+
+def _cell(value: float | None, fmt: str, width: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{fmt}}"
+
+
+def e2e_table(runs: list[PipelineBench]) -> str:
+    by = {(r.mode, r.rows): r for r in runs}
+    sizes = sorted({r.rows for r in runs})
+    modes = sorted({r.mode for r in runs}, key=lambda m: (m != "baseline", m))
+    lines = [
+        f"{'mode':<9} {'rows':>11} {'step':<19} {'wall s':>8} {'rows/s':>10} {'peak MB':>8} "
+        f"{'time x':>7} {'peak x':>7} {'vs base t':>9} {'vs base m':>9} {'AUC':>7}"
+    ]
+    for mode in modes:
+        for rows in sizes:
+            run = by.get((mode, rows))
+            if run is None:
+                continue
+            first = by.get((mode, sizes[0]))
+            base = by.get(("baseline", rows)) if mode != "baseline" else None
+            for step in run.steps:
+                rate = rows / step.seconds if step.job and step.seconds >= 0.05 else None
+                peak = step.peak_kb / 1024 if step.peak_kb else None
+                grow_t = grow_m = vs_t = vs_m = None
+                was = first.step(step.key) if first is not None and first is not run else None
+                if was is not None and was.seconds >= 0.05 and step.job:
+                    grow_t = step.seconds / was.seconds
+                if was is not None and was.peak_kb and step.peak_kb:
+                    grow_m = step.peak_kb / was.peak_kb
+                other = None
+                if base is not None and step.key not in run.members | base.members:
+                    other = base.step(step.key)
+                if other is not None:
+                    if other.seconds >= 0.05 and step.job:
+                        vs_t = step.seconds / other.seconds
+                    if other.peak_kb and step.peak_kb:
+                        vs_m = step.peak_kb / other.peak_kb
+                auc = run.auc if step.key == TOTAL else None
+                blank = step.key != TOTAL
+                lines.append(
+                    f"{mode:<9} {rows:>11,} {step.label:<19} {step.seconds:8.1f} "
+                    + (f"{'':>10}" if rate is None else f"{rate:>10,.0f}")
+                    + " "
+                    + (_cell(peak, ".0f", 8) if step.job else f"{'':>8}")
+                    + " "
+                    + (f"{'':>7}" if grow_t is None else f"{grow_t:7.2f}")
+                    + " "
+                    + (f"{'':>7}" if grow_m is None else f"{grow_m:7.2f}")
+                    + " "
+                    + (f"{'':>9}" if vs_t is None else f"{vs_t:9.2f}")
+                    + " "
+                    + (f"{'':>9}" if vs_m is None else f"{vs_m:9.2f}")
+                    + " "
+                    + (f"{'':>7}" if blank else _cell(auc, ".4f", 7))
+                )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _instances(mode: str) -> int:
+    return int(mode.split()[0])
+
+
+def e2e_verdicts(runs: list[PipelineBench], cpus: int) -> list[str]:
+    by = {(r.mode, r.rows): r for r in runs}
+    sizes = sorted({r.rows for r in runs})
+    modes = sorted({r.mode for r in runs if r.mode != "baseline"}, key=_instances)
+    out = []
+    for mode in modes:
+        low = by.get((mode, sizes[0]))
+        for high_rows in sizes[1:]:
+            high = by.get((mode, high_rows))
+            if low is None or high is None:
+                continue
+            ratios = {
+                s.key: s.peak_kb / was.peak_kb
+                for s in high.steps
+                if s.peak_kb and (was := low.step(s.key)) is not None and was.peak_kb
+            }
+            over = [k for k, r in ratios.items() if r > 1.5]
+            out.append(
+                f"peak RSS {high_rows:,} / {sizes[0]:,} rows, {mode} (target <= 1.5x each): "
+                + ", ".join(f"{k} {r:.2f}x" for k, r in ratios.items())
+                + (f": NOT met ({', '.join(over)})" if over else ": met")
+            )
+            growth = high_rows / sizes[0]
+            linear = {
+                s.key: (s.seconds / was.seconds) / growth
+                for s in high.steps
+                if s.job and (was := low.step(s.key)) is not None and was.seconds >= 0.05
+            }
+            out.append(
+                f"time growth / rows growth ({growth:g}x), {mode} (1.00 = linear): "
+                + ", ".join(f"{k} {r:.2f}" for k, r in linear.items())
+            )
+    for rows in sizes:
+        one = by.get(("1 inst", rows))
+        for mode in modes:
+            count = _instances(mode)
+            run = by.get((mode, rows))
+            if one is None or run is None or count == 1:
+                continue
+            a, b = one.step(PREPROCESS_ALL), run.step(PREPROCESS_ALL)
+            if a is None or b is None or b.seconds <= 0:
+                continue
+            speedup = a.seconds / b.seconds
+            target = 0.8 * count
+            ok = "met" if speedup >= target else "NOT met"
+            note = (
+                f"; the {count} hosts share {cpus} cores, so it is CPU-bound here"
+                if cpus < 2 * count
+                else ""
+            )
+            out.append(
+                f"{PREPROCESS_ALL} rows/s, {count} / 1 instances at {rows:,} rows: "
+                f"{speedup:.2f}x (target >= {target:.1f}x: {ok}{note})"
+            )
+    for rows in sizes:
+        base = by.get(("baseline", rows))
+        if base is None:
+            continue
+        for mode in modes:
+            run = by.get((mode, rows))
+            if run is None:
+                continue
+            a, b = run.step(TOTAL), base.step(TOTAL)
+            assert a is not None and b is not None
+            ratio = a.seconds / b.seconds
+            ok = "met" if ratio <= 1.0 else "NOT met"
+            out.append(
+                f"total wall at {rows:,} rows, {mode} / baseline: {a.seconds:.1f} / "
+                f"{b.seconds:.1f} s = {ratio:.2f}x (target <= 1.00x: {ok})"
+            )
+    for rows in sizes:
+        aucs = [
+            (r.mode, r.auc) for r in sorted(runs, key=lambda r: r.mode != "baseline")
+            if r.rows == rows
+        ]  # fmt: skip
+        out.append(
+            f"test AUC at {rows:,} rows: "
+            + ", ".join(f"{m} {'n/a' if a is None else f'{a:.4f}'}" for m, a in aucs)
+        )
+    return out
+
+
+def bench_end_to_end(args: argparse.Namespace, work: Path) -> list[PipelineBench]:
+    from boostline.config import load_config
+
+    sizes = sorted(set(args.rows + ([20_000_000] if args.big else [])))
+    baseline_rows = set(args.baseline_rows or sizes[:1])
+    training = args.training_instances or load_config().training.instance_count
+    source = "" if args.training_instances else " (the config's)"
+    today = Revision("today", ROOT, describe_today())
+    print(
+        f"conditions: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at start; "
+        f"books of {', '.join(f'{r:,}' for r in sizes)} rows in {args.shards} files "
+        f"(seed {args.seed}); {args.trials} tuning trials of {training} training host(s)"
+        f"{source}; preprocessing on {' / '.join(map(str, args.instances))} host(s)",
+        flush=True,
+    )
+    print(f"today: {today.rev}", flush=True)
+    baseline: Revision | None = None
+    source_dir = work / "baseline-src"
+    try:
+        if not args.skip_baseline:
+            rev = args.baseline_rev or before_streaming()
+            full = _git("rev-parse", "--short=12", rev)
+            baseline = Revision("baseline", add_worktree(full, source_dir), full)
+            print(
+                f"baseline: {full} ({rev}), its own code from a worktree at {source_dir}, at "
+                f"{', '.join(f'{r:,}' for r in sorted(baseline_rows))} rows",
+                flush=True,
+            )
+            baseline.assembly = synthesize(baseline, work / "assemblies-baseline")
+        today.assembly = synthesize(today, work / "assemblies-today")
+        runs: list[PipelineBench] = []
+        for rows in sizes:
+            book = work / f"book-{rows}"
+            if book.exists():
+                shutil.rmtree(book)
+            started = time.perf_counter()
+            generate_to_dir(rows, book, seed=args.seed, shards=args.shards)
+            size_mb = sum(p.stat().st_size for p in book.iterdir()) / 1e6
+            took = time.perf_counter() - started
+            print(
+                f"{rows:,} rows: {size_mb:,.0f} MB in {args.shards} file(s), {took:.0f} s",
+                flush=True,
+            )
+            if baseline is not None and rows in baseline_rows:
+                runs.append(run_pipeline("baseline", baseline, book, rows, work, args, None))
+            for count in args.instances:
+                runs.append(run_pipeline(f"{count} inst", today, book, rows, work, args, count))
+            shutil.rmtree(book)
+    finally:
+        if baseline is not None:
+            remove_worktree(source_dir)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load = os.getloadavg()
-    print(f"cpus {os.cpu_count()}, load average {load[0]:.1f} at start", flush=True)
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        runs = bench(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            runs = bench(args, Path(tmp))
-    print()
-    print(table(runs))
-    print()
-    for line in verdicts(runs):
+    cpus = os.cpu_count() or 1
+    print(f"cpus {cpus}, load average {load[0]:.1f} at start", flush=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.preprocess_only:
+            runs = bench_preprocess(args, work)
+            print()
+            print(preprocess_table(runs))
+            print()
+            lines = preprocess_verdicts(runs)
+        else:
+            pipeline_runs = bench_end_to_end(args, work)
+            print()
+            print(e2e_table(pipeline_runs))
+            print()
+            lines = e2e_verdicts(pipeline_runs, cpus)
+            shares = [r.other_cpu for r in pipeline_runs]
+            lines.append(
+                f"other processes took {min(shares):.0%}-{max(shares):.0%} of the {cpus} CPUs "
+                "during the runs"
+            )
+    for line in lines:
         print(line)
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    took = time.perf_counter() - started
+    print(f"load average {os.getloadavg()[0]:.1f} at the end; the bench took {took / 60:.1f} min")
     return 0
 
 
