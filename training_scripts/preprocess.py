@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -64,7 +65,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -379,8 +380,8 @@ def read_batches(
 def _line_chunks(file: Path, raw: _HashingReader, size: int) -> Iterator[tuple[bytes, bytes]]:
     """(header line, about `size` bytes of whole lines) until the file ends; every byte
     of the file is read through `raw`, so its digest covers the file as stored."""
-    gzip = file.name.endswith(".gz")
-    with pa.input_stream(raw, compression="gzip") if gzip else raw as stream:
+    compressed = file.name.endswith(".gz")
+    with pa.input_stream(raw, compression="gzip") if compressed else raw as stream:
         buffer = b""
         while b"\n" not in buffer:
             data = stream.read(size)
@@ -423,13 +424,20 @@ def _read_error(file: Path, exc: Exception) -> str:
     return where or positions_only(text)
 
 
+def _open_text(file: Path, encoding: str) -> IO[str]:
+    """The file as text for Python's csv reader; a .gz decompressed."""
+    if file.name.endswith(".gz"):
+        return gzip.open(file, "rt", encoding=encoding, newline="")
+    return file.open(encoding=encoding, newline="")
+
+
 def _header(file: Path) -> list[str]:
     """The header row, read with Python's csv reader (quotes understood); names repeated
     or missing are refused here, naming the file, line and column, never a value."""
     try:
-        with file.open(encoding="utf-8-sig", newline="") as f:
+        with _open_text(file, "utf-8-sig") as f:
             header = next(csv.reader(f), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:  # EOFError: a cut .gz
         reason = type(exc).__name__
         raise PreprocessError(f"{file}: line 1: the header cannot be read ({reason})") from None
     if not header:
@@ -451,7 +459,7 @@ def _bad_width_row(file: Path) -> str | None:
     file cannot be scanned here (the caller then says what pyarrow's message allows).
     """
     try:
-        with file.open(encoding="utf-8", newline="") as f:
+        with _open_text(file, "utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
@@ -466,7 +474,7 @@ def _bad_width_row(file: Path) -> str | None:
                 else:
                     column = f"column {len(fields) + 1} ({header[len(fields)]}) is missing"
                 return f"line {start}: expected {len(header)} columns, got {len(fields)}; {column}"
-    except (OSError, UnicodeDecodeError, csv.Error):
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
         return None
     return None
 

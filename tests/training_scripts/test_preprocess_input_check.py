@@ -373,3 +373,19 @@ def test_a_gzip_file_is_hashed_as_stored(tmp_path: Path) -> None:
     assert (
         raw.digest() == "blake2b:" + hashlib.blake2b(path.read_bytes(), digest_size=32).hexdigest()
     )
+
+
+def test_a_gzip_book_is_read_and_checked_as_stored(tmp_path: Path, schema_file: Path) -> None:
+    rows = make_rows(2000)
+    plain = write_csv(tmp_path / "plain" / "part-0.csv", rows)
+    path = tmp_path / "in" / "algo-1" / "part-0.csv.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    fit(tmp_path, schema_file, hosts=["algo-1"])
+    (recorded,) = stats.read_partials(tmp_path / "fit")[0].inputs
+    assert recorded.size == path.stat().st_size  # the compressed bytes
+    assert encode(tmp_path, schema_file, "algo-1", hosts=["algo-1"])["rows_read"] == 2000
+    same_size_change(plain, row=1500)
+    path.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    with pytest.raises(pp.InputChanged, match=r"part-0\.csv\.gz"):  # its size, likely
+        encode(tmp_path, schema_file, "algo-1", hosts=["algo-1"])
