@@ -99,7 +99,7 @@ class BatchScoring(Construct):
         definition = batch_pipeline_definition(
             BatchJob(
                 **live_job.definition_fields(),
-                instance_type=config.preprocess.instance_type,
+                instance_type=config.stage(stage).batch.instance_type,
                 max_runtime_seconds=MAX_RUNTIME_SECONDS,
                 input_uri=f"{raw_uri}/{BATCH_INPUT_PREFIX}/",
                 output_uri=f"{raw_uri}/{BATCH_OUTPUT_PREFIX}",

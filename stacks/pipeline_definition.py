@@ -256,6 +256,9 @@ def build_definition(
     training_instance_count = ParameterInteger(
         name="TrainingInstanceCount", default_value=config.training.instance_count
     )
+    evaluation_instance_type = ParameterString(
+        name="EvaluationInstanceType", default_value=config.evaluation.instance_type
+    )
     auc_threshold = ParameterFloat(name="AucThreshold", default_value=config.gate.min_auc)
     approval = ParameterString(
         name="ModelApprovalStatus",
@@ -270,6 +273,7 @@ def build_definition(
         processing_instance_count,
         training_instance_type,
         training_instance_count,
+        evaluation_instance_type,
         auc_threshold,
         approval,
         trigger_reason,
@@ -299,6 +303,7 @@ def build_definition(
     def processor(
         role: str,
         script: str,
+        instance_type: Any,
         before: str = "",
         env: dict | None = None,
         instance_count: Any = 1,
@@ -307,7 +312,7 @@ def build_definition(
             role=role,
             image_uri=image,
             instance_count=instance_count,
-            instance_type=processing_instance_type,
+            instance_type=instance_type,
             entrypoint=entry_command(script, archive_in_processing, before),
             volume_size_in_gb=30,
             volume_kms_key=refs.kms_key_arn,
@@ -362,6 +367,7 @@ def build_definition(
         return processor(
             refs.preprocess_role_arn,
             "preprocess.py",
+            processing_instance_type,
             env={"BOOSTLINE_PII_SALT_SECRET_ARN": refs.salt_secret_arn},
             instance_count=processing_instance_count,
         )
@@ -501,6 +507,7 @@ def build_definition(
     evaluate_args = processor(
         refs.evaluate_role_arn,
         "evaluate.py",
+        evaluation_instance_type,
         before="\n".join(
             [
                 FETCH_CHAMPION,
@@ -593,7 +600,10 @@ def build_definition(
         model_package_group_name=names.model_package_group,
         content_types=["text/csv"],
         response_types=["text/csv", "application/json"],
-        inference_instances=sorted({"ml.m5.large", "ml.m5.xlarge"}),
+        # The stage's serving type among them: the deployer serves this package on it.
+        inference_instances=sorted(
+            {"ml.m5.large", "ml.m5.xlarge", stage_config.serving.instance_type}
+        ),
         transform_instances=["ml.m5.xlarge"],
         approval_status=approval,
         description=f"{config.project} {stage}: XGBoost {config.training.framework_version}",

@@ -66,11 +66,13 @@ def test_it_scores_with_the_live_package_and_threshold_by_default(rendered) -> N
     assert defaults["OutputUri"] == f"{raw}/batch/output"
 
 
-def test_the_step_runs_batch_score_with_arguments_it_accepts(rendered) -> None:
+def test_the_step_runs_batch_score_with_arguments_it_accepts(rendered, dev) -> None:
     _, definition = rendered
     (step,) = definition["Steps"]
     assert (step["Name"], step["Type"]) == (STEP, "Processing")
     args = step["Arguments"]
+    cluster = args["ProcessingResources"]["ClusterConfig"]
+    assert cluster["InstanceType"] == dev.config.stage("dev").batch.instance_type
     entry = args["AppSpecification"]["ContainerEntrypoint"]
     assert f"exec python3 {shlex.quote(SCRIPT)}" in entry[2]
     container_args = [

@@ -65,6 +65,7 @@ def test_parameters_and_defaults_come_from_config(dev, prod_vpc):
         "ProcessingInstanceCount",
         "TrainingInstanceType",
         "TrainingInstanceCount",
+        "EvaluationInstanceType",
         "AucThreshold",
         "ModelApprovalStatus",
         "TriggerReason",
@@ -75,6 +76,11 @@ def test_parameters_and_defaults_come_from_config(dev, prod_vpc):
         "s3://boostline-dev-raw-${AWS::AccountId}-${AWS::Region}/raw/"
     )
     assert params["TrainingInstanceType"]["DefaultValue"] == config.training.instance_type
+    assert params["EvaluationInstanceType"] == {
+        "Name": "EvaluationInstanceType",
+        "Type": "String",
+        "DefaultValue": config.evaluation.instance_type,
+    }
     assert params["TrainingInstanceCount"] == {
         "Name": "TrainingInstanceCount",
         "Type": "Integer",
@@ -144,6 +150,40 @@ def test_the_processing_instance_count_defaults_to_the_config(dev_config):
     definition = pd.build_definition(config, "dev", names_for(config, "dev"), refs)
     params = {p["Name"]: p for p in definition["Parameters"]}
     assert params["ProcessingInstanceCount"]["DefaultValue"] == 3
+
+
+def test_each_step_runs_on_its_own_instance_parameters(dev_config):
+    from stacks.naming import names_for
+
+    config = dev_config.model_copy(
+        update={
+            "evaluation": dev_config.evaluation.model_copy(
+                update={"instance_type": "ml.m5.2xlarge"}
+            ),
+            "preprocess": dev_config.preprocess.model_copy(
+                update={"instance_type": "ml.c5.xlarge"}
+            ),
+        }
+    )
+    refs = pd.DefinitionRefs.placeholders(source_key="a.tar.gz", schema_key="b.yaml")
+    definition = pd.build_definition(config, "dev", names_for(config, "dev"), refs)
+    params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert params["EvaluationInstanceType"] == "ml.m5.2xlarge"
+    assert params["ProcessingInstanceType"] == "ml.c5.xlarge"
+    steps = _steps(definition)
+    clusters = {
+        name: steps[name]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+        for name in ("PreprocessFit", "Preprocess", "Evaluate")
+    }
+    for name in ("PreprocessFit", "Preprocess"):
+        assert clusters[name]["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
+        assert clusters[name]["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+    # One host: evaluate.py reads every test row itself.
+    assert clusters["Evaluate"]["InstanceType"] == {"Get": "Parameters.EvaluationInstanceType"}
+    assert clusters["Evaluate"]["InstanceCount"] == 1
+    resources = steps["Tune"]["Arguments"]["TrainingJobDefinition"]["ResourceConfig"]
+    assert resources["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
+    assert resources["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
 
 
 def test_preprocess_reads_the_input_parameter_and_writes_per_execution(dev):
