@@ -268,6 +268,11 @@ def _type_counts(values: np.ndarray, present: np.ndarray, not_number: np.ndarray
     }
 
 
+def numerical_feature(name: str, column: np.ndarray, k: int = KLL_K) -> dict[str, Any]:
+    """One numerical feature of statistics.json; its `_extra` goes under `boostline`."""
+    return _numerical_statistics(name, column, k)
+
+
 def _numerical_statistics(name: str, column: np.ndarray, k: int) -> dict[str, Any]:
     values, present, not_number = _parse_numbers(np.asarray(column))
     counts = _type_counts(values, present, not_number)

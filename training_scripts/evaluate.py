@@ -109,7 +109,7 @@ FOUR_FIFTHS = 0.8
 # Rows the evaluation holds of the training (and validation) rows: a seeded uniform
 # sample, which the logistic baseline, the score PSI and the baseline's distributions
 # read; counts and moments are exact over every row (training_statistics.py).
-TRAINING_SAMPLE_ROWS = 500_000
+TRAINING_SAMPLE_ROWS = 200_000
 BATCH_BYTES = 8 << 20  # CSV bytes parsed at a time: memory per batch, not per file
 MISSING_GROUP = "(missing)"
 MIN_CORRELATION_ROWS = 30

@@ -32,11 +32,11 @@ class RowReservoir:
         self.capacity = capacity
         self._rng = np.random.default_rng(seed)
         self._seen = 0
-        self._keys = np.empty(0)
-        self._index = np.empty(0, dtype=np.int64)
-        self._labels: np.ndarray | None = None
-        self._features: np.ndarray | None = None
-        self._flags = np.empty(0, dtype=bool)
+        # (keys, index, labels, features, flags) blocks, compacted to `capacity` rows once
+        # they hold twice that: each row is copied a bounded number of times
+        self._parts: list[tuple[np.ndarray, ...]] = []
+        self._held = 0
+        self._worst = np.inf  # no row with a larger key can enter once the sample is full
 
     @property
     def seen(self) -> int:
@@ -47,36 +47,39 @@ class RowReservoir:
         keys = self._rng.random(n)  # drawn for every row, so the sample is seed-determined
         index = np.arange(self._seen, self._seen + n, dtype=np.int64)
         self._seen += n
-        if len(self._keys) >= self.capacity:
-            # full: only rows whose key beats the worst kept one can enter
-            worst = self._keys.max()
-            take = np.flatnonzero(keys < worst)
+        if self._worst < np.inf:
+            take = np.flatnonzero(keys < self._worst)
             keys, index, labels, features = keys[take], index[take], labels[take], features[take]
-            if not len(take):
-                return
+        if not len(keys):
+            return
         flags = np.full(len(keys), flag, dtype=bool)
-        if self._labels is None or self._features is None:
-            self._labels, self._features = labels.copy(), features.copy()
-        else:
-            self._labels = np.concatenate([self._labels, labels])
-            self._features = np.concatenate([self._features, features])
-        self._keys = np.concatenate([self._keys, keys])
-        self._index = np.concatenate([self._index, index])
-        self._flags = np.concatenate([self._flags, flags])
-        if len(self._keys) > self.capacity:
-            keep = np.sort(np.argpartition(self._keys, self.capacity - 1)[: self.capacity])
-            self._keys, self._index = self._keys[keep], self._index[keep]
-            self._labels, self._features = self._labels[keep], self._features[keep]
-            self._flags = self._flags[keep]
+        self._parts.append((keys, index, labels.copy(), features.copy(), flags))
+        self._held += len(keys)
+        if self._held > 2 * self.capacity:
+            self._compact()
+
+    def _compact(self) -> None:
+        keys, index, labels, features, flags = (
+            np.concatenate([part[i] for part in self._parts]) for i in range(5)
+        )
+        if len(keys) > self.capacity:
+            keep = np.argpartition(keys, self.capacity - 1)[: self.capacity]
+            keys, index, labels = keys[keep], index[keep], labels[keep]
+            features, flags = features[keep], flags[keep]
+            self._worst = float(keys.max())
+        self._parts = [(keys, index, labels, features, flags)]
+        self._held = len(keys)
 
     def rows(self) -> Sample:
-        if self._labels is None or self._features is None:
+        if not self._parts:
             raise ValueError("no rows were added to the sample")
-        order = np.argsort(self._index, kind="stable")
+        self._compact()
+        _, index, labels, features, flags = self._parts[0]
+        order = np.argsort(index, kind="stable")
         return Sample(
-            index=self._index[order],
-            labels=self._labels[order],
-            features=self._features[order],
-            flags=self._flags[order],
+            index=index[order],
+            labels=labels[order],
+            features=features[order],
+            flags=flags[order],
             seen=self._seen,
         )

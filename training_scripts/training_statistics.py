@@ -77,22 +77,23 @@ class StatisticsAccumulator:
         categories: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, Any]:
         """statistics.json: exact totals, distributions from `sample` (rows of the same
-        columns, a uniform sample of the rows added)."""
+        columns, a uniform sample of the rows added). The layout is compute_statistics'."""
         categories = categories or {}
-        stats = dq.compute_statistics(sample, names, self.kinds, categories=categories)
-        stats["dataset"]["item_count"] = int(self.rows)
-        for j, feature in enumerate(stats["features"]):
+        features = []
+        for j, (name, kind) in enumerate(zip(names, self.kinds, strict=True)):
             present = int(self.present[j])
             common = {"num_present": present, "num_missing": int(self.rows - present)}
-            extra = feature["boostline"]
-            if self.kinds[j] == "categorical":
-                self._categorical(feature, j, common, categories.get(feature["name"]))
+            if kind == "categorical":
+                feature = self._categorical(name, j, common, categories.get(name))
             else:
+                feature = dq.numerical_feature(name, sample[:, j])
                 self._numerical(feature, j, common, sample[:, j])
-            feature["boostline"] = extra
+            extra = feature.pop("_extra")
+            feature["boostline"] = {"column_index": j, "kind": kind, **extra}
             if len(sample) < self.rows:
-                extra["distribution_sample_rows"] = int(len(sample))
-        return stats
+                feature["boostline"]["distribution_sample_rows"] = int(len(sample))
+            features.append(feature)
+        return {"version": 0, "dataset": {"item_count": int(self.rows)}, "features": features}
 
     def _numerical(
         self, feature: dict[str, Any], j: int, common: dict[str, int], sampled: np.ndarray
@@ -100,7 +101,7 @@ class StatisticsAccumulator:
         present = int(self.present[j])
         integral = int(self.integral[j])
         feature["inferred_type"] = "Fractional" if present > integral else "Integral"
-        feature["boostline"]["type_counts"] = {
+        feature["_extra"]["type_counts"] = {
             "Integral": integral,
             "Fractional": present - integral,
             "String": 0,
@@ -134,22 +135,18 @@ class StatisticsAccumulator:
         ]
 
     def _categorical(
-        self,
-        feature: dict[str, Any],
-        j: int,
-        common: dict[str, int],
-        categories: Sequence[str] | None,
-    ) -> None:
+        self, name: str, j: int, common: dict[str, int], categories: Sequence[str] | None
+    ) -> dict[str, Any]:
         seen = self.codes[j]
         codes = np.array(sorted(seen), dtype=np.float64)
-        names, _ = dq.decode_categories(codes, categories)
+        decoded, _ = dq.decode_categories(codes, categories)
         by_name: dict[str, int] = {}
-        for name, code in zip(names.tolist(), codes.tolist(), strict=False):
-            by_name[str(name)] = by_name.get(str(name), 0) + seen[code]
+        for text, code in zip(decoded.tolist(), codes.tolist(), strict=True):
+            by_name[str(text)] = by_name.get(str(text), 0) + seen[code]
         values = np.array(sorted(by_name), dtype=str)
         counts = np.array([by_name[v] for v in values.tolist()], dtype=np.int64)
-        extra = feature["boostline"]
-        extra["type_counts"] = {"Integral": 0, "Fractional": 0, "String": common["num_present"]}
-        rebuilt = dq.string_feature_from_counts(feature["name"], common, values, counts)
-        feature.clear()
-        feature.update(rebuilt, boostline=extra)
+        feature = dq.string_feature_from_counts(name, common, values, counts)
+        feature["_extra"] = {
+            "type_counts": {"Integral": 0, "Fractional": 0, "String": common["num_present"]}
+        }
+        return feature
