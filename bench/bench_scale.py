@@ -558,7 +558,8 @@ def run_pipeline(
 ) -> PipelineBench:
     """One `boostline pipeline run` of the revision on the book, in a fresh workdir."""
     assert revision.assembly is not None
-    slug = f"{revision.label}-{mode.replace(' ', '')}-{rows}"
+    who = mode if mode == revision.label else f"{revision.label} {mode}"
+    slug = f"{who.replace(' inst', 'inst').replace(' ', '-')}-{rows}"
     workdir = work / f"run-{slug}"
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -633,7 +634,6 @@ def run_pipeline(
         if s.job
     )
     auc = f"{result.auc:.4f}" if result.auc is not None else "n/a"
-    who = mode if mode == revision.label else f"{revision.label} {mode}"
     print(
         f"  {who}: {shown}; AUC {auc}; other processes took {other_cpu:.0%} of the CPUs",
         flush=True,
