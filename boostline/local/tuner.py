@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import optuna
@@ -75,6 +75,11 @@ def tune(
     """Run up to `max_jobs` trials, `max_parallel_jobs` at a time.
 
     `run_trial(number, hyperparameters)` returns (objective or None, detail).
+
+    Trials run in rounds of `max_parallel_jobs`: a round's hyperparameters are all drawn,
+    in trial order, before any of them runs, and its results are told in trial order once
+    all have ended. So the same seed gives the same trials whichever finishes first (drawn
+    from threads as trials ended, two identical runs tuned differently).
     """
     if not config.ranges:
         raise ValueError("tuning.ranges is empty: nothing to tune")
@@ -87,36 +92,32 @@ def tune(
     direction = "maximize" if config.objective_type == "Maximize" else "minimize"
     study = optuna.create_study(direction=direction, sampler=sampler)
     trials: list[Trial] = []
-    lock = threading.Lock()
 
-    def objective(ot: optuna.Trial) -> float:
-        hps = {name: suggest(ot, name, spec) for name, spec in sorted(config.ranges.items())}
+    def run(number: int, hps: dict[str, HyperparameterValue]) -> Trial:
         started = time.time()
-        value, detail = run_trial(ot.number, hps)
-        record = Trial(
-            ot.number,
-            hps,
-            value,
-            "Completed" if value is not None else "Failed",
-            detail,
-            started=started,
-            ended=time.time(),
-        )
-        with lock:
-            trials.append(record)
-        if on_trial:
-            on_trial(record)
-        if value is None:
-            raise _TrialFailed(detail)
-        return value
+        value, detail = run_trial(number, hps)
+        status = "Completed" if value is not None else "Failed"
+        return Trial(number, hps, value, status, detail, started=started, ended=time.time())
 
+    ranges = sorted(config.ranges.items())
     budget = max_jobs or config.max_jobs
-    study.optimize(
-        objective,
-        n_trials=budget,
-        n_jobs=min(config.max_parallel_jobs, budget),
-        catch=(_TrialFailed,),
-    )
+    parallel = max(1, min(config.max_parallel_jobs, budget))
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        while len(trials) < budget:
+            batch = []
+            for _ in range(min(parallel, budget - len(trials))):
+                ot = study.ask()
+                hps = {name: suggest(ot, name, spec) for name, spec in ranges}
+                batch.append((ot, pool.submit(run, ot.number, hps)))
+            for ot, future in batch:
+                record = future.result()
+                trials.append(record)
+                if on_trial:
+                    on_trial(record)
+                if record.objective is None:
+                    study.tell(ot, state=optuna.trial.TrialState.FAIL)
+                else:
+                    study.tell(ot, record.objective)
     done = [t for t in trials if t.objective is not None]
     if not done:
         reasons = "; ".join(sorted({t.detail for t in trials})[:3])
@@ -124,7 +125,3 @@ def tune(
     pick = max if direction == "maximize" else min
     best = pick(done, key=lambda t: (t.objective, -t.number))
     return TuningResult(best=best, trials=sorted(trials, key=lambda t: t.number))
-
-
-class _TrialFailed(Exception):
-    pass
