@@ -234,6 +234,7 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "checkpoint_interval": _number(1, integer=True),
     "cv_folds": _number(2, 20, integer=True),
     "cv_max_rows": _number(0, integer=True),
+    "cv_stopping_metric": _choice(*EVAL_METRICS),
     "early_stopping_rounds": _number(1, integer=True),
     "eval_metric": _choice(*EVAL_METRICS),
     "external_memory": _Rule(_on_off, lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
@@ -262,6 +263,8 @@ class Hyperparameters:
     # cross-validation on train + validation and trains on all of them (0: never).
     cv_folds: int = 5
     cv_max_rows: int = 0
+    # what picks the round and stops the folds early; the tuner still reads eval_metric
+    cv_stopping_metric: str = "logloss"
     # 1 unless given: class-ratio weighting (negatives / positives) would make the scores
     # stop being probabilities; the evaluation's cost-based threshold handles imbalance.
     scale_pos_weight: float = 1.0
@@ -1293,6 +1296,8 @@ def _train_with_scratch(
             hps.num_round,
             early_stopping_rounds=hps.early_stopping_rounds,
             maximize=hps.maximize,
+            stopping_metric=hps.cv_stopping_metric,
+            stopping_maximize=hps.cv_stopping_metric in MAXIMIZED_METRICS,
         )
         num_round = cv.rounds
         if rank == 0:

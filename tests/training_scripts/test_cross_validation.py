@@ -57,3 +57,34 @@ def test_out_of_fold_margins_come_from_the_model_that_left_each_row_out() -> Non
         alone = xgb.train(params, dmatrix.slice(rest), num_boost_round=result.rounds)
         expected = alone.predict(dmatrix.slice(held), output_margin=True)
         np.testing.assert_allclose(result.out_of_fold[held], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_stopping_metric_picks_the_round_and_the_score_is_eval_metric_at_it() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(600, 5))
+    labels = (rng.random(600) < 1 / (1 + np.exp(-(x @ np.linspace(-1, 1, 5) - 1.0)))) * 1.0
+    dmatrix = xgb.DMatrix(x, label=labels)
+    fold = stratified_folds(labels, 4, seed=3)
+    params = {"objective": "binary:logistic", "eval_metric": "auc", "eta": 0.3, "seed": 0}
+
+    result = cross_validate(
+        params,
+        dmatrix,
+        fold,
+        4,
+        80,
+        early_stopping_rounds=None,
+        maximize=True,
+        stopping_metric="logloss",
+        stopping_maximize=False,
+    )
+
+    pairs = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(4)]
+    history = xgb.cv(
+        {**params, "eval_metric": ["auc", "logloss"]}, dmatrix, 80, folds=pairs, as_pandas=False
+    )
+    best = int(np.argmin(history["test-logloss-mean"]))
+    assert result.rounds == best + 1
+    assert best != int(np.argmax(history["test-auc-mean"]))  # the two metrics disagree here
+    assert result.score == pytest.approx(history["test-auc-mean"][best])
+    assert result.std == pytest.approx(history["test-auc-std"][best])

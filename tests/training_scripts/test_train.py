@@ -336,10 +336,10 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
 ) -> None:
     write_csv(job.train_dir / "part-0.csv", 600, seed=3)
     add_validation(job, monkeypatch, rows=200)
-    # deep trees at a high learning rate: overconfident raw scores to calibrate
+    # deep trees at a high learning rate, stopped on AUC: overconfident raw scores to calibrate
     argv = ["--num_round", "60", "--eta", "0.6", "--max_depth", "8", "--min_child_weight", "0.1"]
 
-    train.main([*argv, "--cv_max_rows", "1000", "--cv_folds", "4"])
+    train.main([*argv, "--cv_max_rows", "1000", "--cv_folds", "4", "--cv_stopping_metric", "auc"])
 
     calibrator = calibration.load(job.model_dir)
     assert calibrator is not None and calibrator.method == "platt"  # the default
