@@ -233,7 +233,9 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "categorical": _choice("codes", "native"),
     "checkpoint_interval": _number(1, integer=True),
     "cv_folds": _number(2, 20, integer=True),
+    "cv_early_stopping_rounds": _number(1, integer=True),
     "cv_max_rows": _number(0, integer=True),
+    "cv_num_round": _number(1, integer=True),
     "cv_stopping_metric": _choice(*EVAL_METRICS),
     "early_stopping_rounds": _number(1, integer=True),
     "eval_metric": _choice(*EVAL_METRICS),
@@ -265,6 +267,10 @@ class Hyperparameters:
     cv_max_rows: int = 0
     # what picks the round and stops the folds early; the tuner still reads eval_metric
     cv_stopping_metric: str = "logloss"
+    # rounds and patience of the folds: on small data a low learning rate needs more
+    # rounds, and they cost seconds (num_round and early_stopping_rounds bound the rest)
+    cv_num_round: int = 1000
+    cv_early_stopping_rounds: int = 50
     # 1 unless given: class-ratio weighting (negatives / positives) would make the scores
     # stop being probabilities; the evaluation's cost-based threshold handles imbalance.
     scale_pos_weight: float = 1.0
@@ -1293,8 +1299,8 @@ def _train_with_scratch(
             dtrain,
             fold,
             hps.cv_folds,
-            hps.num_round,
-            early_stopping_rounds=hps.early_stopping_rounds,
+            hps.cv_num_round,
+            early_stopping_rounds=hps.cv_early_stopping_rounds,
             maximize=hps.maximize,
             stopping_metric=hps.cv_stopping_metric,
             stopping_maximize=hps.cv_stopping_metric in MAXIMIZED_METRICS,

@@ -276,6 +276,21 @@ def test_given_scale_pos_weight_is_used_as_is(job: Job) -> None:
 # -- cross-validation on small data --------------------------------------------------------
 
 
+def test_the_folds_run_for_cv_num_round_whatever_num_round_says(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    argv = ["--num_round", "200", "--eta", "0.01", "--cv_max_rows", "1000", "--cv_num_round", "7"]
+
+    train.main(argv)
+
+    cv = job.metrics["cross_validation"]
+    assert cv["rounds"] == 7  # a learning rate this low still improves at round 7
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    assert booster.num_boosted_rounds() == 7
+
+
 def test_small_data_is_scored_by_cross_validation_and_trained_on_train_plus_validation(
     job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -339,7 +354,8 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
     # deep trees at a high learning rate, stopped on AUC: overconfident raw scores to calibrate
     argv = ["--num_round", "60", "--eta", "0.6", "--max_depth", "8", "--min_child_weight", "0.1"]
 
-    train.main([*argv, "--cv_max_rows", "1000", "--cv_folds", "4", "--cv_stopping_metric", "auc"])
+    cv = ["--cv_max_rows", "1000", "--cv_folds", "4", "--cv_num_round", "60"]
+    train.main([*argv, *cv, "--cv_stopping_metric", "auc"])
 
     calibrator = calibration.load(job.model_dir)
     assert calibrator is not None and calibrator.method == "platt"  # the default
