@@ -333,6 +333,43 @@ class BatchConfig(_Strict):
         return _check_instance_type(value)
 
 
+class JobSize(_Strict):
+    """A stage's size for one of the pipeline's jobs; unset: the top-level section's."""
+
+    instance_type: str | None = None
+    instance_count: int | None = Field(None, ge=1, le=MAX_PROCESSING_INSTANCES)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        return None if value is None else _check_instance_type(value)
+
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class EvaluationSize(_Strict):
+    instance_type: str | None = None
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        return None if value is None else _check_instance_type(value)
+
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class StageJobs(_Strict):
+    """Per-stage instance types and counts of the training pipeline's jobs, over the
+    top-level preprocess, training and evaluation sections (prod on a large book, say,
+    with more preprocessing hosts than dev)."""
+
+    preprocess: JobSize = JobSize()
+    training: JobSize = JobSize()
+    evaluation: EvaluationSize = EvaluationSize()
+
+
 class RetrainConfig(_Strict):
     """The retrain trigger's debounce and its schedule (lambda/README.md)."""
 
@@ -364,6 +401,7 @@ class StageConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     batch: BatchConfig = BatchConfig()
+    jobs: StageJobs = StageJobs()
     retrain: RetrainConfig = RetrainConfig()
 
     @model_validator(mode="after")
@@ -419,13 +457,30 @@ class BoostlineConfig(_Strict):
     @model_validator(mode="after")
     def _hosts_have_shards(self) -> BoostlineConfig:
         # ShardedByS3Key hands out whole files: each training host needs a shard.
-        if self.preprocess.train_shards < self.training.instance_count:
-            raise ValueError(
-                f"preprocess.train_shards ({self.preprocess.train_shards}) is below "
-                f"training.instance_count ({self.training.instance_count}): some training "
-                "hosts would get no data"
-            )
+        counts = {"training.instance_count": self.training.instance_count}
+        for name, stage in self.stages.items():
+            count = stage.jobs.training.instance_count
+            if count is not None:
+                counts[f"stages.{name}.jobs.training.instance_count"] = count
+        for key, count in counts.items():
+            if self.preprocess.train_shards < count:
+                raise ValueError(
+                    f"preprocess.train_shards ({self.preprocess.train_shards}) is below "
+                    f"{key} ({count}): some training hosts would get no data"
+                )
         return self
+
+    def for_stage(self, name: str) -> BoostlineConfig:
+        """This config with the stage's job sizes (stages.<name>.jobs) in place of the
+        top-level ones: what that stage's pipeline runs on."""
+        jobs = self.stage(name).jobs
+        return self.model_copy(
+            update={
+                "preprocess": self.preprocess.model_copy(update=jobs.preprocess.settings()),
+                "training": self.training.model_copy(update=jobs.training.settings()),
+                "evaluation": self.evaluation.model_copy(update=jobs.evaluation.settings()),
+            }
+        )
 
     def stage(self, name: str) -> StageConfig:
         if name not in self.stages:

@@ -215,6 +215,7 @@ def sized_steps(config: BoostlineConfig, rows: int) -> list[SizedStep]:
 
 def sized_run_lines(config: BoostlineConfig, stage: str, rows: int) -> list[Line]:
     """One pipeline run on a book of `rows` rows, step by step."""
+    config = config.for_stage(stage)  # the stage's job sizes (stages.<name>.jobs)
     region = config.stage(stage).region
     lines = []
     for step in sized_steps(config, rows):
@@ -250,6 +251,7 @@ def idle_lines(config: BoostlineConfig, stage: str) -> list[Line]:
 
 
 def run_lines(config: BoostlineConfig, stage: str) -> list[Line]:
+    config = config.for_stage(stage)  # the stage's job sizes (stages.<name>.jobs)
     region = config.stage(stage).region
     processing = config.preprocess.instance_type
     evaluation = config.evaluation.instance_type

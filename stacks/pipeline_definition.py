@@ -188,6 +188,7 @@ def build_definition(
     """The pipeline definition as a dict (JSON-ready), built offline with the SDK."""
     from training_scripts.train import METRIC_DEFINITIONS
 
+    config = config.for_stage(stage)  # the stage's job sizes (stages.<name>.jobs)
     stage_config = config.stage(stage)
     region = stage_config.region
     session = sagemaker_offline.offline_session(region)

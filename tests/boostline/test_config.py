@@ -9,6 +9,8 @@ import pytest
 from boostline.cli import main
 from boostline.config import DEFAULT_CONFIG, ConfigError, load_config
 
+DEV_RETRAIN = "    retrain:\n      min_new_files: 1\n"
+
 
 def _config_text(**replacements: str) -> str:
     schema = load_config().schema_path()
@@ -210,3 +212,43 @@ def test_evaluation_and_batch_have_their_own_instance_types(tmp_path: Path) -> N
     assert sized.preprocess.instance_type == "ml.m5.xlarge"
     assert sized.stage("dev").batch.instance_type == "ml.c5.xlarge"
     assert sized.stage("prod").batch.instance_type == "ml.m5.xlarge"
+
+
+def test_a_stage_sizes_its_jobs_over_the_top_level_sections(tmp_path: Path) -> None:
+    path = tmp_path / "boostline.yaml"
+    path.write_text(
+        _config_text(
+            **{
+                DEV_RETRAIN: "    jobs: {preprocess: {instance_count: 3},"
+                " training: {instance_type: ml.c5.2xlarge}}\n" + DEV_RETRAIN
+            }
+        )
+    )
+    config = load_config(path)
+    dev, prod = config.for_stage("dev"), config.for_stage("prod")
+    assert dev.preprocess.instance_count == 3 and dev.training.instance_type == "ml.c5.2xlarge"
+    assert dev.training.instance_count == config.training.instance_count  # not set: kept
+    assert prod.preprocess.instance_count == config.preprocess.instance_count
+    assert prod.training.instance_type == config.training.instance_type
+
+
+def test_a_stage_with_more_training_hosts_than_shards_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "boostline.yaml"
+    path.write_text(
+        _config_text(**{DEV_RETRAIN: "    jobs: {training: {instance_count: 5}}\n" + DEV_RETRAIN})
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "below stages.dev.jobs.training.instance_count (5)" in str(error.value)
+
+
+def test_a_stage_job_size_is_checked_like_the_top_level_one(tmp_path: Path) -> None:
+    path = tmp_path / "boostline.yaml"
+    path.write_text(
+        _config_text(
+            **{DEV_RETRAIN: "    jobs: {preprocess: {instance_type: m5.large}}\n" + DEV_RETRAIN}
+        )
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "stages.dev.jobs.preprocess.instance_type" in str(error.value)

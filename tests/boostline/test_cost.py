@@ -213,3 +213,21 @@ def test_a_small_book_pays_for_cross_validation(config: BoostlineConfig) -> None
     assert _steps(off, small)["Tune"].hours == pytest.approx(
         OVERHEAD_HOURS + work[large] * small / large
     )
+
+
+def test_a_stage_is_priced_on_its_own_job_sizes(config: BoostlineConfig) -> None:
+    from boostline.config import JobSize, StageJobs
+
+    prod = config.stage("prod").model_copy(
+        update={"jobs": StageJobs(preprocess=JobSize(instance_count=4))}
+    )
+    sized = config.model_copy(update={"stages": {**config.stages, "prod": prod}})
+    rows = 5_000_000
+
+    def detail(cfg: BoostlineConfig, stage: str) -> str:
+        return {line.item: line.detail for line in sized_run_lines(cfg, stage, rows)}["Preprocess"]
+
+    assert detail(sized, "prod").startswith("4 x ")
+    assert detail(sized, "dev") == detail(config, "dev")  # dev keeps the top-level size
+    fixed = {line.item: line.detail for line in run_lines(sized, "prod")}
+    assert " x 4 x " in fixed["Preprocess"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from stacks import pipeline_definition as pd
 from stacks import sagemaker_offline
@@ -459,3 +461,34 @@ def test_preprocess_refuses_more_training_hosts_than_shards(dev, step):
     }
     shards = args[args.index("--train-shards") + 1]
     assert shards == str(dev.config.preprocess.train_shards)
+
+
+def test_a_stage_sizes_its_own_jobs(tmp_path):
+    from boostline.config import load_config
+    from stacks.naming import names_for
+
+    repo = Path(__file__).resolve().parents[2]
+    raw = yaml.safe_load((repo / "config" / "boostline.yaml").read_text())
+    raw["dataset_schema"] = str(repo / "boostline" / "data" / "loan_schema.yaml")
+    raw["stages"]["prod"]["jobs"] = {
+        "preprocess": {"instance_type": "ml.m5.2xlarge", "instance_count": 4},
+        "training": {"instance_count": 3},
+        "evaluation": {"instance_type": "ml.m5.4xlarge"},
+    }
+    path = tmp_path / "boostline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    refs = pd.DefinitionRefs.placeholders(source_key="a.tar.gz", schema_key="b.yaml")
+    defaults = {}
+    for stage in ("dev", "prod"):
+        definition = pd.build_definition(config, stage, names_for(config, stage), refs)
+        defaults[stage] = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert defaults["prod"]["ProcessingInstanceType"] == "ml.m5.2xlarge"
+    assert defaults["prod"]["ProcessingInstanceCount"] == 4
+    assert defaults["prod"]["TrainingInstanceCount"] == 3
+    assert defaults["prod"]["TrainingInstanceType"] == config.training.instance_type  # unset
+    assert defaults["prod"]["EvaluationInstanceType"] == "ml.m5.4xlarge"
+    # dev keeps the top-level sizes
+    assert defaults["dev"]["ProcessingInstanceType"] == config.preprocess.instance_type
+    assert defaults["dev"]["ProcessingInstanceCount"] == config.preprocess.instance_count
+    assert defaults["dev"]["TrainingInstanceCount"] == config.training.instance_count
