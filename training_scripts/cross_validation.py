@@ -102,7 +102,8 @@ def cross_validate(
         if early_stopping_rounds is not None and iteration - best[0] >= early_stopping_rounds:
             break
     if best[0] < 0 or math.isnan(best[2]):
-        raise ValueError(f"cross-validation gave no {metric} score (a fold with one class?)")
+        missing = stop if best[0] < 0 and stop else metric
+        raise ValueError(f"cross-validation gave no {missing} score (a fold with one class?)")
     rounds = best[0] + 1
     out_of_fold = np.empty(data.num_row(), dtype=np.float64)
     for f, (booster, _, test) in enumerate(packs):

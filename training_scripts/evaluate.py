@@ -11,14 +11,12 @@ Inputs (defaults under /opt/ml/processing/input/<name>):
                          preprocessing run on N hosts, test-<host>.csv and
                          test_meta-<host>.csv per host (read in host order)
   --train-dir            train-*.csv shards (label first, no header)
-  --training-sample-rows the training and validation rows held in memory: a seeded
-                         uniform sample (row_sample.py) that the logistic baseline, the
-                         score PSI and the baseline's distributions read; rows, counts
-                         and moments are exact over every row (training_statistics.py)
+  --training-sample-rows the training rows held in memory, and as many validation rows:
+                         seeded uniform samples (row_sample.py) that the logistic
+                         baseline, the score PSI and the baseline's distributions read;
+                         rows, counts and moments are exact over every row
+                         (training_statistics.py)
 
-Every CSV is read in blocks of BATCH_BYTES and scored block by block, so memory grows
-with the sample sizes and with one label and a few scores per test row, not with the
-files; the bootstrap resamples those per-row scores.
   --manifest-dir         feature_manifest.json; default: the one in the model
   --champion-model-dir   the approved model's model.tar.gz; empty/missing = none
   --pipeline-execution-id, --pipeline-execution-arn, --model-package-group
@@ -27,6 +25,10 @@ files; the bootstrap resamples those per-row scores.
                          (sagemaker:DescribeHyperParameterTuningJob and
                          ListTrainingJobsForHyperParameterTuningJob); without it, or when
                          the API cannot be reached, the lineage says "not recorded"
+
+Every CSV is read in blocks of BATCH_BYTES and scored block by block, so memory grows
+with the samples' sizes and with one label and a few scores per test row, not with the
+files; the bootstrap resamples those per-row scores.
 
 Outputs under --output-dir (default /opt/ml/processing/output):
   evaluation/evaluation.json   SageMaker model-quality format
@@ -110,7 +112,9 @@ FOUR_FIFTHS = 0.8
 # sample, which the logistic baseline, the score PSI and the baseline's distributions
 # read; counts and moments are exact over every row (training_statistics.py).
 TRAINING_SAMPLE_ROWS = 200_000
-BATCH_BYTES = 8 << 20  # CSV bytes parsed at a time: memory per batch, not per file
+# CSV bytes parsed at a time. pyarrow's streaming reader reads blocks ahead of a slow
+# consumer (scoring is one), so memory is a few blocks, not one: kept small.
+BATCH_BYTES = 1 << 20
 MISSING_GROUP = "(missing)"
 MIN_CORRELATION_ROWS = 30
 
@@ -295,7 +299,7 @@ def load_manifest(path: Path | None, model: Model) -> dict[str, Any]:
     return _read_json(file, "feature manifest")
 
 
-def _arrow_reason(exc: Exception) -> str:
+def _arrow_reason(exc: Exception, numbers: bool = True) -> str:
     """pyarrow's reason without the row text it quotes (the rows may hold personal data)."""
     text = str(exc)
     for pattern in (r"Expected \d+ columns, got \d+", r"[Ee]mpty CSV file"):
@@ -304,7 +308,8 @@ def _arrow_reason(exc: Exception) -> str:
             return found.group(0)
     column = re.search(r"column #(\d+)", text)
     if column:
-        return f"column {int(column.group(1)) + 1} holds values that are not numbers"
+        what = "values that are not numbers" if numbers else "values that cannot be read"
+        return f"column {int(column.group(1)) + 1} holds {what}"
     return text.split(":", 1)[0]
 
 
@@ -459,7 +464,7 @@ def read_meta(path: Path, rows: int, columns: list[str] | None = None) -> dict[s
                 column_types={name: pa.string() for name in header},
                 null_values=[""],
                 strings_can_be_null=True,
-                include_columns=wanted,
+                include_columns=wanted or header[:1],  # [] would read every column
             ),
         )
         parts: dict[str, list[Groups]] = {name: [] for name in wanted}
@@ -469,7 +474,8 @@ def read_meta(path: Path, rows: int, columns: list[str] | None = None) -> dict[s
             for name in wanted:
                 parts[name].append(_groups(batch.column(name)))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"{path} cannot be read as CSV: {_arrow_reason(exc)}") from None
+        reason = _arrow_reason(exc, numbers=False)
+        raise EvaluationError(f"{path} cannot be read as CSV: {reason}") from None
     if count != rows:
         raise EvaluationError(
             f"{path} has {count} rows but its test rows number {rows}; "
@@ -1403,15 +1409,33 @@ def lineage(
 class FitRows:
     """What the evaluation keeps of the rows the candidate trained on."""
 
-    sample: Sample  # flags: True for a training row, False for a validation row
+    training: Sample  # a uniform sample of the training rows
+    validation: Sample | None  # ... and of the validation rows, as many at most
     statistics: ts.StatisticsAccumulator  # exact totals of the training rows
-    training_rows: int
     training_defaults: int
     validation_labels: np.ndarray | None
     validation_scores: np.ndarray | None  # the candidate's, where the threshold is chosen
 
-    def training_sample(self) -> np.ndarray:
-        return self.sample.features[self.sample.flags]
+    @property
+    def training_rows(self) -> int:
+        return self.training.seen
+
+    def baseline_rows(self, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(labels, features, rows they stand for) the logistic baseline is fitted on:
+        the training sample and validation rows in their share of the whole; while all
+        rows fit, every training row then every validation row."""
+        t, v = self.training, self.validation
+        if v is None:
+            return t.labels, t.features, t.seen
+        want = min(len(v.labels), round(len(t.labels) * v.seen / t.seen))
+        pick = np.arange(len(v.labels))
+        if want < len(v.labels):
+            pick = np.sort(np.random.default_rng(seed).choice(len(v.labels), want, replace=False))
+        return (
+            np.concatenate([t.labels, v.labels[pick]]),
+            np.concatenate([t.features, v.features[pick]]),
+            t.seen + v.seen,
+        )
 
 
 def read_fit_rows(
@@ -1421,29 +1445,36 @@ def read_fit_rows(
     kinds: list[str],
     score_validation: bool,
 ) -> FitRows:
-    """Stream the training and validation rows once: a uniform sample of both, exact
+    """Stream the training and validation rows once: uniform samples of each, exact
     training totals, and the candidate's validation scores when they are needed."""
-    reservoir = RowReservoir(args.training_sample_rows, args.seed)
+    training = RowReservoir(args.training_sample_rows, args.seed)
     totals = ts.StatisticsAccumulator(kinds)
-    rows = defaults = 0
+    defaults = 0
     for file in training_files(args.train_dir):
         for labels, features in iter_labelled_csv(file, n_features, "training data"):
-            reservoir.add(labels, features, True)
+            training.add(labels, features)
             totals.add(features)
-            rows += len(labels)
             defaults += int(labels.sum())
-    val_labels = val_scores = None
+    validation = val_labels = val_scores = None
     if args.validation_dir and split_files(args.validation_dir, "validation"):
+        validation = RowReservoir(args.training_sample_rows, args.seed + 1)
         label_parts, score_parts = [], []
         for file in split_files(args.validation_dir, "validation"):
             for labels, features in iter_labelled_csv(file, n_features, "validation"):
-                reservoir.add(labels, features, False)
+                validation.add(labels, features)
                 label_parts.append(labels)
                 if score_validation:
                     score_parts.append(predict(model, features, args.nthread))
         val_labels = np.concatenate(label_parts)
         val_scores = np.concatenate(score_parts) if score_parts else None
-    return FitRows(reservoir.rows(), totals, rows, defaults, val_labels, val_scores)
+    return FitRows(
+        training=training.rows(),
+        validation=validation.rows() if validation is not None else None,
+        statistics=totals,
+        training_defaults=defaults,
+        validation_labels=val_labels,
+        validation_scores=val_scores,
+    )
 
 
 @dataclass(frozen=True)
@@ -1481,7 +1512,7 @@ def score_test_set(
             shap.add(labels, features)
             rows += len(labels)
         rows_per_file.append(rows)
-    meta = read_split_meta(files, rows_per_file, sensitive) if sensitive else None
+    meta = read_split_meta(files, rows_per_file, sensitive)
     return TestSet(
         labels=np.concatenate(labels_),
         scores=np.concatenate(scores),
@@ -1524,20 +1555,22 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         sensitive = list(manifest.get("sensitive", []))
         check_model_matches(model, names)
         champion = load_champion(args.champion_model_dir, scratch, manifest, names)
+        required_split_files(args.test_dir, "test", "test data")  # before the long passes
         fit_rows = read_fit_rows(args, model, len(names), kinds, model.holdout is None)
         lap("load")
 
         # the baseline is fitted on the rows the candidate trained on (train, and
         # validation, which a small-data model trains on too): their sample
+        fit_labels, fit_features, represented = fit_rows.baseline_rows(args.seed)
         fitted = lr_baseline.fit(
-            fit_rows.sample.labels.astype(np.float64),
-            fit_rows.sample.features,
+            fit_labels.astype(np.float64),
+            fit_features,
             [k == "categorical" for k in kinds],
             seed=args.seed,
         )
         log(
             f"logistic-regression baseline: C {fitted.C:g}, fitted on {fitted.rows} of "
-            f"{fit_rows.sample.seen} rows"
+            f"{represented} rows"
         )
         lap("logistic_baseline_fit")
         test = score_test_set(args, model, champion, fitted, len(names), sensitive)
@@ -1597,7 +1630,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             model, test.shap_rows, names, kinds, categories, len(test.shap_rows), args.nthread
         )
         lap("explanations")
-        training_sample = fit_rows.training_sample()
+        training_sample = fit_rows.training.features
         credit = credit_risk_section(
             model,
             labels,

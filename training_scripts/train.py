@@ -1273,7 +1273,13 @@ def _train_with_scratch(
     spw = hps.scale_pos_weight
     params = hps.xgb_params(nthread, spw)
     stopping = hps.early_stopping_rounds if dvalid is not None else None
-    marked = {**params, "cv_folds": hps.cv_folds} if use_cv else params
+    cv_settings = {
+        "cv_folds": hps.cv_folds,
+        "cv_num_round": hps.cv_num_round,
+        "cv_early_stopping_rounds": hps.cv_early_stopping_rounds,
+        "cv_stopping_metric": hps.cv_stopping_metric,
+    }
+    marked = {**params, **cv_settings} if use_cv else params
     if types is not None:
         marked = {**marked, "categorical": hps.categorical}
     mark = fingerprint(train_data, valid_data, names, summary, marked, stopping, job, rank)

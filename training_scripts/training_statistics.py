@@ -5,8 +5,10 @@ present and missing values, type counts, sum, mean, standard deviation, minimum 
 maximum of each numerical feature, and the count of every category. The numerical
 distributions (the histogram and the KLL-shaped sketch of data_quality.py) come from a
 uniform row sample (row_sample.py); histogram counts are scaled to the rows present and
-its edges span the exact minimum and maximum. While the training rows fit the sample,
-the result is the one data_quality.compute_statistics gives on all of them.
+its edges span the exact minimum and maximum; the sketch's weights add up to the sampled
+rows (`boostline.distribution_sample_rows`), which its CDF does not depend on. While the
+training rows fit the sample, the result is the one data_quality.compute_statistics gives
+on all of them, to rounding (sums are merged block by block).
 
 Runs in the sagemaker-xgboost image (numpy only, beside data_quality.py).
 """
@@ -126,9 +128,11 @@ class StatisticsAccumulator:
         if lo == hi:
             return [{"lower_bound": lo, "upper_bound": hi, "count": float(present)}]
         numbers = sampled[~np.isnan(sampled)]
+        if not len(numbers):  # present in the data, never in the sample: one bucket
+            return [{"lower_bound": lo, "upper_bound": hi, "count": float(present)}]
         edges = np.linspace(lo, hi, dq.HISTOGRAM_BUCKETS + 1)
         counts, _ = np.histogram(numbers, bins=edges)
-        scale = present / len(numbers) if len(numbers) else 0.0
+        scale = present / len(numbers)
         return [
             {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": c}
             for i, c in enumerate((counts * scale).tolist())

@@ -96,6 +96,8 @@ def tune(
     def run(number: int, hps: dict[str, HyperparameterValue]) -> Trial:
         started = time.time()
         value, detail = run_trial(number, hps)
+        if value is not None and not math.isfinite(value):
+            value, detail = None, f"objective {value} is not a number; {detail}"
         status = "Completed" if value is not None else "Failed"
         return Trial(number, hps, value, status, detail, started=started, ended=time.time())
 
@@ -109,7 +111,12 @@ def tune(
                 ot = study.ask()
                 hps = {name: suggest(ot, name, spec) for name, spec in ranges}
                 batch.append((ot, pool.submit(run, ot.number, hps)))
-            for ot, future in batch:
+            # every trial of the round is recorded before an error in one of them surfaces
+            errors = [future.exception() for _, future in batch]
+            for (ot, future), error in zip(batch, errors, strict=True):
+                if error is not None:
+                    study.tell(ot, state=optuna.trial.TrialState.FAIL)
+                    continue
                 record = future.result()
                 trials.append(record)
                 if on_trial:
@@ -118,6 +125,9 @@ def tune(
                     study.tell(ot, state=optuna.trial.TrialState.FAIL)
                 else:
                     study.tell(ot, record.objective)
+            first = next((error for error in errors if error is not None), None)
+            if first is not None:
+                raise first
     done = [t for t in trials if t.objective is not None]
     if not done:
         reasons = "; ".join(sorted({t.detail for t in trials})[:3])

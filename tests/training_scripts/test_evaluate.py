@@ -780,3 +780,30 @@ def test_a_sampled_training_set_keeps_exact_counts(
         assert sampled["boostline"]["distribution_sample_rows"] == 1000
         block = "numerical_statistics" if "numerical_statistics" in whole else "string_statistics"
         assert sampled[block]["common"] == whole[block]["common"]
+
+
+def test_the_baseline_fits_validation_rows_in_their_share_of_the_whole() -> None:
+    from training_scripts.row_sample import RowReservoir
+    from training_scripts.training_statistics import StatisticsAccumulator
+
+    def sample(rows: int, capacity: int, value: float, seed: int) -> object:
+        reservoir = RowReservoir(capacity, seed)
+        reservoir.add(np.zeros(rows, np.int8), np.full((rows, 1), value))
+        return reservoir.rows()
+
+    def fit_rows(train: int, validation: int, capacity: int) -> ev.FitRows:
+        return ev.FitRows(
+            training=sample(train, capacity, 0.0, 1),
+            validation=sample(validation, capacity, 1.0, 2),
+            statistics=StatisticsAccumulator(["numerical"]),
+            training_defaults=0,
+            validation_labels=None,
+            validation_scores=None,
+        )
+
+    labels, features, represented = fit_rows(8_000, 2_000, 1_000).baseline_rows(seed=0)
+    assert represented == 10_000
+    assert (features[:, 0] == 0).sum() == 1_000 and (features[:, 0] == 1).sum() == 250
+    # while every row fits: all training rows, then all validation rows
+    labels, features, represented = fit_rows(80, 20, 1_000).baseline_rows(seed=0)
+    assert list(features[:, 0]) == [0.0] * 80 + [1.0] * 20 and represented == 100

@@ -90,3 +90,17 @@ def test_a_sampled_baseline_counts_every_row_exactly() -> None:
 def test_the_accumulator_refuses_rows_of_another_width() -> None:
     with pytest.raises(ValueError, match="3 feature columns"):
         StatisticsAccumulator(KINDS).add(np.zeros((4, 2)))
+
+
+def test_a_column_present_in_the_data_but_not_in_the_sample_keeps_its_count() -> None:
+    x = _rows(2_000, seed=2)
+    x[:, 0] = np.nan
+    x[5, 0] = 123.0  # one value, which a small sample misses
+    totals, sample = StatisticsAccumulator(KINDS), RowReservoir(10, seed=0)
+    totals.add(x)
+    sample.add(np.zeros(len(x)), x)
+    kept = sample.rows()
+    assert 5 not in kept.index
+    income = totals.statistics(kept.features, NAMES, categories=CATEGORIES)["features"][0]
+    buckets = income["numerical_statistics"]["distribution"]["kll"]["buckets"]
+    assert buckets == [{"lower_bound": 123.0, "upper_bound": 123.0, "count": 1.0}]

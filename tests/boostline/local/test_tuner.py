@@ -73,3 +73,26 @@ def test_failed_trials_are_kept_and_the_best_completed_one_wins() -> None:
 def test_all_failed_trials_fail_the_tuning_with_their_reason() -> None:
     with pytest.raises(TuningFailed, match="all 8 tuning trials failed: no metric"):
         tune(_config(), lambda number, hps: (None, "no metric"))
+
+
+def test_a_trial_without_a_finite_objective_is_failed() -> None:
+    def run_trial(number: int, hps: dict) -> tuple[float | None, str]:
+        return (float("nan") if number == 0 else float(number)), "ok"
+
+    result = tune(_config(max_jobs=3, max_parallel_jobs=1), run_trial)
+    assert result.trials[0].status == "Failed" and "not a number" in result.trials[0].detail
+    assert result.best.number == 2
+
+
+def test_an_error_in_a_trial_surfaces_after_its_round_is_recorded() -> None:
+    seen: list[int] = []
+
+    def run_trial(number: int, hps: dict) -> tuple[float | None, str]:
+        if number == 4:
+            raise RuntimeError("the trial's job could not start")
+        time.sleep(0.01)
+        return float(number), "ok"
+
+    with pytest.raises(RuntimeError, match="could not start"):
+        tune(_config(), run_trial, on_trial=lambda t: seen.append(t.number))
+    assert seen == [0, 1, 2, 3, 5]  # the round of trials 3-5 was recorded but for 4
