@@ -333,22 +333,10 @@ class BatchConfig(_Strict):
         return _check_instance_type(value)
 
 
-class JobSize(_Strict):
-    """A stage's size for one of the pipeline's jobs; unset: the top-level section's."""
-
-    instance_type: str | None = None
-    instance_count: int | None = Field(None, ge=1, le=MAX_PROCESSING_INSTANCES)
-
-    @field_validator("instance_type")
-    @classmethod
-    def _instance_type(cls, value: str | None) -> str | None:
-        return None if value is None else _check_instance_type(value)
-
-    def settings(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
 class EvaluationSize(_Strict):
+    """A stage's instance type for one of the pipeline's jobs; unset: the top-level
+    section's."""
+
     instance_type: str | None = None
 
     @field_validator("instance_type")
@@ -358,6 +346,12 @@ class EvaluationSize(_Strict):
 
     def settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class JobSize(EvaluationSize):
+    """... and its instance count."""
+
+    instance_count: int | None = Field(None, ge=1, le=MAX_PROCESSING_INSTANCES)
 
 
 class StageJobs(_Strict):
