@@ -21,7 +21,6 @@ class Sample:
     index: np.ndarray  # arrival position of each kept row, ascending
     labels: np.ndarray
     features: np.ndarray
-    flags: np.ndarray  # bool per kept row, as passed to add()
     seen: int  # rows offered in all
 
 
@@ -32,7 +31,7 @@ class RowReservoir:
         self.capacity = capacity
         self._rng = np.random.default_rng(seed)
         self._seen = 0
-        # (keys, index, labels, features, flags) blocks, compacted to `capacity` rows once
+        # (keys, index, labels, features) blocks, compacted to `capacity` rows once
         # they hold twice that: each row is copied a bounded number of times
         self._parts: list[tuple[np.ndarray, ...]] = []
         self._held = 0
@@ -42,7 +41,7 @@ class RowReservoir:
     def seen(self) -> int:
         return self._seen
 
-    def add(self, labels: np.ndarray, features: np.ndarray, flag: bool = True) -> None:
+    def add(self, labels: np.ndarray, features: np.ndarray) -> None:
         n = len(labels)
         keys = self._rng.random(n)  # drawn for every row, so the sample is seed-determined
         index = np.arange(self._seen, self._seen + n, dtype=np.int64)
@@ -52,34 +51,32 @@ class RowReservoir:
             keys, index, labels, features = keys[take], index[take], labels[take], features[take]
         if not len(keys):
             return
-        flags = np.full(len(keys), flag, dtype=bool)
-        self._parts.append((keys, index, labels.copy(), features.copy(), flags))
+        self._parts.append((keys, index, labels.copy(), features.copy()))
         self._held += len(keys)
         if self._held > 2 * self.capacity:
             self._compact()
 
     def _compact(self) -> None:
-        keys, index, labels, features, flags = (
-            np.concatenate([part[i] for part in self._parts]) for i in range(5)
+        keys, index, labels, features = (
+            np.concatenate([part[i] for part in self._parts]) for i in range(4)
         )
         if len(keys) > self.capacity:
             keep = np.argpartition(keys, self.capacity - 1)[: self.capacity]
             keys, index, labels = keys[keep], index[keep], labels[keep]
-            features, flags = features[keep], flags[keep]
+            features = features[keep]
             self._worst = float(keys.max())
-        self._parts = [(keys, index, labels, features, flags)]
+        self._parts = [(keys, index, labels, features)]
         self._held = len(keys)
 
     def rows(self) -> Sample:
         if not self._parts:
             raise ValueError("no rows were added to the sample")
         self._compact()
-        _, index, labels, features, flags = self._parts[0]
+        _, index, labels, features = self._parts[0]
         order = np.argsort(index, kind="stable")
         return Sample(
             index=index[order],
             labels=labels[order],
             features=features[order],
-            flags=flags[order],
             seen=self._seen,
         )

@@ -12,7 +12,7 @@ def _offer(reservoir: RowReservoir, n: int, batch: int) -> None:
     rows = np.arange(n, dtype=np.float64)
     for start in range(0, n, batch):
         part = rows[start : start + batch]
-        reservoir.add(part.astype(np.int8) % 2, part[:, None], flag=(start // batch) % 2 == 0)
+        reservoir.add(part.astype(np.int8) % 2, part[:, None])
 
 
 def test_rows_that_fit_come_back_whole_in_arrival_order() -> None:
@@ -33,14 +33,6 @@ def test_capacity_bounds_the_sample_and_batching_does_not_change_it() -> None:
     np.testing.assert_array_equal(a.index, b.index)
     np.testing.assert_array_equal(a.features[:, 0], a.index)  # rows stay with their index
     assert np.all(np.diff(a.index) > 0)
-
-
-def test_flags_travel_with_their_rows() -> None:
-    reservoir = RowReservoir(200, seed=1)
-    _offer(reservoir, 5_000, 100)
-    sample = reservoir.rows()
-    expected = (sample.index // 100) % 2 == 0
-    np.testing.assert_array_equal(sample.flags, expected)
 
 
 def test_every_row_is_equally_likely() -> None:
