@@ -1,4 +1,4 @@
-"""A channel's CSV shards read in bounded batches, for XGBoost's quantile matrices.
+"""A channel's CSV shards read in bounded batches, for XGBoost's external-memory matrices.
 
 `stream_csv` reads one headerless CSV file (label first, numeric features after it, an
 empty field a missing value) a block at a time with pyarrow's streaming reader. A `Spool`
@@ -6,9 +6,8 @@ keeps what was parsed as raw float32 on local disk: XGBoost reads its data sever
 (four passes to build an ExtMemQuantileDMatrix in 3.0.5), and reading the spool back costs
 a fraction of parsing the CSV again; it hands the rows back in batches of about
 `BATCH_BYTES` of features, and `ShardIterator` passes those to
-`xgboost.ExtMemQuantileDMatrix`, which sketches them and pages them to its cache on disk
-(peak memory is then a few batches, whatever the number of rows), or, without a cache
-prefix, to `xgboost.QuantileDMatrix`, which keeps only their binned index in memory. Runs in the
+`xgboost.ExtMemQuantileDMatrix`, which sketches them and pages them to its cache on disk.
+Peak memory is then a few batches, whatever the number of rows. Runs in the
 sagemaker-xgboost 3.0-5 image.
 """
 
@@ -97,7 +96,7 @@ class ShardIterator(xgb.DataIter):
     def __init__(
         self,
         source: Callable[[], Iterator[Batch]],
-        cache_prefix: str | None,
+        cache_prefix: str,
         feature_names: Sequence[str] | None = None,
         feature_types: Sequence[str] | None = None,
     ) -> None:

@@ -51,19 +51,15 @@ codes); the booster stores that in its trees, so inference.py scores the same fl
 either way. An unseen category (open list) or a missing one is encoded as missing, here
 and at the endpoint alike, and takes each split's default branch.
 
-Memory: with tree_method hist (the default) every host parses its channels once, in
-bounded blocks, into a float32 spool on local disk (shard_iterator.py), in a hidden folder
-beside the channels (BOOSTLINE_SCRATCH_DIR moves it) removed at the end, and builds
-quantile matrices over it batch by batch (quantile sketches merged through the
-collective): an xgboost.QuantileDMatrix in memory holds only the binned index, about a
-byte a feature a row, never the rows as floats. Data larger than memory
-(`external_memory`: auto, the default, on or off): with `auto`, when any host's train
-files exceed `external_memory_share` (0.25) of its RAM (or of its container's memory
-limit), every host trains from an xgboost.ExtMemQuantileDMatrix over the same spool,
-paging that index to the same folder (hist only), so peak memory stays flat in rows. The
-metric lines, the model format and the checkpoints (their data fingerprint too) are the
-same either way. Cross-validated (small) jobs and the other tree methods load the rows
-as arrays into a DMatrix.
+Data larger than memory (`external_memory`: auto, the default, on or off): with `auto`,
+when any host's train files exceed `external_memory_share` (0.25) of its RAM (or of its
+container's memory limit), every host parses its channels once, in bounded blocks, into a
+float32 spool on local disk and trains from an xgboost.ExtMemQuantileDMatrix built over it
+(shard_iterator.py; quantile sketches merged through the collective; hist only), paging to
+a hidden folder beside the channels (BOOSTLINE_SCRATCH_DIR moves it), removed at the end.
+Peak memory then stays flat in rows; the metric lines, the model format and the
+checkpoints (their data fingerprint too) are the in-memory ones. Cross-validated (small)
+jobs always train in memory.
 
 Checkpoints: rank 0 saves the booster every `checkpoint_interval` rounds under
 /opt/ml/checkpoints/<TRAINING_JOB_NAME>/ (SageMaker sets TRAINING_JOB_NAME and syncs the
@@ -1238,13 +1234,10 @@ def _train_with_scratch(
     started = time.perf_counter()
     nthread = hps.nthread or job.num_cpus
     external = uses_external_memory(hps, job, rank)
-    # hist trains from quantile matrices built over the spooled batches: in memory only the
-    # binned index (a byte a cell) and a batch, not the rows as floats two or three times.
-    spooled = external or hps.tree_method == "hist"
 
     def read(name: str) -> Channel:
         directory = job.channels[name]
-        return scan_channel(directory, scratch / name) if spooled else load_channel(directory)
+        return scan_channel(directory, scratch / name) if external else load_channel(directory)
 
     train_data = read("train")
     valid_dir = job.channels.get("validation")
@@ -1254,8 +1247,8 @@ def _train_with_scratch(
     names = _shared_feature_names(job, summary.columns - 1)
     types = _shared_feature_types(job, hps, summary.columns - 1)
     use_cv = uses_cross_validation(hps, summary, rank, len(job.hosts))
-    if use_cv and spooled:  # the folds slice the rows: small data, loaded as arrays
-        if rank == 0 and external:
+    if use_cv and external:
+        if rank == 0:
             print("external memory: off, cross-validation trains in memory", flush=True)
         external = False
         train_data = load_channel(job.channels["train"])
@@ -1268,12 +1261,9 @@ def _train_with_scratch(
     elif isinstance(train_data, ChannelScan):
         max_bin = int(hps.booster.get("max_bin", DEFAULT_MAX_BIN))
         build = (summary.columns, names, types, nthread, max_bin)
-        pages = (
-            (scratch / "train-pages", scratch / "validation-pages") if external else (None, None)
-        )
-        dtrain = quantile_dmatrix(train_data, pages[0], *build)
+        dtrain = external_dmatrix(train_data, scratch / "train-pages", *build)
         if isinstance(valid_data, ChannelScan):
-            dvalid = quantile_dmatrix(valid_data, pages[1], *build, ref=dtrain)
+            dvalid = external_dmatrix(valid_data, scratch / "validation-pages", *build, ref=dtrain)
     else:
         dtrain = _dmatrix(train_data.with_columns(summary.columns), names, nthread, types)
         if isinstance(valid_data, Dataset):
@@ -1376,7 +1366,6 @@ def _train_with_scratch(
         "data_fingerprint": mark.data,
         "calibration": None if calibrator is None else calibration_summary(calibrator),
         "external_memory": external,
-        "training_matrix": type(dtrain).__name__,  # DMatrix, QuantileDMatrix, ExtMem...
         "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
         "load_seconds": round(load_seconds, 3),
         "train_seconds": round(train_seconds, 3),
@@ -1453,40 +1442,37 @@ def uses_external_memory(hps: Hyperparameters, job: JobEnv, rank: int) -> bool:
     return True
 
 
-def quantile_dmatrix(
+def external_dmatrix(
     data: ChannelScan,
-    cache: Path | None,
+    cache: Path,
     columns: int,
     names: list[str] | None,
     types: list[str] | None,
     nthread: int,
     max_bin: int,
     ref: xgb.DMatrix | None = None,
-) -> xgb.QuantileDMatrix | xgb.ExtMemQuantileDMatrix:
-    """The channel's spooled rows as a quantile matrix built batch by batch: paged to disk
-    under `cache` (external memory), or, without one, held in memory as its binned index.
+) -> xgb.ExtMemQuantileDMatrix:
+    """The channel's rows as an external-memory quantile matrix, paged under `cache`.
 
     On several hosts each builds its own from its files; the quantile sketches are merged
     through the collective, so every host's histogram bins are the same.
     """
+    cache.mkdir(parents=True, exist_ok=True)
     categorical = types is not None and "c" in types
     iterator = shard_iterator.ShardIterator(
         lambda: data.batches(columns),
-        cache_prefix=None if cache is None else str(cache / "cache"),
+        cache_prefix=str(cache / "cache"),
         feature_names=names,
         feature_types=types if categorical else None,
     )
-    options: dict[str, Any] = {
-        "missing": np.nan,
-        "nthread": nthread,
-        "max_bin": max_bin,
-        "ref": ref,
-        "enable_categorical": categorical,
-    }
-    if cache is None:
-        return xgb.QuantileDMatrix(iterator, **options)
-    cache.mkdir(parents=True, exist_ok=True)
-    return xgb.ExtMemQuantileDMatrix(iterator, **options)
+    return xgb.ExtMemQuantileDMatrix(
+        iterator,
+        missing=np.nan,
+        nthread=nthread,
+        max_bin=max_bin,
+        ref=ref,
+        enable_categorical=categorical,
+    )
 
 
 @dataclass(frozen=True)

@@ -806,48 +806,10 @@ def test_external_memory_trains_a_model_as_good_as_in_memory(
         booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
         scores[mode] = (auc_on(booster, job.root / "test" / "test.csv"), metrics)
     (in_memory, off), (external, on) = scores["off"], scores["on"]
-    assert (off["training_matrix"], on["training_matrix"]) == (
-        "QuantileDMatrix",
-        "ExtMemQuantileDMatrix",
-    )
     assert in_memory > 0.8 and external == pytest.approx(in_memory, abs=0.005)
     assert on["data_fingerprint"] == off["data_fingerprint"]
     assert on["calibration"]["fitted_on"]["rows"] == 1500
     # the page cache lives beside the channels while training, and goes with it
-    assert sorted(p.name for p in job.train_dir.parent.iterdir()) == ["train", "validation"]
-
-
-def test_hist_in_memory_trains_from_the_binned_spool_as_well_as_from_the_rows(
-    job: Job, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No float copy of the rows is held: a QuantileDMatrix over the spooled batches. Its
-    model scores as one trained on the same rows as a DMatrix does."""
-    write_csv(job.train_dir / "part-0.csv", 3000, seed=1)
-    write_csv(job.train_dir / "part-1.csv", 2000, seed=2)
-    add_validation(job, monkeypatch)
-    write_csv(job.root / "test" / "test.csv", 2000, seed=5)
-    small_batches(monkeypatch)
-    argv = ["--num_round", "40", "--max_depth", "3", "--eta", "0.2"]
-
-    train.main(argv)
-
-    metrics = job.metrics
-    assert metrics["training_matrix"] == "QuantileDMatrix" and metrics["external_memory"] is False
-    assert metrics["rows"] == 5000 and metrics["calibration"]["fitted_on"]["rows"] == 1500
-    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
-    rows, valid = train.load_channel(job.train_dir), train.load_channel(job.validation_dir)
-    hps = train.parse_hyperparameters(argv)
-    reference = xgb.train(
-        hps.xgb_params(2, hps.scale_pos_weight),
-        xgb.DMatrix(rows.features, label=rows.labels, missing=np.nan),
-        40,
-        evals=[(xgb.DMatrix(valid.features, label=valid.labels, missing=np.nan), "validation")],
-        early_stopping_rounds=hps.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    test = job.root / "test" / "test.csv"
-    assert auc_on(booster, test) == pytest.approx(auc_on(reference, test), abs=0.005)
-    # the spool lives beside the channels while training, and goes with it
     assert sorted(p.name for p in job.train_dir.parent.iterdir()) == ["train", "validation"]
 
 
@@ -887,7 +849,6 @@ def test_auto_keeps_tree_methods_other_than_hist_in_memory(
     write_csv(job.train_dir / "part-0.csv", 1000)
     train.main(["--num_round", "5", "--tree_method", "approx", "--external_memory_share", "1e-9"])
     assert job.metrics["external_memory"] is False
-    assert job.metrics["training_matrix"] == "DMatrix"
     assert "tree_method approx trains in memory only" in capsys.readouterr().out
     fail(["--num_round", "5", "--tree_method", "approx", "--external_memory", "on"])
     assert "hyperparameter 'external_memory': 'on' needs tree_method hist" in job.failure
@@ -901,7 +862,6 @@ def test_cross_validation_trains_in_memory_even_with_external_memory_on(
     train.main(["--num_round", "20", "--cv_max_rows", "1000", "--external_memory", "on"])
     assert job.metrics["cross_validation"]["rows_all_hosts"] == 800
     assert job.metrics["external_memory"] is False
-    assert job.metrics["training_matrix"] == "DMatrix"  # the folds slice the rows
     assert "external memory: off, cross-validation trains in memory" in capsys.readouterr().out
 
 
