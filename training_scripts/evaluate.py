@@ -52,7 +52,9 @@ Conventions: the positive class (label 1) is a default (bad loan). An
 application is predicted to default, and so rejected, when P(default) >=
 decision_threshold; "approved" means P(default) < decision_threshold. The
 confusion matrix is keyed actual label -> predicted label. Standard deviations
-come from a seeded bootstrap of the test set (the threshold held fixed).
+come from a seeded bootstrap of the test set (the threshold held fixed); above
+--bootstrap-max-rows (200,000) test rows, of a seeded sample of them, the spreads scaled
+to the whole test set (BootstrapRows).
 
 The logistic-regression baseline (baseline.py) is fitted on the training rows (and the
 validation rows, which a small-data model trains on too) and scored on the same test set;
@@ -592,6 +594,47 @@ def choose_threshold(
     return threshold_value(ranking.thresholds, index)
 
 
+def _index_at(thresholds: np.ndarray, threshold: float) -> int:
+    """The last distinct score at or above `threshold` (-1: none is)."""
+    return int(np.searchsorted(-thresholds, -threshold, side="right")) - 1
+
+
+# Above this many test rows the bootstrap resamples a seeded uniform sample of them (the
+# m-out-of-n bootstrap) and scales its spreads by sqrt(m / n): these statistics' spread
+# falls as 1 / sqrt(rows), and 100 resamples of millions of rows cost minutes for a third
+# digit of a standard deviation.
+BOOTSTRAP_MAX_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class BootstrapRows:
+    """The rows the bootstrap resamples: all of them, or a seeded sample of max_rows."""
+
+    index: np.ndarray | None  # None: every row
+    rows: int  # m, the rows each resample draws
+    total: int  # n, the test rows
+    scale: float  # sqrt(m / n): a sample's spread times this is the test set's
+
+    @classmethod
+    def of(cls, total: int, max_rows: int, seed: int) -> BootstrapRows:
+        if max_rows <= 0 or total <= max_rows:
+            return cls(None, total, total, 1.0)
+        rng = np.random.default_rng([seed, total])  # not the resamples' stream
+        index = np.sort(rng.choice(total, size=max_rows, replace=False))
+        return cls(index, max_rows, total, math.sqrt(max_rows / total))
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        return values if self.index is None else values[self.index]
+
+    def describe(self, samples: int, seed: int) -> dict[str, Any]:
+        return {
+            "samples": int(samples),
+            "seed": int(seed),
+            "rows": self.rows,
+            "of_rows": self.total,
+        }
+
+
 def _at(tp: np.ndarray, fp: np.ndarray, index: int) -> tuple[float, float]:
     return (0.0, 0.0) if index < 0 else (float(tp[index]), float(fp[index]))
 
@@ -629,6 +672,7 @@ def binary_metrics(
     bootstrap_samples: int = 100,
     seed: int = 0,
     threshold: float | None = None,
+    bootstrap_max_rows: int = BOOTSTRAP_MAX_ROWS,
 ) -> dict[str, Any]:
     """Every test-set metric, the threshold and its cost; see the module docstring.
 
@@ -651,7 +695,7 @@ def binary_metrics(
         index = pick_threshold_index(tp, fp, rule, cost_false_negative, cost_false_positive)
         threshold = threshold_value(ranking.thresholds, index)
     else:  # flag every score >= threshold: the last distinct score at or above it
-        index = int(np.searchsorted(-ranking.thresholds, -threshold, side="right")) - 1
+        index = _index_at(ranking.thresholds, threshold)
     tp_at, fp_at = _at(tp, fp, index)
 
     def cost_per_application(tp_: float, fp_: float, pos: float, total: float) -> float:
@@ -667,27 +711,35 @@ def binary_metrics(
     }
 
     # bootstrap: resample rows (multinomial weights), keep the threshold fixed
+    boot = BootstrapRows.of(n, bootstrap_max_rows, seed)
+    b_labels, b_scores = boot.take(labels), boot.take(scores)
+    b_ranking = ranking if boot.index is None else Ranking.of(b_labels, b_scores)
+    b_index = index if boot.index is None else _index_at(b_ranking.thresholds, threshold)
+    squared = (b_scores - b_labels) ** 2
+    m = boot.rows
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {k: [] for k in values}
     for _ in range(max(0, bootstrap_samples)):
-        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        btp, bfp = ranking.counts(w)
+        w = np.bincount(rng.integers(0, m, m), minlength=m).astype(np.float64)
+        btp, bfp = b_ranking.counts(w)
         bpos, bneg = btp[-1], bfp[-1]
         if bpos == 0 or bneg == 0:
             continue
-        t_at, f_at = _at(btp, bfp, index)
+        t_at, f_at = _at(btp, bfp, b_index)
         point = _point_metrics(t_at, f_at, bpos, bneg)
         replicate = {
             "auc": roc_auc(btp, bfp),
             "pr_auc": average_precision(btp, bfp),
             "ks": ks_statistic(btp, bfp),
-            "brier": float(np.sum(w * (scores - labels) ** 2) / n),
+            "brier": float(np.sum(w * squared) / m),
             **point,
-            "expected_cost_per_application": cost_per_application(t_at, f_at, bpos, n),
+            "expected_cost_per_application": cost_per_application(t_at, f_at, bpos, m),
         }
         for key, value in replicate.items():
             samples[key].append(value)
-    std = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in samples.items()}
+    std = {
+        k: boot.scale * float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in samples.items()
+    }
 
     tpr = np.r_[0.0, tp / positives]
     fpr = np.r_[0.0, fp / negatives]
@@ -756,7 +808,7 @@ def binary_metrics(
             "approval_rate": (n - tp_at - fp_at) / n,
             "alternatives": alternatives,
         },
-        "bootstrap": {"samples": int(bootstrap_samples), "seed": int(seed)},
+        "bootstrap": boot.describe(bootstrap_samples, seed),
     }
 
 
@@ -1061,28 +1113,35 @@ def baseline_section(
     margin: float,
     seed: int,
     bootstrap_samples: int = 100,
+    bootstrap_max_rows: int = BOOTSTRAP_MAX_ROWS,
 ) -> dict[str, Any]:
     """The logistic-regression baseline on the same test set, and the bar it sets.
 
     min_auc_required = baseline AUC - margin - 1.645 x the standard deviation of the
     (candidate - baseline) AUC difference over paired bootstrap resamples of the test
     set: on a few hundred test rows that difference is noise-sized, and a gate that
-    ignores it refuses good models at random.
+    ignores it refuses good models at random. Above `bootstrap_max_rows` test rows the
+    resamples draw from a seeded sample of them (BootstrapRows).
     """
     ranking = Ranking.of(labels, baseline_scores)
     tp, fp = ranking.counts()
     auc = roc_auc(tp, fp)
     candidate = Ranking.of(labels, candidate_scores)
     candidate_auc = roc_auc(*candidate.counts())
-    rng, n = np.random.default_rng(seed), len(labels)
+    boot = BootstrapRows.of(len(labels), bootstrap_max_rows, seed)
+    if boot.index is not None:
+        b_labels = boot.take(labels)
+        ranking = Ranking.of(b_labels, boot.take(baseline_scores))
+        candidate = Ranking.of(b_labels, boot.take(candidate_scores))
+    rng, m = np.random.default_rng(seed), boot.rows
     differences = []
     for _ in range(max(0, bootstrap_samples)):
-        weights = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+        weights = np.bincount(rng.integers(0, m, m), minlength=m).astype(np.float64)
         btp, bfp = ranking.counts(weights)
         if btp[-1] == 0 or bfp[-1] == 0:  # a resample with one class has no AUC
             continue
         differences.append(roc_auc(*candidate.counts(weights)) - roc_auc(btp, bfp))
-    spread = float(np.std(differences)) if len(differences) > 1 else 0.0
+    spread = boot.scale * float(np.std(differences)) if len(differences) > 1 else 0.0
     cal = calibration(labels, baseline_scores)
     log(f"logistic-regression baseline AUC {auc:.4f} (C {fitted.C:g}, {fitted.rows} rows)")
     return {
@@ -1610,6 +1669,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             bootstrap_samples=args.bootstrap_samples,
             seed=args.seed,
             threshold=fixed,
+            bootstrap_max_rows=args.bootstrap_max_rows,
         )
         result["threshold_chosen_on"] = chosen_on
         threshold = result["decision_threshold"]
@@ -1624,6 +1684,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             args.baseline_auc_margin,
             args.seed,
             args.bootstrap_samples,
+            args.bootstrap_max_rows,
         )
         lap("logistic_baseline")
         explanations, shap_raw = explain(
@@ -1800,6 +1861,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "counts and moments of the baseline statistics are exact over all of them",
     )
     p.add_argument("--bootstrap-samples", type=int, default=100)
+    p.add_argument(
+        "--bootstrap-max-rows",
+        type=int,
+        default=BOOTSTRAP_MAX_ROWS,
+        help="above this many test rows the bootstrap resamples a seeded sample of them "
+        "(spreads scaled by sqrt(sample / rows)); 0: always every row",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nthread", type=int, default=0, help="XGBoost threads; 0 = all cores")
     p.add_argument("--pipeline-execution-id", default="", help="the run id, for the lineage")

@@ -679,7 +679,7 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
         ),
         "</table>",
         f"<p class=muted>± is one standard deviation over {evaluation['bootstrap']['samples']} "
-        "bootstrap resamples of the test set.</p>",
+        f"bootstrap resamples of the test set{_bootstrap_sample(evaluation['bootstrap'])}.</p>",
         f"<p>{e(s['confusion'])}</p>",
         img("confusion", "confusion matrix"),
         img("roc", "ROC curve"),
@@ -747,6 +747,14 @@ def _html(evaluation: dict[str, Any], s: dict[str, Any], plots: dict[str, str]) 
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
+
+
+def _bootstrap_sample(bootstrap: dict[str, Any]) -> str:
+    """How the resamples were drawn, when from a sample of the test rows."""
+    rows, of = bootstrap.get("rows"), bootstrap.get("of_rows")
+    if rows is None or of is None or rows >= of:
+        return ""
+    return f" (drawn from a seeded sample of {rows:,} of its {of:,} rows, scaled to all of them)"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -807,3 +807,49 @@ def test_the_baseline_fits_validation_rows_in_their_share_of_the_whole() -> None
     # while every row fits: all training rows, then all validation rows
     labels, features, represented = fit_rows(80, 20, 1_000).baseline_rows(seed=0)
     assert list(features[:, 0]) == [0.0] * 80 + [1.0] * 20 and represented == 100
+
+
+def _scored_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    risk = rng.normal(size=n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(2.0 - 1.5 * risk))).astype(np.int8)
+    scores = 1 / (1 + np.exp(2.0 - 1.5 * (risk + rng.normal(scale=0.8, size=n))))
+    return labels, scores
+
+
+def test_a_large_test_set_is_bootstrapped_on_a_sample_with_its_spreads_scaled() -> None:
+    labels, scores = _scored_rows(40_000, seed=3)
+    options = {"rule": "max_f1", "cost_false_negative": 5.0, "cost_false_positive": 1.0}
+    whole = ev.binary_metrics(labels, scores, bootstrap_samples=60, **options)
+    sampled = ev.binary_metrics(
+        labels, scores, bootstrap_samples=60, bootstrap_max_rows=5_000, **options
+    )
+    assert whole["bootstrap"] == {"samples": 60, "seed": 0, "rows": 40_000, "of_rows": 40_000}
+    assert sampled["bootstrap"] == {"samples": 60, "seed": 0, "rows": 5_000, "of_rows": 40_000}
+    a, b = whole["binary_classification_metrics"], sampled["binary_classification_metrics"]
+    # the values are the whole test set's; only their spreads come from the sample
+    assert sampled["decision_threshold"] == whole["decision_threshold"]
+    assert a["confusion_matrix"] == b["confusion_matrix"]
+    for key in ("auc", "pr_auc", "ks", "brier", "precision", "recall", "f1"):
+        assert b[key]["value"] == a[key]["value"]
+        # 60 resamples estimate a spread to about +-20 %; unscaled it would be 2.8x
+        assert b[key]["standard_deviation"] == pytest.approx(
+            a[key]["standard_deviation"], rel=0.4
+        ), key
+    cost = "expected_cost_per_application_standard_deviation"
+    assert sampled[cost] == pytest.approx(whole[cost], rel=0.4)
+
+
+def test_the_baseline_bar_uses_the_same_sampled_bootstrap() -> None:
+    labels, candidate = _scored_rows(40_000, seed=4)
+    _, baseline = _scored_rows(40_000, seed=4)
+    baseline = np.clip(baseline + np.random.default_rng(5).normal(scale=0.05, size=40_000), 0, 1)
+
+    class Fitted:
+        C, rows = 1.0, 1000
+
+    whole = ev.baseline_section(Fitted(), labels, baseline, candidate, 0.01, 0, 60)
+    sampled = ev.baseline_section(Fitted(), labels, baseline, candidate, 0.01, 0, 60, 5_000)
+    assert sampled["auc"] == whole["auc"]
+    spread = "difference_standard_deviation"
+    assert whole[spread] > 0 and sampled[spread] == pytest.approx(whole[spread], rel=0.4)
