@@ -112,6 +112,14 @@ class TrainingConfig(_Strict):
     def _instance_type(cls, value: str) -> str:
         return _check_instance_type(value)
 
+    def eval_metric(self) -> str:
+        """The metric train.py evaluates and prints (its default when not set here)."""
+        import json
+
+        from training_scripts.train import parse_hyperparameters
+
+        return parse_hyperparameters([], json.dumps(self.hyperparameters)).eval_metric
+
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
         if self.spot.enabled and self.spot.max_wait_seconds < self.max_runtime_seconds:
@@ -591,6 +599,33 @@ def _keys_beside(loc: tuple[Any, ...]) -> list[str]:
     return [name for name in model.model_fields if name != "source"]
 
 
+def _objective_problems(config: BoostlineConfig) -> list[tuple[str, str]]:
+    """The tuning objective must be a metric train.py prints, optimised its right way."""
+    from training_scripts.train import MAXIMIZED_METRICS, metric_definitions
+
+    metric = config.training.eval_metric()
+    names = [d["Name"] for d in metric_definitions(metric)]
+    objective = config.tuning.objective_metric
+    if objective not in names:
+        return [
+            (
+                "tuning.objective_metric",
+                f"{objective!r} is not a metric the training jobs report; with eval_metric "
+                f"{metric!r} they report {' and '.join(names)}",
+            )
+        ]
+    direction = "Maximize" if metric in MAXIMIZED_METRICS else "Minimize"
+    if config.tuning.objective_type != direction:
+        return [
+            (
+                "tuning.objective_type",
+                f"{metric} is better {'higher' if direction == 'Maximize' else 'lower'}: "
+                f"the objective type must be {direction}",
+            )
+        ]
+    return []
+
+
 def _check_hyperparameters(config: BoostlineConfig) -> None:
     """Fixed hyperparameters and tuning ranges must name what train.py accepts."""
     import json
@@ -606,6 +641,8 @@ def _check_hyperparameters(config: BoostlineConfig) -> None:
         validate_hyperparameters(dict(config.training.hyperparameters))
     except (ValueError, TrainingError) as exc:
         problems.append(("training.hyperparameters", str(exc)))
+    else:
+        problems += _objective_problems(config)
     for name, spec in config.tuning.ranges.items():
         probe = spec.values[0] if spec.values else spec.min
         if spec.type == "integer" and probe is not None:

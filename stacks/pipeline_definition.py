@@ -186,7 +186,7 @@ def build_definition(
     config: BoostlineConfig, stage: str, names: Names, refs: DefinitionRefs
 ) -> dict[str, Any]:
     """The pipeline definition as a dict (JSON-ready), built offline with the SDK."""
-    from training_scripts.train import METRIC_DEFINITIONS
+    from training_scripts.train import metric_definitions
 
     config = config.for_stage(stage)  # the stage's job sizes (stages.<name>.jobs)
     stage_config = config.stage(stage)
@@ -468,7 +468,8 @@ def build_definition(
         objective_metric_name=tuning.objective_metric,
         objective_type=tuning.objective_type,
         hyperparameter_ranges={name: _range(spec) for name, spec in sorted(tuning.ranges.items())},
-        metric_definitions=[dict(m) for m in METRIC_DEFINITIONS],
+        # train.py prints the lines of its eval_metric; the objective is one of them (config)
+        metric_definitions=metric_definitions(config.training.eval_metric()),
         strategy=tuning.strategy,
         max_jobs=tuning.max_jobs,
         max_parallel_jobs=tuning.max_parallel_jobs,

@@ -91,6 +91,50 @@ def test_gate_and_small_data_settings_are_checked(
     assert reason in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("replacements", "reason"),
+    [
+        (
+            {"objective_metric: validation:auc": "objective_metric: validation:logloss"},
+            "tuning.objective_metric: 'validation:logloss' is not a metric the training jobs "
+            "report; with eval_metric 'auc' they report validation:auc and train:auc",
+        ),
+        (
+            {"eval_metric: auc": "eval_metric: logloss"},
+            "tuning.objective_metric: 'validation:auc' is not a metric",
+        ),
+        (
+            {"objective_type: Maximize": "objective_type: Minimize"},
+            "tuning.objective_type: auc is better higher: the objective type must be Maximize",
+        ),
+    ],
+)
+def test_the_tuning_objective_is_a_metric_training_reports_the_right_way_round(
+    tmp_path: Path, replacements: dict[str, str], reason: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_config_text(**replacements))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert reason in str(error.value)
+
+
+def test_a_logloss_objective_is_accepted_with_its_metric(tmp_path: Path) -> None:
+    good = tmp_path / "logloss.yaml"
+    good.write_text(
+        _config_text(
+            **{
+                "eval_metric: auc": "eval_metric: logloss",
+                "objective_metric: validation:auc": "objective_metric: validation:logloss",
+                "objective_type: Maximize": "objective_type: Minimize",
+            }
+        )
+    )
+    config = load_config(good)
+    assert config.training.eval_metric() == "logloss"
+    assert load_config().training.eval_metric() == "auc"
+
+
 def test_calibration_gate_can_be_switched_off(tmp_path: Path) -> None:
     off = tmp_path / "off.yaml"
     off.write_text(_config_text(**{"max_ece: 0.05": "max_ece: null"}))

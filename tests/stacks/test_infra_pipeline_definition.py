@@ -492,3 +492,28 @@ def test_a_stage_sizes_its_own_jobs(tmp_path):
     assert defaults["dev"]["ProcessingInstanceType"] == config.preprocess.instance_type
     assert defaults["dev"]["ProcessingInstanceCount"] == config.preprocess.instance_count
     assert defaults["dev"]["TrainingInstanceCount"] == config.training.instance_count
+
+
+def test_the_tuner_reads_the_lines_of_the_configured_eval_metric(tmp_path):
+    from boostline.config import load_config
+    from stacks.naming import names_for
+    from training_scripts.train import metric_definitions
+
+    repo = Path(__file__).resolve().parents[2]
+    raw = yaml.safe_load((repo / "config" / "boostline.yaml").read_text())
+    raw["dataset_schema"] = str(repo / "boostline" / "data" / "loan_schema.yaml")
+    raw["training"]["hyperparameters"]["eval_metric"] = "logloss"
+    raw["tuning"].update(objective_metric="validation:logloss", objective_type="Minimize")
+    path = tmp_path / "boostline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    refs = pd.DefinitionRefs.placeholders(source_key="a.tar.gz", schema_key="b.yaml")
+    definition = pd.build_definition(config, "dev", names_for(config, "dev"), refs)
+    tune = _steps(definition)["Tune"]["Arguments"]
+    job = tune["TrainingJobDefinition"]
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions("logloss")
+    assert tune["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"] == {
+        "Type": "Minimize",
+        "MetricName": "validation:logloss",
+    }
+    assert job["StaticHyperParameters"]["eval_metric"] == "logloss"
