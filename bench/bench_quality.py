@@ -11,7 +11,7 @@ and on the generated book the ratio to the oracle AUC (the generator's own defau
 probability), then the issue's targets, checked.
 
 The oracle sees what no model can: the generator's hidden creditworthiness `z` and its
-per-loan shocks (logistic regression on the features reaches about 0.94 of it). So the
+per-loan shocks (logistic regression on the features reaches about 0.95 of it). So the
 generated book also gets a large-sample ceiling: XGBoost trained on --ceiling-rows fresh
 rows of the same generator (another seed; its rounds by early stopping on a fifth of
 them), scoring the same test rows. It approximates the best AUC the observed features
