@@ -305,7 +305,13 @@ def xgboost_cv(book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int) -
     return booster.predict(xgb.DMatrix(Xt, enable_categorical=True))
 
 
-def large_sample_ceiling(book: Book, seed: int) -> xgb.Booster:
+@dataclass
+class Ceiling:
+    booster: xgb.Booster
+    categories: dict[str, pd.Index]  # the reference's codes, for the test rows
+
+
+def large_sample_ceiling(book: Book, seed: int) -> Ceiling:
     """XGBoost on the book's large reference sample, its rounds by early stopping on a
     fifth of it: about the best AUC the observed features allow."""
     assert book.reference is not None
@@ -327,7 +333,7 @@ def large_sample_ceiling(book: Book, seed: int) -> xgb.Booster:
     }
     fit = xgb.DMatrix(X.iloc[fit_i], label=y[fit_i], enable_categorical=True)
     stop = xgb.DMatrix(X.iloc[stop_i], label=y[stop_i], enable_categorical=True)
-    return xgb.train(
+    booster = xgb.train(
         params,
         fit,
         num_boost_round=5000,
@@ -335,15 +341,16 @@ def large_sample_ceiling(book: Book, seed: int) -> xgb.Booster:
         early_stopping_rounds=50,
         verbose_eval=False,
     )
+    return Ceiling(booster, {name: X[name].cat.categories for name in book.categorical})
 
 
-def ceiling_scores(book: Book, booster: xgb.Booster, test: pd.DataFrame) -> np.ndarray:
-    X, _ = baseline_frames(book, book.reference)  # type: ignore[arg-type]
+def ceiling_scores(book: Book, ceiling: Ceiling, test: pd.DataFrame) -> np.ndarray:
     Xt, _ = baseline_frames(book, test)
-    for name in book.categorical:  # the test rows coded as the reference's categories
-        Xt[name] = pd.Categorical(Xt[name], categories=X[name].cat.categories)
-    best = booster.best_iteration + 1
-    return booster.predict(xgb.DMatrix(Xt, enable_categorical=True), iteration_range=(0, best))
+    for name, categories in ceiling.categories.items():  # coded as the reference's
+        Xt[name] = pd.Categorical(Xt[name], categories=categories)
+    best = ceiling.booster.best_iteration + 1
+    matrix = xgb.DMatrix(Xt, enable_categorical=True)
+    return ceiling.booster.predict(matrix, iteration_range=(0, best))
 
 
 def boostline_model(
@@ -479,7 +486,8 @@ def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
         ceiling = large_sample_ceiling(book, seed=0)
         print(
             f"  {book.name}: large-sample ceiling on {len(book.reference):,} rows, "
-            f"{ceiling.best_iteration + 1} rounds ({time.perf_counter() - began:.0f} s)",
+            f"{ceiling.booster.best_iteration + 1} rounds "
+            f"({time.perf_counter() - began:.0f} s)",
             flush=True,
         )
     labels_all = (book.frame[book.target].astype(str) == book.positive).to_numpy(np.int64)
