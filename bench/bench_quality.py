@@ -402,7 +402,7 @@ def boostline_model(
         ]
         X, _ = inference.parse_json(model, {"instances": instances})
         scores = np.asarray(inference.predict(model, X), dtype=np.float64)
-        raw = np.asarray(model.booster.inplace_predict(X), dtype=np.float64)
+        raw = np.asarray(inference.booster_probability(model, X), dtype=np.float64)
         alternatives = {"booster": raw}
         holdout = model_dir / calibration.HOLDOUT_FILE
         if holdout.is_file():

@@ -13,6 +13,7 @@ Runs in the sagemaker-xgboost 3.0-5 image (scikit-learn 1.5.2 is there).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ def fit(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = 0,
+    cs: Sequence[float] = CS,
 ) -> FittedLogistic:
     """The baseline fitted on (labels, features), or a seeded stratified sample of them."""
     from sklearn.compose import ColumnTransformer
@@ -115,7 +117,7 @@ def fit(
     model = make_pipeline(
         ColumnTransformer(parts),
         LogisticRegressionCV(
-            Cs=list(CS),
+            Cs=list(cs),
             cv=StratifiedKFold(max(folds, 2), shuffle=True, random_state=seed),
             scoring="neg_log_loss",
             max_iter=2000,

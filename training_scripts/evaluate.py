@@ -91,6 +91,7 @@ try:  # run as a script from the source dir (SageMaker) or imported as a package
     import calibration as calib
     import credit_risk as cr
     import data_quality as dq
+    import linear_margin as lm
     import training_statistics as ts
     from job_message import report_failure
     from row_sample import RowReservoir, Sample
@@ -99,6 +100,7 @@ except ImportError:  # pragma: no cover - exercised when imported as a package
     from training_scripts import calibration as calib
     from training_scripts import credit_risk as cr
     from training_scripts import data_quality as dq
+    from training_scripts import linear_margin as lm
     from training_scripts import training_statistics as ts
     from training_scripts.job_message import report_failure
     from training_scripts.row_sample import RowReservoir, Sample
@@ -143,6 +145,8 @@ class Model:
     calibrator: Any = None
     # `label,probability,booster probability` of rows the final model never trained on.
     holdout: Path | None = None
+    # The regression whose log-odds the booster starts from (linear_margin.py), if any.
+    linear: Any = None
 
 
 def load_model(model_dir: Path, scratch: Path, role: str = "model") -> Model:
@@ -192,6 +196,15 @@ def load_model(model_dir: Path, scratch: Path, role: str = "model") -> Model:
         calibrator = calib.load(root)
     except calib.CalibrationError as exc:
         raise EvaluationError(f"{role}: {exc}") from None
+    try:
+        linear = lm.load(root)
+    except lm.LinearMarginError as exc:
+        raise EvaluationError(f"{role}: {exc}") from None
+    if linear is not None and linear.width > booster.num_features():
+        raise EvaluationError(
+            f"{role}: {lm.LINEAR_MARGIN_FILE} reads column {linear.width}, "
+            f"the booster has {booster.num_features()} features"
+        )
     holdout = root / calib.HOLDOUT_FILE
     return Model(
         booster=booster,
@@ -200,6 +213,7 @@ def load_model(model_dir: Path, scratch: Path, role: str = "model") -> Model:
         objective=objective,
         calibrator=calibrator,
         holdout=holdout if holdout.is_file() else None,
+        linear=linear,
     )
 
 
@@ -238,6 +252,7 @@ def _dmatrix(model: Model, features: np.ndarray, nthread: int = 0) -> Any:
         feature_types=types,
         enable_categorical=bool(types and "c" in types),
         nthread=nthread or None,
+        base_margin=None if model.linear is None else model.linear.margin(features),
     )
 
 
@@ -1000,6 +1015,8 @@ def shap_values(
     sample = np.sort(rng.choice(n, size=min(n, rows), replace=False)) if rows < n else np.arange(n)
     dm = _dmatrix(model, features[sample], nthread)
     contributions = model.booster.predict(dm, pred_contribs=True).astype(np.float64)
+    if model.linear is not None:  # the regression's shares: moved from the bias to features
+        contributions = lm.with_shares(contributions, model.linear, features[sample])
     margin = model.booster.predict(dm, output_margin=True).astype(np.float64)
     return sample, contributions, margin
 

@@ -114,8 +114,9 @@ import xgboost as xgb
 
 try:  # run from the source dir (the image's server) or imported as a package
     import calibration
+    import linear_margin
 except ImportError:  # pragma: no cover - exercised when imported as a package
-    from training_scripts import calibration
+    from training_scripts import calibration, linear_margin
 
 MODEL_FILE = "xgboost-model"
 MANIFEST_FILE = "boostline/feature_manifest.json"
@@ -229,6 +230,9 @@ class Model:
     # binary:logitraw boosters predict log-odds: the sigmoid comes before the calibration,
     # as evaluate.py and train.py's calibration fit see the scores
     margin: bool = False
+    # the logistic regression the booster starts from (linear_margin.py): its log-odds are
+    # the booster's base margin, without which the booster's own scores are wrong
+    linear: linear_margin.LinearMargin | None = None
     # check_values' quick pass, from the bounds above: finite bounds (so that an infinity
     # fails them), the whole-number columns (None: none), the columns that may be missing
     low: np.ndarray = field(init=False, repr=False)
@@ -297,6 +301,12 @@ def load_model(
     )
     n = booster.num_features()
     calibrator = calibration.load(model_dir)
+    linear = linear_margin.load(model_dir)
+    if linear is not None and linear.width > n:
+        raise linear_margin.LinearMarginError(
+            f"{model_dir / linear_margin.LINEAR_MARGIN_FILE} reads column {linear.width}, "
+            f"the booster has {n} features"
+        )
     objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
     margin = objective == "binary:logitraw"
 
@@ -315,6 +325,7 @@ def load_model(
             categorical=np.zeros(n, bool),
             calibrator=calibrator,
             margin=margin,
+            linear=linear,
         )
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     columns = manifest.get("columns") if isinstance(manifest, dict) else None
@@ -364,6 +375,7 @@ def load_model(
         pii=frozenset(str(c) for c in manifest.get("pii_columns") or ()),
         calibrator=calibrator,
         margin=margin,
+        linear=linear,
     )
 
 
@@ -1005,16 +1017,33 @@ def _code(value: Any, row: int, spec: Category) -> float:
 def predict(model: Model, X: np.ndarray) -> np.ndarray:
     """P(default) per row, calibrated, straight from the dense array (no DMatrix); the
     booster's float32 probability for a model without a calibration."""
-    raw = model.booster.inplace_predict(X, validate_features=False)
+    raw = booster_probability(model, X)
+    return raw if model.calibrator is None else model.calibrator.apply(raw)
+
+
+def booster_probability(model: Model, X: np.ndarray) -> np.ndarray:
+    """The booster's own P(default) (from the linear margin, where the model has one),
+    before the calibration."""
+    if model.linear is None:
+        raw = model.booster.inplace_predict(X, validate_features=False)
+    else:
+        start = model.linear.margin(X)
+        raw = model.booster.inplace_predict(X, validate_features=False, base_margin=start)
     if model.margin:
         raw = 1.0 / (1.0 + np.exp(-raw.astype(np.float64)))
-    return raw if model.calibrator is None else model.calibrator.apply(raw)
+    return raw
 
 
 def explain(model: Model, X: np.ndarray) -> np.ndarray:
     """SHAP contributions in log-odds: one column per feature, then the bias."""
-    dmatrix = xgb.DMatrix(X, missing=np.nan, nthread=model.threads)
-    return model.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+    if model.linear is None:
+        dmatrix = xgb.DMatrix(X, missing=np.nan, nthread=model.threads)
+        return model.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+    dmatrix = xgb.DMatrix(
+        X, missing=np.nan, nthread=model.threads, base_margin=model.linear.margin(X)
+    )
+    contributions = model.booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+    return linear_margin.with_shares(contributions, model.linear, X)
 
 
 # --------------------------------------------------------------------------- out

@@ -1,7 +1,8 @@
 """Train the loan-default classifier: the entry point of a SageMaker XGBoost script-mode job.
 
 Runs unchanged in the sagemaker-xgboost 3.0-5 image (Python 3.10; stdlib, numpy, pyarrow
-and xgboost only) and in the local stand-in, boostline/local/training_job.py.
+and xgboost, and the image's scikit-learn for the linear margin) and in the local stand-in,
+boostline/local/training_job.py.
 
 Inputs
   hyperparameters  `--name value` arguments (and the JSON dict in SM_HPS)
@@ -14,6 +15,9 @@ Outputs
   $SM_MODEL_DIR/xgboost-model           the booster (rank 0 only)
   $SM_MODEL_DIR/boostline/calibration.json      the calibration of its scores (rank 0;
                                         calibration.py)
+  $SM_MODEL_DIR/boostline/linear_margin.json    cross-validated jobs with `linear_margin`
+                                        auto: the regression the booster starts from
+                                        (linear_margin.py); the booster needs it to score
   $SM_MODEL_DIR/boostline/holdout_scores.csv    cross-validated jobs only, one line per
                                         train + validation row: `label,calibrated
                                         probability,booster probability`, out of fold
@@ -31,6 +35,14 @@ Small data (fewer training rows than `cv_max_rows`, all hosts): the job scores i
 prints the folds' mean as its one `validation-<metric>:` line (what the tuner reads), and
 trains the model on all of those rows for the rounds the folds chose. Otherwise early
 stopping watches the validation channel, whose best score is the metric line.
+
+Linear margin (`linear_margin`: auto, the default, or off): with cross-validation, every
+row starts from the log-odds of a logistic regression (the evaluation's baseline, fitted
+on train + validation; baseline.py) instead of the booster's constant base score, so the
+trees learn what a linear model misses, and where they find nothing the folds stop within
+a few rounds. The rows' starting margins come from regressions fitted without their own
+fold (out of fold), so the folds' scores stay honest; the stored regression, fitted on all
+of the rows, is what serving adds. On several hosts rank 0 fits it on every host's rows.
 
 Class weighting: none unless `scale_pos_weight` is given, so the scores stay probabilities.
 
@@ -99,12 +111,14 @@ from xgboost import collective
 from xgboost.tracker import RabitTracker
 
 try:  # run as a script from the source dir (SageMaker) or imported as a package
+    import baseline
     import calibration
+    import linear_margin
     import shard_iterator
     from cross_validation import CvResult, cross_validate, stratified_folds
     from job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 except ImportError:  # pragma: no cover - exercised when imported as a package
-    from training_scripts import calibration, shard_iterator
+    from training_scripts import baseline, calibration, linear_margin, shard_iterator
     from training_scripts.cross_validation import CvResult, cross_validate, stratified_folds
     from training_scripts.job_message import FAILURE_LINE_LIMIT, positions_only, print_failure
 
@@ -241,6 +255,7 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "eval_metric": _choice(*EVAL_METRICS),
     "external_memory": _Rule(_on_off, lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
     "external_memory_share": _FRACTION,
+    "linear_margin": _choice("auto", "off"),
     "nthread": _number(1, integer=True),
     "num_round": _number(1, integer=True),
     "objective": _choice(*OBJECTIVES),
@@ -284,6 +299,9 @@ class Hyperparameters:
     # the largest. Cross-validation (small data) always trains in memory.
     external_memory: str = "auto"
     external_memory_share: float = 0.25
+    # "auto": with cross-validation the booster starts from a logistic regression's
+    # log-odds (linear_margin.py); "off": from its constant base score
+    linear_margin: str = "auto"
     booster: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -1253,11 +1271,19 @@ def _train_with_scratch(
         external = False
         train_data = load_channel(job.channels["train"])
         valid_data = load_channel(valid_dir) if valid_dir is not None else None
-    dvalid = None
+    dvalid, fold = None, None
+    linear, linear_seconds = None, 0.0
     if use_cv:
         assert isinstance(train_data, Dataset) and not isinstance(valid_data, ChannelScan)
         pool = pooled(train_data, valid_data, summary.columns, rank, len(job.hosts))
         dtrain = _dmatrix(pool, names, nthread, types)
+        fold = stratified_folds(pool.labels, hps.cv_folds, hps.seed, offset=rank)
+        if hps.linear_margin == "auto":
+            began = time.perf_counter()
+            kinds = read_feature_types(job.channels.get("manifest"))
+            linear, start_margin = fit_linear_margin(pool, fold, kinds, hps, job, rank)
+            dtrain.set_base_margin(start_margin)
+            linear_seconds = time.perf_counter() - began
     elif isinstance(train_data, ChannelScan):
         max_bin = int(hps.booster.get("max_bin", DEFAULT_MAX_BIN))
         build = (summary.columns, names, types, nthread, max_bin)
@@ -1279,6 +1305,8 @@ def _train_with_scratch(
         "cv_early_stopping_rounds": hps.cv_early_stopping_rounds,
         "cv_stopping_metric": hps.cv_stopping_metric,
     }
+    if use_cv:
+        cv_settings["linear_margin"] = hps.linear_margin
     marked = {**params, **cv_settings} if use_cv else params
     if types is not None:
         marked = {**marked, "categorical": hps.categorical}
@@ -1297,9 +1325,8 @@ def _train_with_scratch(
         print(f"resuming from checkpoint at round {start.num_boosted_rounds()}", flush=True)
 
     began = time.perf_counter()
-    num_round, cv, fold = hps.num_round, None, None
+    num_round, cv = hps.num_round, None
     if use_cv:
-        fold = stratified_folds(pool.labels, hps.cv_folds, hps.seed, offset=rank)
         cv = cross_validate(
             params,
             dtrain,
@@ -1365,13 +1392,16 @@ def _train_with_scratch(
         "nthread": nthread,
         "data_fingerprint": mark.data,
         "calibration": None if calibrator is None else calibration_summary(calibrator),
+        "linear_margin": None
+        if linear is None
+        else {**linear.fitted_on, "seconds": round(linear_seconds, 3)},
         "external_memory": external,
         "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
         "load_seconds": round(load_seconds, 3),
         "train_seconds": round(train_seconds, 3),
         "calibration_seconds": round(calibration_seconds, 3),
     }
-    save_outputs(job, rank, result.booster, metrics, calibrator, holdout)
+    save_outputs(job, rank, result.booster, metrics, calibrator, holdout, linear)
     return metrics
 
 
@@ -1603,6 +1633,59 @@ def pooled(
     )
 
 
+def fit_linear_margin(
+    pool: Dataset,
+    fold: np.ndarray,
+    kinds: list[str] | None,
+    hps: Hyperparameters,
+    job: JobEnv,
+    rank: int,
+) -> tuple[linear_margin.LinearMargin, np.ndarray]:
+    """The regression fitted on every host's pooled rows, and this host's rows' starting
+    margins, each from the regression fitted without the row's own fold.
+
+    On several hosts every host sends its rows to all (collective broadcasts in rank
+    order), rank 0 fits, and its answer goes back to all: one regression, every host.
+    """
+    parts = [(pool.features, pool.labels, fold)]
+    if job.distributed:
+        mine = parts[0]
+        hosts = range(len(job.hosts))
+        parts = [collective.broadcast(mine if r == rank else None, r) for r in hosts]
+    answer = None
+    if rank == 0:
+        features, labels, folds = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        categorical = [k == "c" for k in kinds] if kinds else [False] * features.shape[1]
+        if len(categorical) != features.shape[1]:
+            raise TrainingError(
+                f"{FEATURE_MANIFEST} lists {len(categorical)} feature columns, "
+                f"the data has {features.shape[1]}"
+            )
+        fitted = baseline.fit(labels, features, categorical, seed=hps.seed)
+        linear = linear_margin.from_baseline(fitted, features, categorical)
+        start = np.empty(len(labels), dtype=np.float64)
+        for f in range(hps.cv_folds):
+            out = folds == f
+            # the full fit's C: a fold's regression differs by its rows only
+            part = baseline.fit(
+                labels[~out], features[~out], categorical, seed=hps.seed, cs=(fitted.C,)
+            )
+            start[out] = part.model.decision_function(features[out])
+        answer = (linear.to_json(), start)
+        print(
+            f"linear margin: logistic regression (C {fitted.C:g}) on {len(labels)} rows; "
+            "the booster starts from its out-of-fold log-odds",
+            flush=True,
+        )
+    if job.distributed:
+        answer = collective.broadcast(answer, 0)
+    assert answer is not None
+    document, start = answer
+    offset = sum(len(p[1]) for p in parts[:rank])
+    mine_start = start[offset : offset + len(pool.labels)]
+    return linear_margin.LinearMargin.from_json(document), mine_start
+
+
 def _announce_cv(cv: CvResult, metric: str, rows: int) -> None:
     # The line carries the metric the tuner reads (validation-<metric>: the CV mean), once.
     print(
@@ -1695,6 +1778,7 @@ def save_outputs(
     metrics: dict[str, Any],
     calibrator: calibration.Calibrator | None = None,
     holdout: np.ndarray | None = None,
+    linear: linear_margin.LinearMargin | None = None,
 ) -> None:
     raw = bytes(booster.save_raw("ubj"))
     digest = hashlib.sha256(raw).hexdigest()
@@ -1708,6 +1792,8 @@ def save_outputs(
             copy_manifest(job.channels["manifest"], job.model_dir)
         if calibrator is not None:
             calibration.save(calibrator, job.model_dir)
+        if linear is not None:
+            linear_margin.save(linear, job.model_dir)
         if holdout is not None:
             path = job.model_dir / calibration.HOLDOUT_FILE
             calibration.write_holdout(path, holdout[:, 0], holdout[:, 1], holdout[:, 2])

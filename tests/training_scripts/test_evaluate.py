@@ -28,8 +28,10 @@ from sklearn.metrics import (
 )
 
 from boostline.data.generator import SCHEMA_PATH, generate_to_dir
+from training_scripts import baseline, inference
 from training_scripts import calibration as calib
 from training_scripts import evaluate as ev
+from training_scripts import linear_margin as lm
 from training_scripts import preprocess as pp
 
 SCRIPT = Path(ev.__file__)
@@ -465,6 +467,59 @@ def test_a_broken_calibration_stops_the_evaluation(book: dict, tmp_path: Path) -
     assert not (out / "evaluation" / "evaluation.json").exists()
     with pytest.raises(ev.EvaluationError, match="model: .*calibration.json: .*version"):
         ev.load_model(model_dir, tmp_path / "scratch")
+
+
+def _linear_model(book: dict, root: Path) -> tuple[Path, lm.LinearMargin]:
+    """A booster trained from a logistic regression's margin, packaged as train.py does."""
+    parts = [_read(f) for f in sorted((book["pre"] / "train").glob("train-*.csv"))]
+    y = np.concatenate([p[0] for p in parts])
+    x = np.concatenate([p[1] for p in parts])
+    categorical = [c["kind"] == "categorical" for c in book["manifest"]["columns"]]
+    fitted = baseline.fit(y, x, categorical, max_rows=3000)
+    linear = lm.from_baseline(fitted, x, categorical)
+    params = {"objective": "binary:logistic", "max_depth": 2, "eta": 0.1, "nthread": 1}
+    data = xgb.DMatrix(x, label=y, missing=np.nan, feature_names=book["names"])
+    data.set_base_margin(linear.margin(x))
+    booster = xgb.train(params, data, 20)
+    extra = {lm.LINEAR_MARGIN_FILE: json.dumps(linear.to_json())}
+    return _package(root / "linear", booster, book["manifest"], extra), linear
+
+
+def test_a_model_with_a_linear_margin_is_scored_and_explained_as_the_endpoint_does(
+    book: dict, tmp_path: Path
+) -> None:
+    model_dir, linear = _linear_model(book, tmp_path)
+    model = ev.load_model(model_dir, tmp_path / "scratch")
+    assert model.linear is not None
+    scores = ev.predict(model, book["test_x"], nthread=1)
+    with tarfile.open(model_dir / "model.tar.gz") as tar:
+        tar.extractall(tmp_path / "served", filter="data")
+    served = inference.load_model(tmp_path / "served", threshold=0.5, threads=1)
+    np.testing.assert_allclose(scores, inference.predict(served, book["test_x"]), rtol=1e-5)
+    alone = model.booster.predict(
+        xgb.DMatrix(book["test_x"], missing=np.nan, feature_names=book["names"])
+    )
+    assert np.abs(alone - scores).max() > 0.05  # the margin is not optional
+    rows, contributions, margin = ev.shap_values(model, book["test_x"], 200, nthread=1)
+    np.testing.assert_allclose(contributions.sum(axis=1), margin, atol=1e-4)
+    shares, _ = linear.contributions(book["test_x"][rows], len(book["names"]))
+    assert np.abs(shares).mean() > 0.01  # the regression's shares are on the features
+    out = tmp_path / "out"
+    assert ev.main(_args(book, out, model_dir, None)) == 0
+    e = json.loads((out / "evaluation/evaluation.json").read_text())
+    assert e["explanations"]["shap"]["max_additivity_error"] < 1e-4
+    assert roc_auc_score(book["test_y"], scores) == pytest.approx(
+        e["binary_classification_metrics"]["auc"]["value"]
+    )
+
+
+def test_a_broken_linear_margin_stops_the_evaluation(book: dict, tmp_path: Path) -> None:
+    booster = ev.load_model(book["good"], tmp_path / "scratch").booster
+    extra = {lm.LINEAR_MARGIN_FILE: '{"format": "boostline-linear-margin", "version": 1}'}
+    model_dir = _package(tmp_path / "broken", booster, book["manifest"], extra)
+    assert ev.main(_args(book, tmp_path / "out", model_dir, None)) == 1
+    with pytest.raises(ev.EvaluationError, match="model: .*linear_margin.json: .*intercept"):
+        ev.load_model(model_dir, tmp_path / "scratch2")
 
 
 def test_test_rows_from_n_preprocessing_hosts_read_as_one_test_set(

@@ -20,7 +20,7 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
 from boostline.local.training_job import Channel, run_training_job
-from training_scripts import calibration, inference, shard_iterator, train
+from training_scripts import calibration, inference, linear_margin, shard_iterator, train
 
 TRAIN_PY = Path(train.__file__).resolve()
 
@@ -283,7 +283,8 @@ def test_the_folds_run_for_cv_num_round_whatever_num_round_says(
     add_validation(job, monkeypatch, rows=200)
     argv = ["--num_round", "200", "--eta", "0.01", "--cv_max_rows", "1000", "--cv_num_round", "7"]
 
-    train.main(argv)
+    # from a linear margin, on this linear data, the trees have nothing left to find
+    train.main([*argv, "--linear_margin", "off"])
 
     cv = job.metrics["cross_validation"]
     assert cv["rounds"] == 7  # a learning rate this low still improves at round 7
@@ -355,7 +356,7 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
     argv = ["--num_round", "60", "--eta", "0.6", "--max_depth", "8", "--min_child_weight", "0.1"]
 
     cv = ["--cv_max_rows", "1000", "--cv_folds", "4", "--cv_num_round", "60"]
-    train.main([*argv, *cv, "--cv_stopping_metric", "auc"])
+    train.main([*argv, *cv, "--cv_stopping_metric", "auc", "--linear_margin", "off"])
 
     calibrator = calibration.load(job.model_dir)
     assert calibrator is not None and calibrator.method == "platt"  # the default
@@ -402,6 +403,92 @@ def test_on_two_hosts_the_calibration_is_fitted_on_every_hosts_out_of_fold_rows(
     held, _, _ = calibration.read_holdout(result.model_dir / calibration.HOLDOUT_FILE)
     labels = read_labels(*shards, tmp_path / "validation" / "validation.csv")
     assert len(held) == 700 and held.sum() == labels.sum()
+
+
+# -- linear margin ---------------------------------------------------------------------------
+
+
+def test_a_cross_validated_job_starts_from_a_logistic_regression_and_serves_both(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    names = write_manifest(job.manifest_dir)
+    monkeypatch.setenv("SM_CHANNEL_MANIFEST", str(job.manifest_dir))
+
+    train.main(["--num_round", "50", "--cv_max_rows", "1000", "--cv_folds", "4"])
+
+    assert "linear margin: logistic regression" in capsys.readouterr().out
+    linear = linear_margin.load(job.model_dir)
+    assert linear is not None and linear.fitted_on["rows"] == 800
+    assert job.metrics["linear_margin"]["rows"] == 800
+    # the endpoint adds the regression's log-odds to the booster's, then calibrates
+    model = inference.load_model(job.model_dir, threshold=0.5, threads=1)
+    X = np.genfromtxt(job.validation_dir / "validation.csv", delimiter=",")[:, 1:]
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    scored = xgb.DMatrix(X, base_margin=linear.margin(X), feature_names=names)
+    margin = booster.predict(scored, output_margin=True)
+    expected = model.calibrator.apply(1 / (1 + np.exp(-margin.astype(np.float64))))
+    np.testing.assert_allclose(inference.predict(model, X), expected, rtol=1e-5)
+    # scored from its own base score the booster alone is another (wrong) model
+    alone = booster.predict(xgb.DMatrix(X, feature_names=names))
+    assert np.abs(alone - inference.booster_probability(model, X)).max() > 0.05
+    # the explanations sum to the margin, the regression's shares on its features
+    contributions = inference.explain(model, X[:20])
+    np.testing.assert_allclose(contributions.sum(axis=1), margin[:20], atol=1e-4)
+    assert contributions.shape == (20, len(names) + 1)
+
+
+def test_on_linear_data_the_linear_margin_lowers_the_out_of_fold_log_loss(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    argv = ["--num_round", "50", "--cv_max_rows", "1000", "--cv_folds", "4"]
+    losses = {}
+    for setting in ("off", "auto"):
+        train.main([*argv, "--linear_margin", setting])
+        held, _, raw = calibration.read_holdout(job.model_dir / calibration.HOLDOUT_FILE)
+        losses[setting] = calibration.log_loss(held, raw)
+        present = (job.model_dir / linear_margin.LINEAR_MARGIN_FILE).is_file()
+        assert present == (setting == "auto")
+        shutil.rmtree(job.model_dir)
+        shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
+    assert losses["auto"] < 0.95 * losses["off"], losses
+
+
+def test_without_cross_validation_there_is_no_linear_margin(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 2000, seed=1)
+    add_validation(job, monkeypatch, rows=500)
+    train.main(["--num_round", "10", "--cv_max_rows", "1000"])
+    assert job.metrics["linear_margin"] is None
+    assert linear_margin.load(job.model_dir) is None
+
+
+def test_on_two_hosts_one_regression_is_fitted_on_every_hosts_rows(tmp_path: Path) -> None:
+    shards = [tmp_path / "train" / f"part-{i}.csv" for i in range(2)]
+    for seed, shard in enumerate(shards):
+        write_csv(shard, 300, seed=10 + seed)
+    write_csv(tmp_path / "validation" / "validation.csv", 100, seed=12)
+    channels = {
+        "train": Channel(shards, "ShardedByS3Key"),
+        "validation": Channel([tmp_path / "validation" / "validation.csv"]),
+    }
+    hps = {"num_round": 40, "eta": 0.3, "cv_max_rows": 5000, "cv_folds": 3, "nthread": 1}
+
+    result = run_training_job(
+        tmp_path / "job", Path(train.__file__), hps, channels, instance_count=2, timeout=300
+    )
+
+    assert result.status == "Completed", result.failure_reason
+    linear = linear_margin.load(result.model_dir)
+    assert linear is not None and linear.fitted_on["rows"] == 700
+    # both hosts trained the same booster from the same starting margins
+    stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
+    assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
+    assert [s["linear_margin"]["rows"] for s in stats] == [700, 700]
 
 
 def test_without_cross_validation_the_validation_rows_calibrate(
