@@ -29,6 +29,8 @@ class CvResult:
     rounds: int  # boosting rounds at the best mean held-out score
     score: float  # mean over the folds at that round
     std: float  # standard deviation over the folds at that round
+    # the stopping metric's mean at that round (eval_metric's, without a stopping metric)
+    stopping_score: float = math.nan
     # per row of `data`: the margin (log-odds) its fold's model gave it at `rounds` rounds,
     # from a model that never trained on it
     out_of_fold: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
@@ -110,4 +112,11 @@ def cross_validate(
         out_of_fold[fold == f] = booster.predict(
             test, output_margin=True, iteration_range=(0, rounds)
         )
-    return CvResult(folds=folds, rounds=rounds, score=best[2], std=best[3], out_of_fold=out_of_fold)
+    return CvResult(
+        folds=folds,
+        rounds=rounds,
+        score=best[2],
+        std=best[3],
+        stopping_score=best[1],
+        out_of_fold=out_of_fold,
+    )

@@ -36,13 +36,16 @@ prints the folds' mean as its one `validation-<metric>:` line (what the tuner re
 trains the model on all of those rows for the rounds the folds chose. Otherwise early
 stopping watches the validation channel, whose best score is the metric line.
 
-Linear margin (`linear_margin`: auto, the default, or off): with cross-validation, every
-row starts from the log-odds of a logistic regression (the evaluation's baseline, fitted
-on train + validation; baseline.py) instead of the booster's constant base score, so the
-trees learn what a linear model misses, and where they find nothing the folds stop within
-a few rounds. The rows' starting margins come from regressions fitted without their own
-fold (out of fold), so the folds' scores stay honest; the stored regression, fitted on all
-of the rows, is what serving adds. On several hosts rank 0 fits it on every host's rows.
+Linear margin (`linear_margin`: auto, the default, on or off): with cross-validation,
+every row can start from the log-odds of a logistic regression (the evaluation's baseline,
+fitted on train + validation; baseline.py) instead of the booster's constant base score,
+so the trees learn what a linear model misses. The rows' starting margins come from
+regressions fitted without their own fold (out of fold), so the folds' scores stay honest;
+the stored regression, fitted on all of the rows, is what serving adds. With `auto` the
+folds run both ways and the start with the better mean stopping metric (log loss) is kept:
+where the signal is mostly linear the margin wins (few rows, smooth effects), where it is
+not the trees from a constant do (bench/bench_quality.py). On several hosts rank 0 fits
+the regression on every host's rows.
 
 Class weighting: none unless `scale_pos_weight` is given, so the scores stay probabilities.
 
@@ -255,7 +258,7 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "eval_metric": _choice(*EVAL_METRICS),
     "external_memory": _Rule(_on_off, lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
     "external_memory_share": _FRACTION,
-    "linear_margin": _choice("auto", "off"),
+    "linear_margin": _choice("auto", "on", "off"),
     "nthread": _number(1, integer=True),
     "num_round": _number(1, integer=True),
     "objective": _choice(*OBJECTIVES),
@@ -299,8 +302,9 @@ class Hyperparameters:
     # the largest. Cross-validation (small data) always trains in memory.
     external_memory: str = "auto"
     external_memory_share: float = 0.25
-    # "auto": with cross-validation the booster starts from a logistic regression's
-    # log-odds (linear_margin.py); "off": from its constant base score
+    # with cross-validation, whether the booster starts from a logistic regression's
+    # log-odds (linear_margin.py): "auto" when the folds score better so, "on" always,
+    # "off" never (it starts from its constant base score)
     linear_margin: str = "auto"
     booster: dict[str, float] = field(default_factory=dict)
 
@@ -1278,11 +1282,10 @@ def _train_with_scratch(
         pool = pooled(train_data, valid_data, summary.columns, rank, len(job.hosts))
         dtrain = _dmatrix(pool, names, nthread, types)
         fold = stratified_folds(pool.labels, hps.cv_folds, hps.seed, offset=rank)
-        if hps.linear_margin == "auto":
+        if hps.linear_margin != "off":
             began = time.perf_counter()
             kinds = read_feature_types(job.channels.get("manifest"))
             linear, start_margin = fit_linear_margin(pool, fold, kinds, hps, job, rank)
-            dtrain.set_base_margin(start_margin)
             linear_seconds = time.perf_counter() - began
     elif isinstance(train_data, ChannelScan):
         max_bin = int(hps.booster.get("max_bin", DEFAULT_MAX_BIN))
@@ -1325,19 +1328,35 @@ def _train_with_scratch(
         print(f"resuming from checkpoint at round {start.num_boosted_rounds()}", flush=True)
 
     began = time.perf_counter()
-    num_round, cv = hps.num_round, None
+    num_round, cv, linear_choice = hps.num_round, None, None
     if use_cv:
-        cv = cross_validate(
-            params,
-            dtrain,
-            fold,
-            hps.cv_folds,
-            hps.cv_num_round,
-            early_stopping_rounds=hps.cv_early_stopping_rounds,
-            maximize=hps.maximize,
-            stopping_metric=hps.cv_stopping_metric,
-            stopping_maximize=hps.cv_stopping_metric in MAXIMIZED_METRICS,
-        )
+        stopping_maximize = hps.cv_stopping_metric in MAXIMIZED_METRICS
+
+        def folds_of(data: xgb.DMatrix) -> CvResult:
+            return cross_validate(
+                params,
+                data,
+                fold,
+                hps.cv_folds,
+                hps.cv_num_round,
+                early_stopping_rounds=hps.cv_early_stopping_rounds,
+                maximize=hps.maximize,
+                stopping_metric=hps.cv_stopping_metric,
+                stopping_maximize=stopping_maximize,
+            )
+
+        if linear is None or hps.linear_margin == "auto":
+            cv = folds_of(dtrain)
+        if linear is not None:
+            dlinear = _dmatrix(pool, names, nthread, types)
+            dlinear.set_base_margin(start_margin)
+            cv_linear = folds_of(dlinear)
+            linear_choice = choose_linear_margin(hps, cv_linear, cv, stopping_maximize, rank)
+            if linear_choice["used"]:
+                cv, dtrain = cv_linear, dlinear
+            else:
+                linear = None
+        assert cv is not None
         num_round = cv.rounds
         if rank == 0:
             _announce_cv(cv, hps.eval_metric, pooled_counts(summary, len(job.hosts))[0])
@@ -1393,8 +1412,8 @@ def _train_with_scratch(
         "data_fingerprint": mark.data,
         "calibration": None if calibrator is None else calibration_summary(calibrator),
         "linear_margin": None
-        if linear is None
-        else {**linear.fitted_on, "seconds": round(linear_seconds, 3)},
+        if linear_choice is None
+        else {**linear_choice, "fit_seconds": round(linear_seconds, 3)},
         "external_memory": external,
         "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
         "load_seconds": round(load_seconds, 3),
@@ -1684,6 +1703,36 @@ def fit_linear_margin(
     offset = sum(len(p[1]) for p in parts[:rank])
     mine_start = start[offset : offset + len(pool.labels)]
     return linear_margin.LinearMargin.from_json(document), mine_start
+
+
+def choose_linear_margin(
+    hps: Hyperparameters,
+    with_margin: CvResult,
+    without: CvResult | None,
+    maximize: bool,
+    rank: int,
+) -> dict[str, Any]:
+    """Whether the model starts from the linear margin: with `auto`, when the folds' mean
+    stopping metric (log loss by default) is better with it than without; with `on`,
+    always. The same scores on every host, so the same answer."""
+    metric = hps.cv_stopping_metric
+    if without is None:
+        used, reason = True, "linear_margin on"
+    else:
+        a, b = with_margin.stopping_score, without.stopping_score
+        used = a > b if maximize else a < b
+        reason = f"folds' {metric} {a:.6f} with it, {b:.6f} without"
+    if rank == 0:
+        print(f"linear margin: {'used' if used else 'not used'} ({reason})", flush=True)
+    return {
+        "used": used,
+        "setting": hps.linear_margin,
+        "metric": metric,
+        "score_with": with_margin.stopping_score,
+        "score_without": None if without is None else without.stopping_score,
+        "rounds_with": with_margin.rounds,
+        "rounds_without": None if without is None else without.rounds,
+    }
 
 
 def _announce_cv(cv: CvResult, metric: str, rows: int) -> None:

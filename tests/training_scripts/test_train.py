@@ -418,10 +418,14 @@ def test_a_cross_validated_job_starts_from_a_logistic_regression_and_serves_both
 
     train.main(["--num_round", "50", "--cv_max_rows", "1000", "--cv_folds", "4"])
 
-    assert "linear margin: logistic regression" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "linear margin: logistic regression" in log
+    # on this linear data the folds score better from the regression than from a constant
+    chosen = job.metrics["linear_margin"]
+    assert chosen["used"] and chosen["score_with"] < chosen["score_without"]
+    assert f"linear margin: used (folds' logloss {chosen['score_with']:.6f} with it" in log
     linear = linear_margin.load(job.model_dir)
     assert linear is not None and linear.fitted_on["rows"] == 800
-    assert job.metrics["linear_margin"]["rows"] == 800
     # the endpoint adds the regression's log-odds to the booster's, then calibrates
     model = inference.load_model(job.model_dir, threshold=0.5, threads=1)
     X = np.genfromtxt(job.validation_dir / "validation.csv", delimiter=",")[:, 1:]
@@ -457,6 +461,31 @@ def test_on_linear_data_the_linear_margin_lowers_the_out_of_fold_log_loss(
     assert losses["auto"] < 0.95 * losses["off"], losses
 
 
+def test_where_the_trees_do_better_from_a_constant_the_margin_is_dropped_unless_on(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(800, FEATURES))
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(int)  # no linear signal at all
+    rows = np.column_stack([y, x])
+    np.savetxt(job.train_dir / "part-0.csv", rows, delimiter=",", fmt="%.6g")
+    argv = ["--num_round", "50", "--cv_max_rows", "1000", "--cv_folds", "4", "--eta", "0.3"]
+
+    train.main(argv)
+
+    chosen = job.metrics["linear_margin"]
+    assert not chosen["used"] and chosen["score_without"] < chosen["score_with"]
+    assert linear_margin.load(job.model_dir) is None
+    shutil.rmtree(job.model_dir)
+    shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
+
+    train.main([*argv, "--linear_margin", "on"])
+
+    chosen = job.metrics["linear_margin"]
+    assert chosen["used"] and chosen["score_without"] is None
+    assert linear_margin.load(job.model_dir) is not None
+
+
 def test_without_cross_validation_there_is_no_linear_margin(
     job: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -488,7 +517,7 @@ def test_on_two_hosts_one_regression_is_fitted_on_every_hosts_rows(tmp_path: Pat
     # both hosts trained the same booster from the same starting margins
     stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
     assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
-    assert [s["linear_margin"]["rows"] for s in stats] == [700, 700]
+    assert [s["linear_margin"]["used"] for s in stats] == [True, True]
 
 
 def test_without_cross_validation_the_validation_rows_calibrate(
