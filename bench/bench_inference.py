@@ -66,14 +66,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boostline.data.generator import SCHEMA_PATH, generate_to_dir  # noqa: E402
-from training_scripts import calibration, inference, preprocess  # noqa: E402
+from training_scripts import (  # noqa: E402
+    baseline,
+    calibration,
+    inference,
+    linear_margin,
+    preprocess,
+)
 
 
 def build_model(
-    workdir: Path, rows: int = 20_000, rounds: int = 100, depth: int = 5, calibrated: bool = True
+    workdir: Path,
+    rows: int = 20_000,
+    rounds: int = 100,
+    depth: int = 5,
+    calibrated: bool = True,
+    linear: bool = False,
 ) -> Path:
     """Generate -> preprocess -> train (-> calibrate); returns <workdir>/model laid out as
-    train.py does."""
+    train.py does. With `linear`, the booster starts from the logistic baseline's margin and
+    the model holds boostline/linear_margin.json, as a cross-validated job may leave it."""
     generate_to_dir(rows, workdir / "raw", seed=7)
     preprocess.preprocess(workdir / "raw", SCHEMA_PATH, workdir / "prep", salt="bench")
     train = np.vstack(
@@ -82,9 +94,16 @@ def build_model(
             for p in sorted((workdir / "prep" / "train").glob("*.csv"))
         ]
     )
+    manifest = json.loads((workdir / "prep" / "manifest" / "feature_manifest.json").read_text())
+    start = None
+    if linear:
+        kinds = [c["kind"] == "categorical" for c in manifest["columns"]]
+        fitted = baseline.fit(train[:, 0], train[:, 1:], kinds)
+        margin_map = linear_margin.from_baseline(fitted, train[:, 1:], kinds)
+        start = margin_map.margin(train[:, 1:])
     booster = xgb.train(
         {"objective": "binary:logistic", "max_depth": depth, "eta": 0.1, "nthread": 1},
-        xgb.DMatrix(train[:, 1:], label=train[:, 0], nthread=1),
+        xgb.DMatrix(train[:, 1:], label=train[:, 0], nthread=1, base_margin=start),
         num_boost_round=rounds,
     )
     model = workdir / "model"
@@ -94,11 +113,16 @@ def build_model(
         workdir / "prep" / "manifest" / "feature_manifest.json",
         model / "boostline" / "feature_manifest.json",
     )
+    if linear:
+        linear_margin.save(margin_map, model)
     if calibrated:
         valid = np.genfromtxt(
             workdir / "prep" / "validation" / "validation.csv", delimiter=",", filling_values=np.nan
         )
-        raw = booster.predict(xgb.DMatrix(valid[:, 1:], missing=np.nan, nthread=1))
+        base = margin_map.margin(valid[:, 1:]) if linear else None
+        raw = booster.predict(
+            xgb.DMatrix(valid[:, 1:], missing=np.nan, nthread=1, base_margin=base)
+        )
         folds = np.arange(len(valid)) % 5
         fitted = calibration.choose(raw, valid[:, 0], folds, ("platt",), source="validation")
         calibration.save(fitted, model)
@@ -109,8 +133,13 @@ def build_model(
 
 
 def calibrated(model: inference.Model, X: np.ndarray) -> np.ndarray:
-    """inplace_predict, then the calibration: what any calibrated answer costs at least."""
-    raw = model.booster.inplace_predict(X, validate_features=False)
+    """inplace_predict (from the linear margin, where the model has one), then the
+    calibration: what any calibrated answer costs at least."""
+    if model.linear is None:
+        raw = model.booster.inplace_predict(X, validate_features=False)
+    else:  # the map's arithmetic is the model's: a dot product and a lookup per category
+        start = model.linear.margin(X)
+        raw = model.booster.inplace_predict(X, validate_features=False, base_margin=start)
     return raw if model.calibrator is None else model.calibrator.apply(raw)
 
 
@@ -285,12 +314,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-calibration", action="store_true", help="train a model without calibration.json"
     )
+    parser.add_argument(
+        "--linear-margin",
+        action="store_true",
+        help="train a model that starts from the logistic baseline's margin (linear_margin.json)",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
         work = Path(tmp)
         model_dir = args.model_dir or build_model(
-            work, rounds=args.rounds, depth=args.depth, calibrated=not args.no_calibration
+            work,
+            rounds=args.rounds,
+            depth=args.depth,
+            calibrated=not args.no_calibration,
+            linear=args.linear_margin,
         )
         model = inference.load_model(model_dir, threads=1)
         booster = model.booster
@@ -300,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
         print(
             f"model: {model_dir} ({trees} trees, {model.n_features} features, calibration "
-            f"{method}), 1 thread; {os.cpu_count()} CPUs, load average {load[0]:.2f} "
+            f"{method}, linear margin {'yes' if model.linear else 'no'}), 1 thread; "
+            f"{os.cpu_count()} CPUs, load average {load[0]:.2f} "
             f"{load[1]:.2f} {load[2]:.2f}"
         )
         print(
