@@ -98,6 +98,20 @@ class LinearMargin:
         object.__setattr__(self, "_missing", np.asarray(number_m, dtype=np.float64))
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_bias", float(self.intercept) - centre)
+        # Every category column's table end to end, each followed by its missing weight and
+        # a 0 for a code it never saw: one gather scores them all (a handful of array
+        # operations per request, whatever the number of columns).
+        flat, offsets, sizes = [], [], []
+        for _, table, missing_weight in tables:
+            offsets.append(sum(len(t) for t in flat))
+            sizes.append(len(table) - 1)
+            flat.append(np.concatenate([table[:-1], [missing_weight, 0.0]]))
+        object.__setattr__(
+            self, "_category_columns", np.asarray([c for c, _, _ in tables], np.intp)
+        )
+        object.__setattr__(self, "_flat", np.concatenate(flat) if flat else np.zeros(0))
+        object.__setattr__(self, "_offsets", np.asarray(offsets, dtype=np.int64))
+        object.__setattr__(self, "_sizes", np.asarray(sizes, dtype=np.float64))
 
     @property
     def width(self) -> int:
@@ -113,8 +127,14 @@ class LinearMargin:
         out = filled @ self._weights  # type: ignore[attr-defined]
         out += missing @ self._missing  # type: ignore[attr-defined]
         out += self._bias  # type: ignore[attr-defined]
-        for column, table, missing_weight in self._tables:  # type: ignore[attr-defined]
-            out += _lookup(table, missing_weight, X[:, column])
+        if len(self._offsets):  # type: ignore[attr-defined]
+            codes = X[:, self._category_columns]  # type: ignore[attr-defined]
+            sizes = self._sizes  # type: ignore[attr-defined]
+            # NaN compares false: a missing code is not valid, and not `codes == codes`
+            valid = (codes >= 0) & (codes < sizes)
+            slot = np.where(valid, codes, np.where(codes == codes, sizes + 1, sizes))
+            index = slot.astype(np.int64) + self._offsets  # type: ignore[attr-defined]
+            out += self._flat[index].sum(axis=1)  # type: ignore[attr-defined]
         return out
 
     def contributions(self, X: np.ndarray, columns: int) -> tuple[np.ndarray, float]:
