@@ -137,9 +137,10 @@ def calibrated(model: inference.Model, X: np.ndarray) -> np.ndarray:
     calibration: what any calibrated answer costs at least."""
     if model.linear is None:
         raw = model.booster.inplace_predict(X, validate_features=False)
-    else:  # the map's arithmetic is the model's: a dot product and a lookup per category
-        start = model.linear.margin(X)
-        raw = model.booster.inplace_predict(X, validate_features=False, base_margin=start)
+    else:  # the map's arithmetic is the model's: a dot product, a gather, a sigmoid
+        margin = model.booster.inplace_predict(X, validate_features=False, predict_type="margin")
+        margin = margin + model.linear.margin(X) - model.base_offset
+        raw = 1.0 / (1.0 + np.exp(-margin))
     return raw if model.calibrator is None else model.calibrator.apply(raw)
 
 
