@@ -1783,6 +1783,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                     "selection": model.calibrator.selection,
                 }
             ),
+            # the logistic regression whose log-odds the booster starts from, if any
+            "linear_margin": None if model.linear is None else model.linear.fitted_on,
         },
         "bootstrap": result["bootstrap"],
         "baseline": {

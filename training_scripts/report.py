@@ -359,7 +359,15 @@ def baseline_text(evaluation: dict[str, Any]) -> str:
     auc = evaluation["binary_classification_metrics"]["auc"]["value"]
     brier = evaluation["binary_classification_metrics"]["brier"]["value"]
     verdict = "meets" if auc >= lr["min_auc_required"] else "does NOT meet"
-    return (
+    start = (evaluation.get("model") or {}).get("linear_margin")
+    own = (
+        f"This model itself starts from such a regression (fitted in training on "
+        f"{start['rows']:,} rows, C {start['C']:g}): its trees add to the regression's "
+        "log-odds what the regression misses. "
+        if start
+        else ""
+    )
+    return own + (
         f"A logistic regression fitted on the same {lr['training_rows']:,} training rows "
         f"(C {lr['C']:g}, chosen by cross-validation) scores an AUC of {lr['auc']:.4f} and a "
         f"Brier score of {lr['brier']:.4f} on the same test set (this model: {auc:.4f} and "

@@ -508,6 +508,10 @@ def test_a_model_with_a_linear_margin_is_scored_and_explained_as_the_endpoint_do
     assert ev.main(_args(book, out, model_dir, None)) == 0
     e = json.loads((out / "evaluation/evaluation.json").read_text())
     assert e["explanations"]["shap"]["max_additivity_error"] < 1e-4
+    assert e["model"]["linear_margin"] == linear.fitted_on
+    report = (out / "report" / "index.html").read_text()
+    rows = linear.fitted_on["rows"]
+    assert f"starts from such a regression (fitted in training on {rows:,} rows" in report
     assert roc_auc_score(book["test_y"], scores) == pytest.approx(
         e["binary_classification_metrics"]["auc"]["value"]
     )
