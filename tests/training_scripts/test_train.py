@@ -443,6 +443,20 @@ def test_a_cross_validated_job_starts_from_a_logistic_regression_and_serves_both
     assert contributions.shape == (20, len(names) + 1)
 
 
+def test_a_calibration_that_does_not_beat_none_on_the_held_out_rows_is_not_applied(
+    job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # logistic data, a logistic start: the booster's out-of-fold scores are calibrated
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    train.main(["--num_round", "50", "--cv_max_rows", "1000", "--cv_folds", "4"])
+    calibrator = calibration.load(job.model_dir)
+    assert calibrator is not None and calibrator.method == "identity"
+    scores = calibrator.selection["scores"]
+    assert scores["platt"]["log_loss"] > scores["identity"]["log_loss"] * (1 - calibration.MIN_GAIN)
+    assert "calibration: identity, fitted on 800 out_of_fold rows" in capsys.readouterr().out
+
+
 def test_on_linear_data_the_linear_margin_lowers_the_out_of_fold_log_loss(
     job: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -553,7 +567,17 @@ def test_the_calibration_method_can_be_set_and_without_held_out_rows_it_is_ident
     best = min(scores, key=lambda m: scores[m]["log_loss"])
     assert calibrator.method in (best, "identity")  # identity kept unless clearly beaten
     train.main(["--num_round", "20", "--calibration", "isotonic"])
-    assert getattr(calibration.load(job.model_dir), "method", None) == "isotonic"
+    calibrator = calibration.load(job.model_dir)
+    assert calibrator is not None and set(calibrator.selection["scores"]) == {
+        "identity",
+        "isotonic",
+    }
+    # the named map, unless it fails to beat no map on the held-out rows
+    scores = calibrator.selection["scores"]
+    beaten = scores["isotonic"]["log_loss"] < scores["identity"]["log_loss"] * (
+        1 - calibration.MIN_GAIN
+    )
+    assert calibrator.method == ("isotonic" if beaten else "identity")
     fail(["--calibration", "beta"])
     assert "hyperparameter 'calibration': must be one of auto, identity, platt" in job.failure
 
