@@ -3,8 +3,10 @@
 sagemaker-containers' Transformer(model_fn, transform_fn) inside its Flask Worker, under
 gunicorn with two gevent workers, over real HTTP on 127.0.0.1 (tests/image/image_serving.py);
 the sourcedir archive is pip-installed offline first, as the image's `serve` does. The
-model carries a calibration (boostline/calibration.json), as train.py writes one: the
-server answers the calibrated probability, computed by the sibling module calibration.py.
+model carries a calibration (boostline/calibration.json) and starts from a logistic
+regression's log-odds (boostline/linear_margin.json), as a cross-validated train.py job
+writes them: the server answers the calibrated probability of the booster's margin from
+the regression's, computed by the sibling modules calibration.py and linear_margin.py.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bad_inputs import CSV, JSON, bad_requests
 from image_lane import HERE, Server, image_python, sourcedir_archive, toolkit_env
 
 from boostline.local.training_job import free_port
+from training_scripts import baseline, linear_margin
 
 CUSTOM = "X-Amzn-SageMaker-Custom-Attributes"
 PLATT = {"a": 0.7, "b": -0.3}  # the model's calibration: sigmoid(a * logit(p) + b)
@@ -38,7 +41,14 @@ def book(tmp_path_factory, make_loan_book) -> dict:
     with open(loans.prep / "test" / "test_meta.csv", newline="") as f:
         ids = [row["application_id"] for row in csv.DictReader(f)]
     manifest = json.loads(loans.manifest.read_text())
-    model_dir = loans.model_dir("model")
+    y, x = loans.train[:, 0], loans.train[:, 1:]
+    kinds = [c["kind"] == "categorical" for c in manifest["columns"]]
+    regression = baseline.fit(y, x, kinds)
+    start = linear_margin.from_baseline(regression, x, kinds)
+    params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.1, "nthread": 1}
+    booster = xgb.train(params, xgb.DMatrix(x, label=y, base_margin=start.margin(x)), 30)
+    model_dir = loans.model_dir("model", bytes(booster.save_raw("ubj")))
+    linear_margin.save(start, model_dir)
     calibration = {"format": "boostline-calibration", "version": 1, "method": "platt"}
     (model_dir / "boostline" / "calibration.json").write_text(
         json.dumps({**calibration, "params": PLATT})
@@ -50,6 +60,7 @@ def book(tmp_path_factory, make_loan_book) -> dict:
         # schema's PII columns left out (the endpoint refuses them).
         "raw": [{k: v for k, v in raw[i].items() if k not in manifest["pii_columns"]} for i in ids],
         "names": [c["name"] for c in manifest["columns"]],
+        "regression": regression.model,  # scikit-learn's own, for the reference
     }
 
 
@@ -92,10 +103,12 @@ def invoke(
 
 
 def reference(book: dict, lines: list[str]) -> np.ndarray:
-    """What XGBoost itself predicts for the encoded rows, calibrated, without inference.py."""
+    """What XGBoost itself predicts for the encoded rows from scikit-learn's log-odds of
+    the regression, calibrated, without inference.py or linear_margin.py."""
     booster = xgb.Booster(model_file=str(book["model_dir"] / "xgboost-model"))
     X = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in lines])
-    p = booster.predict(xgb.DMatrix(X, missing=np.nan), validate_features=False)
+    start = book["regression"].decision_function(X)
+    p = booster.predict(xgb.DMatrix(X, missing=np.nan, base_margin=start), validate_features=False)
     p = p.astype(np.float64)
     return 1 / (1 + np.exp(-(PLATT["a"] * np.log(p / (1 - p)) + PLATT["b"])))
 
