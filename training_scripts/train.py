@@ -262,7 +262,7 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "eval_metric": _choice(*EVAL_METRICS),
     "external_memory": _Rule(_on_off, lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
     "external_memory_share": _FRACTION,
-    "linear_margin": _choice("auto", "on", "off"),
+    "linear_margin": _Rule(_on_off, lambda v: v in ("auto", "on", "off"), "one of auto, on, off"),
     "nthread": _number(1, integer=True),
     "num_round": _number(1, integer=True),
     "objective": _choice(*OBJECTIVES),

@@ -500,6 +500,13 @@ def test_where_the_trees_do_better_from_a_constant_the_margin_is_dropped_unless_
     assert linear_margin.load(job.model_dir) is not None
 
 
+def test_linear_margin_reads_yamls_bare_on_and_off_and_refuses_anything_else() -> None:
+    for given, read in (("false", "off"), ("True", "on"), ("auto", "auto")):
+        assert train.parse_hyperparameters(["--linear_margin", given]).linear_margin == read
+    with pytest.raises(train.HyperparameterError, match="linear_margin.*one of auto, on, off"):
+        train.parse_hyperparameters(["--linear_margin", "sometimes"])
+
+
 def test_without_cross_validation_there_is_no_linear_margin(
     job: Job, monkeypatch: pytest.MonkeyPatch
 ) -> None:
