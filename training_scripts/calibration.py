@@ -26,7 +26,6 @@ Runs in the sagemaker-xgboost 3.0-5 image (Python 3.10, numpy only). The same `l
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:  # run as a script from the source dir (SageMaker) or imported as a package
+    import model_document
+except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts import model_document
 
 FORMAT = "boostline-calibration"
 VERSION = 1
@@ -127,24 +131,13 @@ class Calibrator:
 
 def load(model_dir: str | Path) -> Calibrator | None:
     """The model's calibrator; None for a model directory without one (an older model)."""
-    path = Path(model_dir) / CALIBRATION_FILE
-    if not path.is_file():
-        return None
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise CalibrationError(f"{path}: not JSON: {exc}") from None
-    try:
-        return Calibrator.from_json(document)
-    except CalibrationError as exc:
-        raise CalibrationError(f"{path}: {exc}") from None
+    return model_document.read(
+        Path(model_dir) / CALIBRATION_FILE, Calibrator.from_json, CalibrationError
+    )
 
 
 def save(calibrator: Calibrator, model_dir: str | Path) -> Path:
-    path = Path(model_dir) / CALIBRATION_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(calibrator.to_json(), indent=1, sort_keys=True) + "\n")
-    return path
+    return model_document.write(Path(model_dir) / CALIBRATION_FILE, calibrator.to_json())
 
 
 def write_holdout(

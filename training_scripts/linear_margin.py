@@ -36,12 +36,16 @@ Runs in the sagemaker-xgboost 3.0-5 image (Python 3.10; scikit-learn only to fit
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:  # run as a script from the source dir (SageMaker) or imported as a package
+    import model_document
+except ImportError:  # pragma: no cover - exercised when imported as a package
+    from training_scripts import model_document
 
 FORMAT = "boostline-linear-margin"
 VERSION = 1
@@ -199,24 +203,13 @@ def _lookup(table: np.ndarray, missing_weight: float, codes: np.ndarray) -> np.n
 
 def load(model_dir: str | Path) -> LinearMargin | None:
     """The model's linear margin; None for a model trained from its own base score."""
-    path = Path(model_dir) / LINEAR_MARGIN_FILE
-    if not path.is_file():
-        return None
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise LinearMarginError(f"{path}: not JSON: {exc}") from None
-    try:
-        return LinearMargin.from_json(document)
-    except LinearMarginError as exc:
-        raise LinearMarginError(f"{path}: {exc}") from None
+    return model_document.read(
+        Path(model_dir) / LINEAR_MARGIN_FILE, LinearMargin.from_json, LinearMarginError
+    )
 
 
 def save(linear: LinearMargin, model_dir: str | Path) -> Path:
-    path = Path(model_dir) / LINEAR_MARGIN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(linear.to_json(), indent=1, sort_keys=True) + "\n")
-    return path
+    return model_document.write(Path(model_dir) / LINEAR_MARGIN_FILE, linear.to_json())
 
 
 # ---------------------------------------------------------------------------- fit

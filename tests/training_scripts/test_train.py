@@ -377,7 +377,7 @@ def test_a_cross_validated_job_calibrates_on_the_out_of_fold_predictions(
     assert sorted(p.name for p in job.model_dir.iterdir()) == [train.EXTRAS_DIR, train.MODEL_FILE]
 
 
-def test_on_two_hosts_the_calibration_is_fitted_on_every_hosts_out_of_fold_rows(
+def test_on_two_hosts_the_calibration_and_the_regression_are_fitted_on_every_hosts_rows(
     tmp_path: Path,
 ) -> None:
     from boostline.local.training_job import Channel, run_training_job
@@ -403,6 +403,12 @@ def test_on_two_hosts_the_calibration_is_fitted_on_every_hosts_out_of_fold_rows(
     held, _, _ = calibration.read_holdout(result.model_dir / calibration.HOLDOUT_FILE)
     labels = read_labels(*shards, tmp_path / "validation" / "validation.csv")
     assert len(held) == 700 and held.sum() == labels.sum()
+    linear = linear_margin.load(result.model_dir)
+    assert linear is not None and linear.fitted_on["rows"] == 700
+    # both hosts trained the same booster from the same starting margins
+    stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
+    assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
+    assert [s["linear_margin"]["used"] for s in stats] == [True, True]
 
 
 # -- linear margin ---------------------------------------------------------------------------
@@ -515,30 +521,6 @@ def test_without_cross_validation_there_is_no_linear_margin(
     train.main(["--num_round", "10", "--cv_max_rows", "1000"])
     assert job.metrics["linear_margin"] is None
     assert linear_margin.load(job.model_dir) is None
-
-
-def test_on_two_hosts_one_regression_is_fitted_on_every_hosts_rows(tmp_path: Path) -> None:
-    shards = [tmp_path / "train" / f"part-{i}.csv" for i in range(2)]
-    for seed, shard in enumerate(shards):
-        write_csv(shard, 300, seed=10 + seed)
-    write_csv(tmp_path / "validation" / "validation.csv", 100, seed=12)
-    channels = {
-        "train": Channel(shards, "ShardedByS3Key"),
-        "validation": Channel([tmp_path / "validation" / "validation.csv"]),
-    }
-    hps = {"num_round": 40, "eta": 0.3, "cv_max_rows": 5000, "cv_folds": 3, "nthread": 1}
-
-    result = run_training_job(
-        tmp_path / "job", Path(train.__file__), hps, channels, instance_count=2, timeout=300
-    )
-
-    assert result.status == "Completed", result.failure_reason
-    linear = linear_margin.load(result.model_dir)
-    assert linear is not None and linear.fitted_on["rows"] == 700
-    # both hosts trained the same booster from the same starting margins
-    stats = [json.loads((h.output_data_dir / train.METRICS_FILE).read_text()) for h in result.hosts]
-    assert stats[0]["model_sha256"] == stats[1]["model_sha256"]
-    assert [s["linear_margin"]["used"] for s in stats] == [True, True]
 
 
 def test_without_cross_validation_the_validation_rows_calibrate(
