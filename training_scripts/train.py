@@ -33,8 +33,10 @@ host trains on the files in its own channel dirs.
 Small data (fewer training rows than `cv_max_rows`, all hosts): the job scores itself by
 `cv_folds`-fold stratified cross-validation on train + validation (cross_validation.py),
 prints the folds' mean as its one `validation-<metric>:` line (what the tuner reads), and
-trains the model on all of those rows for the rounds the folds chose. Otherwise early
-stopping watches the validation channel, whose best score is the metric line.
+trains the model on all of those rows for the rounds the folds chose. Each of its rounds
+grows `cv_parallel_trees` trees (4) on different row and column samples and averages them,
+which steadies small-data models (bench/bench_quality.py). Otherwise early stopping watches
+the validation channel, whose best score is the metric line.
 
 Linear margin (`linear_margin`: auto, the default, on or off): with cross-validation,
 every row can start from the log-odds of a logistic regression (the evaluation's baseline,
@@ -246,6 +248,7 @@ _BOOSTER_RULES: dict[str, _Rule] = {
     "max_delta_step": _number(0),
     "max_depth": _number(0, integer=True),
     "min_child_weight": _number(0),
+    "num_parallel_tree": _number(1, integer=True),
     "subsample": _FRACTION,
 }
 # Fields of Hyperparameters.
@@ -257,6 +260,7 @@ _CONTROL_RULES: dict[str, _Rule] = {
     "cv_early_stopping_rounds": _number(1, integer=True),
     "cv_max_rows": _number(0, integer=True),
     "cv_num_round": _number(1, integer=True),
+    "cv_parallel_trees": _number(1, integer=True),
     "cv_stopping_metric": _choice(*EVAL_METRICS),
     "early_stopping_rounds": _number(1, integer=True),
     "eval_metric": _choice(*EVAL_METRICS),
@@ -293,6 +297,10 @@ class Hyperparameters:
     # rounds, and they cost seconds (num_round and early_stopping_rounds bound the rest)
     cv_num_round: int = 1000
     cv_early_stopping_rounds: int = 50
+    # with cross-validation, each round grows this many trees on different row and column
+    # samples and averages them (XGBoost's num_parallel_tree, unless that is given): on
+    # small data one tree per round follows its sample's noise
+    cv_parallel_trees: int = 4
     # 1 unless given: class-ratio weighting (negatives / positives) would make the scores
     # stop being probabilities; the evaluation's cost-based threshold handles imbalance.
     scale_pos_weight: float = 1.0
@@ -1305,12 +1313,15 @@ def _train_with_scratch(
 
     spw = hps.scale_pos_weight
     params = hps.xgb_params(nthread, spw)
+    if use_cv:
+        params.setdefault("num_parallel_tree", hps.cv_parallel_trees)
     stopping = hps.early_stopping_rounds if dvalid is not None else None
     cv_settings = {
         "cv_folds": hps.cv_folds,
         "cv_num_round": hps.cv_num_round,
         "cv_early_stopping_rounds": hps.cv_early_stopping_rounds,
         "cv_stopping_metric": hps.cv_stopping_metric,
+        "cv_parallel_trees": hps.cv_parallel_trees,
     }
     if use_cv:
         cv_settings["linear_margin"] = hps.linear_margin

@@ -292,6 +292,37 @@ def test_the_folds_run_for_cv_num_round_whatever_num_round_says(
     assert booster.num_boosted_rounds() == 7
 
 
+def _trees_per_round(job: Job) -> float:
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    return len(booster.get_dump()) / booster.num_boosted_rounds()
+
+
+@pytest.mark.parametrize(
+    ("extra", "trees"),
+    [([], 4), (["--cv_parallel_trees", "2"], 2), (["--num_parallel_tree", "3"], 3)],
+)
+def test_with_cross_validation_each_round_averages_parallel_trees(
+    job: Job, monkeypatch: pytest.MonkeyPatch, extra: list[str], trees: int
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    argv = ["--num_round", "50", "--subsample", "0.7", "--cv_max_rows", "1000"]
+
+    train.main([*argv, "--cv_num_round", "6", "--linear_margin", "off", *extra])
+
+    assert _trees_per_round(job) == trees
+
+
+def test_without_cross_validation_a_round_is_one_tree(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(job.train_dir / "part-0.csv", 600, seed=3)
+    add_validation(job, monkeypatch, rows=200)
+    train.main(["--num_round", "6", "--cv_max_rows", "0"])
+    assert job.metrics["cross_validation"] is None
+    assert _trees_per_round(job) == 1
+
+
 def test_small_data_is_scored_by_cross_validation_and_trained_on_train_plus_validation(
     job: Job, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
