@@ -20,6 +20,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+if typing.TYPE_CHECKING:
+    from training_scripts.train import Hyperparameters
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The default ships inside the package, so an installed boostline runs without a
 # checkout; a checkout's config/boostline.yaml is a link to this same file.
@@ -112,13 +115,17 @@ class TrainingConfig(_Strict):
     def _instance_type(cls, value: str) -> str:
         return _check_instance_type(value)
 
-    def eval_metric(self) -> str:
-        """The metric train.py evaluates and prints (its default when not set here)."""
+    def parsed_hyperparameters(self) -> Hyperparameters:
+        """The hyperparameters as train.py reads them, its defaults filled in."""
         import json
 
         from training_scripts.train import parse_hyperparameters
 
-        return parse_hyperparameters([], json.dumps(self.hyperparameters)).eval_metric
+        return parse_hyperparameters([], json.dumps(self.hyperparameters))
+
+    def eval_metric(self) -> str:
+        """The metric train.py evaluates and prints (its default when not set here)."""
+        return self.parsed_hyperparameters().eval_metric
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:

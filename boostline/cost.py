@@ -154,15 +154,18 @@ def cross_validation_factor(config: BoostlineConfig, rows: int) -> float:
 
     Below cv_max_rows training rows a trial trains cv_folds fold models on (k-1)/k of
     train + validation and then the model on all of it: k times train + validation,
-    where the measured trials trained once on train.
+    where the measured trials trained once on train. With `linear_margin: auto` the folds
+    run from both starts, and each round grows cv_parallel_trees trees (num_parallel_tree
+    where given), where the measured trials grew one.
     """
     pre = config.preprocess
-    hps = config.training.hyperparameters
-    cv_max_rows, folds = int(hps.get("cv_max_rows", 0)), int(hps.get("cv_folds", 5))
+    hps = config.training.parsed_hyperparameters()
     train_share = 1 - pre.validation_fraction - pre.test_fraction
-    if not cv_max_rows or rows * train_share >= cv_max_rows:
+    if not hps.cv_max_rows or rows * train_share >= hps.cv_max_rows:
         return 1.0
-    return folds * (1 - pre.test_fraction) / train_share
+    starts = 2 if hps.linear_margin == "auto" else 1
+    trees = int(hps.booster.get("num_parallel_tree", hps.cv_parallel_trees))
+    return hps.cv_folds * (1 - pre.test_fraction) / train_share * starts * trees
 
 
 def sized_steps(config: BoostlineConfig, rows: int) -> list[SizedStep]:

@@ -207,8 +207,13 @@ def test_a_small_book_pays_for_cross_validation(config: BoostlineConfig) -> None
     small = int(49_000 / share)  # 49,000 training rows: cross-validated
     large = int(51_000 / share)
     work = {rows: _steps(config, rows)["Tune"].hours - OVERHEAD_HOURS for rows in (small, large)}
-    expected = 5 * (1 - config.preprocess.test_fraction) / share
+    # five folds, from two starts (linear_margin auto), four trees a round
+    expected = 5 * (1 - config.preprocess.test_fraction) / share * 2 * 4
     assert work[small] / small == pytest.approx(expected * work[large] / large)
+    once = _with(config, "training", hyperparameters={**hps, "linear_margin": False})
+    assert _steps(once, small)["Tune"].hours - OVERHEAD_HOURS == pytest.approx(work[small] / 2)
+    two = _with(config, "training", hyperparameters={**hps, "cv_parallel_trees": 2})
+    assert _steps(two, small)["Tune"].hours - OVERHEAD_HOURS == pytest.approx(work[small] / 2)
     off = _with(config, "training", hyperparameters={**hps, "cv_max_rows": 0})
     assert _steps(off, small)["Tune"].hours == pytest.approx(
         OVERHEAD_HOURS + work[large] * small / large
