@@ -84,8 +84,11 @@ def test_one_retrain_for_a_burst_of_duplicate_events(demo) -> None:
 def test_a_failed_health_check_leaves_the_first_version_serving(
     tmp_path: Path, dev_assembly
 ) -> None:
+    # one training host: two hosts are the fixture's demo; this one is about the rollback
     options = DemoOptions(
-        **{**OPTIONS, "stream": 150}, break_candidate=True, assembly=dev_assembly.dir
+        **{**OPTIONS, "stream": 150, "instance_count": 1},
+        break_candidate=True,
+        assembly=dev_assembly.dir,
     )
     result = run_demo(tmp_path, load_config(), options, Progress(quiet=True))
     registry = Registry(result.workdir)
