@@ -13,9 +13,13 @@ import functools
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from boostline.local.assembly import Assembly
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -27,15 +31,19 @@ TUNING_JOB = "tune"
 
 
 @functools.cache
-def dev_assembly() -> Path:
+def dev_stage_assembly() -> Assembly:
+    """The dev stage's assembly, synthesized once per test process: the access checks and
+    the pipeline runs of tests/boostline share it (a synth takes ~18 s)."""
     from boostline.config import load_config
-    from stacks import build_app, new_app
+    from boostline.local.assembly import stage_assembly
 
-    outdir = Path(tempfile.mkdtemp(prefix="boostline-iam-dev-"))
-    app = new_app("dev", str(outdir))
-    build_app(app, load_config(), "dev")
-    app.synth()
-    return outdir
+    cache = Path(tempfile.mkdtemp(prefix="boostline-iam-dev-"))
+    atexit.register(shutil.rmtree, cache, True)
+    return stage_assembly(cache, load_config(), "dev")
+
+
+def dev_assembly() -> Path:
+    return dev_stage_assembly().dir
 
 
 def template(stack: str) -> dict[str, Any]:

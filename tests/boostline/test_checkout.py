@@ -103,7 +103,7 @@ def test_the_embedded_default_config_is_found_without_a_checkout(installed: Inst
 
 @pytest.mark.slow
 def test_an_installed_boostline_runs_a_pipeline_from_a_synthesized_assembly(
-    installed: Installed, dev_assembly
+    installed: Installed, light
 ) -> None:
     generated = installed.run("data", "generate", "--rows", "1500", "--out", "book.csv")
     assert generated.returncode == 0, generated.stderr
@@ -120,7 +120,9 @@ def test_an_installed_boostline_runs_a_pipeline_from_a_synthesized_assembly(
         "--data",
         "book.csv",
         "--assembly",
-        str(dev_assembly.dir),
+        str(light.assembly.dir),
+        "--config",
+        str(light.file),
         "--max-trials",
         "1",
         BOOSTLINE_NODE_ROOT=str(REPO_ROOT),  # the IAM policy evaluator's node_modules

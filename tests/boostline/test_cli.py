@@ -573,7 +573,7 @@ def test_batch_run_here_checks_the_scripts_own_calls_against_the_job_role(
 
 @pytest.mark.slow
 def test_pipeline_run_sets_the_processing_and_training_instance_counts(
-    tmp_path: Path, dev_assembly, capsys
+    tmp_path: Path, light, capsys
 ) -> None:
     import json
 
@@ -581,8 +581,8 @@ def test_pipeline_run_sets_the_processing_and_training_instance_counts(
 
     book = tmp_path / "book"
     generate_to_dir(6000, book, seed=0, shards=3)
-    arguments = ["pipeline", "run", "--data", str(book), "--assembly", str(dev_assembly.dir)]
-    arguments += ["--max-trials", "2", "--json", "--quiet"]
+    arguments = ["pipeline", "run", "--data", str(book), "--assembly", str(light.assembly.dir)]
+    arguments += ["--config", str(light.file), "--max-trials", "2", "--json", "--quiet"]
     counts = ["--processing-instance-count", "3", "--instance-count", "1"]
     assert main([*arguments, *counts, "--workdir", str(tmp_path / "three")]) == 0
     run = json.loads(capsys.readouterr().out)

@@ -81,16 +81,15 @@ def test_one_retrain_for_a_burst_of_duplicate_events(demo) -> None:
     assert (demo.report).is_file()
 
 
-def test_a_failed_health_check_leaves_the_first_version_serving(
-    tmp_path: Path, dev_assembly
-) -> None:
-    # one training host: two hosts are the fixture's demo; this one is about the rollback
+def test_a_failed_health_check_leaves_the_first_version_serving(tmp_path: Path, light) -> None:
+    # one training host, light training: the fixture's demo trains as shipped on two hosts;
+    # this one is about the rollback
     options = DemoOptions(
         **{**OPTIONS, "stream": 150, "instance_count": 1},
         break_candidate=True,
-        assembly=dev_assembly.dir,
+        assembly=light.assembly.dir,
     )
-    result = run_demo(tmp_path, load_config(), options, Progress(quiet=True))
+    result = run_demo(tmp_path, light.config, options, Progress(quiet=True))
     registry = Registry(result.workdir)
     assert [v.version for v in registry.versions()] == [1, 2]
     assert result.live_version == 1
@@ -160,10 +159,10 @@ def _workdir_processes(workdir: Path) -> set[int]:
     return {int(pid) for pid in found} - {os.getpid()}
 
 
-def test_sigterm_stops_the_demo_and_every_server_it_started(tmp_path: Path, dev_assembly) -> None:
+def test_sigterm_stops_the_demo_and_every_server_it_started(tmp_path: Path, light) -> None:
     workdir = tmp_path / "work"
     argv = [sys.executable, "-m", "boostline", "demo", "--workdir", str(workdir)]
-    argv += ["--assembly", str(dev_assembly.dir), "--quiet"]
+    argv += ["--assembly", str(light.assembly.dir), "--config", str(light.file), "--quiet"]
     for name, value in {**OPTIONS, "max_trials": 1, "instance_count": 1}.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
     log = tmp_path / "demo.stderr"

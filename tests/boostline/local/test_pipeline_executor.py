@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from light_stage import Light
 
-from boostline.config import load_config
+from boostline.config import BoostlineConfig, load_config
 from boostline.data.generator import generate_to_dir
 from boostline.local.assembly import Assembly, AssemblyError, open_assembly
 from boostline.local.emulator import ACCOUNT
@@ -41,10 +42,16 @@ def _workdir(root: Path) -> Workdir:
     return workdir
 
 
-def _run(workdir: Workdir, assembly: Assembly, **parameters: Any) -> PipelineRun:
+def _run(
+    workdir: Workdir,
+    assembly: Assembly,
+    config: BoostlineConfig | None = None,
+    **parameters: Any,
+) -> PipelineRun:
+    """A run of the assembly's definition; `config` is the one it was synthesized from."""
     return run_pipeline(
         workdir,
-        load_config(),
+        config or load_config(),
         stage="dev",
         parameters={"TrainingInstanceCount": 2, **parameters},
         assembly=assembly,
@@ -222,11 +229,13 @@ def _rows(folder: Path, pattern: str) -> list[str]:
 
 
 def test_preprocessing_on_two_instances_splits_and_encodes_as_one_does(
-    executed, tmp_path: Path, dev_assembly: Assembly
+    executed, tmp_path: Path, light: Light
 ) -> None:
     one_workdir, one = executed
     workdir = _workdir(tmp_path / "work")  # the same book: two raw files
-    run = _run(workdir, dev_assembly, ProcessingInstanceCount=2, TriggerReason="schedule")
+    run = _run(
+        workdir, light.assembly, light.config, ProcessingInstanceCount=2, TriggerReason="schedule"
+    )
     assert run.status == "Succeeded"
     assert run.parameters["ProcessingInstanceCount"] == 2
     for step in ("PreprocessFit", "Preprocess"):
@@ -285,11 +294,11 @@ def test_preprocessing_on_two_instances_splits_and_encodes_as_one_does(
 
 
 def test_more_preprocessing_hosts_than_raw_files_fail_the_fit_step(
-    tmp_path: Path, dev_assembly: Assembly
+    tmp_path: Path, light: Light
 ) -> None:
     workdir = _workdir(tmp_path / "work")  # two raw files
     with pytest.raises(PipelineFailed) as failed:
-        _run(workdir, dev_assembly, ProcessingInstanceCount=3)
+        _run(workdir, light.assembly, light.config, ProcessingInstanceCount=3)
     message = str(failed.value)
     assert message.startswith("step PreprocessFit failed: processing job "), message
     assert "algo-3: preprocessing failed: host algo-3 of 3 got no raw CSV file" in message
@@ -328,14 +337,14 @@ def test_a_retrain_compares_with_the_champion_it_is_given(executed, dev_assembly
 
 
 def test_a_changed_property_file_path_fails_the_condition_naming_it(
-    tmp_path: Path, dev_assembly: Assembly
+    tmp_path: Path, light: Light
 ) -> None:
     def change(definition: dict[str, Any]) -> None:
         _step(definition, "Evaluate")["PropertyFiles"][0]["FilePath"] = "metrics/eval.json"
 
-    broken = _mutated(dev_assembly, tmp_path / "assembly", change)
+    broken = _mutated(light.assembly, tmp_path / "assembly", change)
     with pytest.raises(PipelineFailed, match=r"QualityGate.*metrics/eval\.json"):
-        _run(_workdir(tmp_path / "work"), broken)
+        _run(_workdir(tmp_path / "work"), broken, light.config)
     record = json.loads(next((tmp_path / "work" / "runs").glob("*.json")).read_text())
     assert record["failure_step"] == "QualityGate"
     assert record["steps"]["Evaluate"]["status"] == "Succeeded"
@@ -383,17 +392,15 @@ def test_an_unknown_expression_stops_the_run_naming_the_step(
     assert caught.value.step == "Evaluate"
 
 
-def test_a_dropped_decision_threshold_is_not_in_the_registry(
-    tmp_path: Path, dev_assembly: Assembly
-) -> None:
+def test_a_dropped_decision_threshold_is_not_in_the_registry(tmp_path: Path, light: Light) -> None:
     def change(definition: dict[str, Any]) -> None:
         del _step(definition, "RegisterModel")["Arguments"]["CustomerMetadataProperties"][
             "decision_threshold"
         ]
 
-    broken = _mutated(dev_assembly, tmp_path / "assembly", change)
+    broken = _mutated(light.assembly, tmp_path / "assembly", change)
     workdir = _workdir(tmp_path / "work")
-    run = _run(workdir, broken)
+    run = _run(workdir, broken, light.config)
     package = Registry(workdir.root).describe(run.model_package_version or 0)
     assert "decision_threshold" not in package.data["CustomerMetadataProperties"]
     assert package.threshold is None
@@ -506,14 +513,14 @@ def _executor(
 
 
 def test_without_reading_its_tuning_job_the_evaluation_is_denied_naming_the_call(
-    tmp_path: Path, dev_assembly: Assembly
+    tmp_path: Path, light: Light
 ) -> None:
     broken = _without_grant(
-        dev_assembly, tmp_path / "assembly", "EvaluateRolePolicy", "ReadTuningTrials"
+        light.assembly, tmp_path / "assembly", "EvaluateRolePolicy", "ReadTuningTrials"
     )
     workdir = _workdir(tmp_path / "work")
     with pytest.raises(PipelineFailed) as failed:
-        _run(workdir, broken)
+        _run(workdir, broken, light.config)
     message = str(failed.value)
     record = json.loads(next((workdir.root / "runs").glob("*.json")).read_text())
     assert record["failure_step"] == "Evaluate"
