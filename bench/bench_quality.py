@@ -76,6 +76,8 @@ def _pin(package: str) -> tuple[str, str]:
 ISLP_PIN, ISLP_SHA256 = _pin("ISLP")
 BOOKS = ("default", "caravan", "breast_cancer", "generator")
 ECE_BINS = 10
+# the XGBoost-CV baseline's fixed settings (its rounds come from 5-fold CV)
+XGBOOST_CV_SETTINGS = {"eta": 0.05, "max_depth": 4, "subsample": 0.8, "colsample_bytree": 0.8}
 TEST_FRACTION = 0.2
 
 
@@ -283,10 +285,7 @@ def xgboost_cv(book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int) -
     params = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
-        "eta": 0.05,
-        "max_depth": 4,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
+        **XGBOOST_CV_SETTINGS,
         "tree_method": "hist",
         "seed": seed,
         "nthread": 2,
@@ -353,6 +352,37 @@ def ceiling_scores(book: Book, ceiling: Ceiling, test: pd.DataFrame) -> np.ndarr
     return ceiling.booster.predict(matrix, iteration_range=(0, best))
 
 
+def pipeline_run(
+    book: Book, train: pd.DataFrame, run: RunSettings, root: Path
+) -> tuple[Path, subprocess.CompletedProcess[str], float]:
+    """`boostline pipeline run` on the training rows, in a workdir under `root`: the
+    workdir, the finished process and its seconds."""
+    data, workdir = root / "data", root / "work"
+    data.mkdir()
+    train.to_csv(data / "book.csv", index=False)
+    schema = root / "schema.yaml"
+    schema.write_text(yaml.safe_dump(book.schema, sort_keys=False))
+    cmd = [*run.boostline, "pipeline", "run", "--workdir", str(workdir)]
+    cmd += ["--data", str(data), "--schema", str(schema), "--quiet"]
+    if run.max_trials:
+        cmd += ["--max-trials", str(run.max_trials)]
+    if run.config is not None:
+        cmd += ["--config", str(run.config)]
+    # The assembly holds the schema: synthesized once per book, then executed again.
+    assembly = run.assemblies.get(book.name)
+    if assembly is not None:
+        cmd += ["--assembly", str(assembly)]
+    began = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - began
+    found = sorted((workdir / "assemblies").glob("*-*"))
+    if assembly is None and found:
+        kept = Path(run.keep) / f"assembly-{len(run.assemblies)}"
+        subprocess.run(["cp", "-r", str(found[0]), str(kept)], check=True)
+        run.assemblies[book.name] = kept
+    return workdir, done, seconds
+
+
 def boostline_model(
     book: Book, train: pd.DataFrame, test: pd.DataFrame, seed: int, run: RunSettings
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
@@ -361,29 +391,7 @@ def boostline_model(
     facts about the run."""
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         root = Path(tmp)
-        data, workdir = root / "data", root / "work"
-        data.mkdir()
-        train.to_csv(data / "book.csv", index=False)
-        schema = root / "schema.yaml"
-        schema.write_text(yaml.safe_dump(book.schema, sort_keys=False))
-        cmd = [*run.boostline, "pipeline", "run", "--workdir", str(workdir)]
-        cmd += ["--data", str(data), "--schema", str(schema), "--quiet"]
-        if run.max_trials:
-            cmd += ["--max-trials", str(run.max_trials)]
-        if run.config is not None:
-            cmd += ["--config", str(run.config)]
-        # The assembly holds the schema: synthesized once per book, then executed again.
-        assembly = run.assemblies.get(book.name)
-        if assembly is not None:
-            cmd += ["--assembly", str(assembly)]
-        began = time.perf_counter()
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        seconds = time.perf_counter() - began
-        found = sorted((workdir / "assemblies").glob("*-*"))
-        if assembly is None and found:
-            kept = Path(run.keep) / f"assembly-{len(run.assemblies)}"
-            subprocess.run(["cp", "-r", str(found[0]), str(kept)], check=True)
-            run.assemblies[book.name] = kept
+        workdir, done, seconds = pipeline_run(book, train, run, root)
         archive, registered = _model_archive(workdir)
         if archive is None:
             raise RuntimeError(
@@ -478,6 +486,19 @@ class BookResult:
     failures: list[str] = field(default_factory=list)
 
 
+def book_labels(book: Book) -> np.ndarray:
+    return (book.frame[book.target].astype(str) == book.positive).to_numpy(np.int64)
+
+
+def split(book: Book, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's stratified split of the book's rows: (training, test) row positions."""
+    index = np.arange(len(book.frame))
+    train_i, test_i = train_test_split(
+        index, test_size=TEST_FRACTION, stratify=book_labels(book), random_state=seed
+    )
+    return train_i, test_i
+
+
 def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
     result = BookResult(book.name, len(book.frame))
     ceiling = None
@@ -490,12 +511,9 @@ def run_book(book: Book, seeds: list[int], run: RunSettings) -> BookResult:
             f"({time.perf_counter() - began:.0f} s)",
             flush=True,
         )
-    labels_all = (book.frame[book.target].astype(str) == book.positive).to_numpy(np.int64)
+    labels_all = book_labels(book)
     for seed in seeds:
-        index = np.arange(len(book.frame))
-        train_i, test_i = train_test_split(
-            index, test_size=TEST_FRACTION, stratify=labels_all, random_state=seed
-        )
+        train_i, test_i = split(book, seed)
         train, test = book.frame.iloc[train_i], book.frame.iloc[test_i]
         labels = labels_all[test_i]
         entry: dict[str, Any] = {"seed": seed}
