@@ -643,7 +643,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fresh generator rows for the large-sample ceiling (0: none; 200,000 gave a "
         "lower ceiling than 1,000,000, so fewer understate it)",
     )
-    p.add_argument("--max-trials", type=int, default=None, help="default: the config's budget")
+    p.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        help="lowers the config's tuning.max_jobs (more trials: a --config with a larger one)",
+    )
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "boostline-bench")
     p.add_argument(
         "--boostline",

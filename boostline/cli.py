@@ -132,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hosts of each preprocessing step, each with its share of the raw files "
         "(the ProcessingInstanceCount parameter; default: preprocess.instance_count)",
     )
-    run.add_argument("--max-trials", type=int, help="tuning budget (default: from the config)")
+    run.add_argument(
+        "--max-trials",
+        type=int,
+        help="at most this many tuning trials: lowers the definition's budget (the config's "
+        "tuning.max_jobs), never raises it",
+    )
     run.add_argument("--stage", default="dev", help="stage whose pipeline definition runs")
     _add_assembly_argument(run)
     _json_flag(run)

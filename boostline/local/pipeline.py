@@ -126,9 +126,10 @@ def run_pipeline(
     """Execute the stage's pipeline definition; raise PipelineFailed when a step fails.
 
     `parameters` are the execution's PipelineParameters (names from the definition).
-    `max_trials` caps the tuning step's MaxNumberOfTrainingJobs (a local budget; the
-    deployed definition keeps its own). `access` checks the jobs' accesses (default: the
-    assembly's stacks, with an evaluator started for this run).
+    `max_trials` lowers the tuning step's MaxNumberOfTrainingJobs (a local budget; the
+    deployed definition keeps its own; one above it is refused). `access` checks the
+    jobs' accesses (default: the assembly's stacks, with an evaluator started for this
+    run).
     """
     progress = progress or Progress()
     stage_config = config.stage(stage)

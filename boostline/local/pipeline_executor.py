@@ -261,9 +261,28 @@ class PipelineExecutor:
             if step.get("Type") == "Condition":
                 for condition in step.get("Arguments", {}).get("Conditions", []):
                     self._check_condition(condition, name)
+            if step.get("Type") == "Tuning":
+                self._check_max_trials(step)
             for dep in step.get("DependsOn", []) or []:
                 if dep not in self._all_steps:
                     raise ExecutionError(f"step {name}: DependsOn names no step {dep!r}", name)
+
+    def _check_max_trials(self, step: dict[str, Any]) -> None:
+        """The local budget only lowers the definition's: a larger one would run a tuning
+        job that the deployed definition does not (silently capped, it misled benches)."""
+        limits = (
+            step.get("Arguments", {})
+            .get("HyperParameterTuningJobConfig", {})
+            .get("ResourceLimits", {})
+        )
+        budget = limits.get("MaxNumberOfTrainingJobs")
+        if self.max_trials and isinstance(budget, int) and self.max_trials > budget:
+            raise ExecutionError(
+                f"step {step['Name']}: a local budget of {self.max_trials} tuning trials is "
+                f"above the definition's MaxNumberOfTrainingJobs {budget}; it can only lower "
+                "it (more trials: tuning.max_jobs in the config)",
+                step=step["Name"],
+            )
 
     def _check_expressions(self, value: Any, step: str, declared: set[str]) -> None:
         if isinstance(value, list):

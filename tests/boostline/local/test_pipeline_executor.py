@@ -429,6 +429,18 @@ def test_parameters_are_typed_and_checked(tmp_path: Path, dev_assembly: Assembly
         build(TrainingInstanceCount="two")
 
 
+def test_a_local_trial_budget_above_the_definitions_is_refused(
+    tmp_path: Path, dev_assembly: Assembly
+) -> None:
+    definition = dev_assembly.pipeline_definition(REGION, ACCOUNT)
+    limits = _step(definition, "Tune")["Arguments"]["HyperParameterTuningJobConfig"]
+    budget = limits["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    workdir = Workdir.at(tmp_path)
+    assert _executor(definition, workdir, dev_assembly, max_trials=budget).max_trials == budget
+    with pytest.raises(ExecutionError, match=rf"{budget + 1} tuning trials is above .* {budget}"):
+        _executor(definition, workdir, dev_assembly, max_trials=budget + 1)
+
+
 def test_a_placeholder_with_no_value_breaks_the_rendering(
     tmp_path: Path, dev_assembly: Assembly
 ) -> None:
@@ -497,6 +509,7 @@ def _executor(
     workdir: Workdir,
     assembly: Assembly,
     parameters: dict[str, Any] | None = None,
+    max_trials: int | None = None,
 ) -> PipelineExecutor:
     """An executor of the definition, built (and so checked) but not run."""
     return PipelineExecutor(
@@ -509,6 +522,7 @@ def _executor(
         region=REGION,
         account=ACCOUNT,
         parameters=parameters or {},
+        max_trials=max_trials,
     )
 
 
