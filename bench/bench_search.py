@@ -145,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "boostline-bench")
     p.add_argument("--config", type=Path, default=None, help="default: the shipped config")
     args = p.parse_args(argv)
+    names = [n.strip() for n in args.books.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(bq.BOOKS))
+    if unknown:
+        p.error(f"unknown book(s): {', '.join(unknown)} (known: {', '.join(bq.BOOKS)})")
     cv = load_config(args.config).training.parsed_hyperparameters()
     with tempfile.TemporaryDirectory(prefix="bench-search-keep-") as keep:
         run = bq.RunSettings([sys.executable, "-m", "boostline"], None, keep, args.config)
-        for name in [n.strip() for n in args.books.split(",") if n.strip()]:
+        for name in names:
             if name == "generator":
                 book = bq.generator_book(args.cache, args.generator_rows, 0)
             else:
