@@ -46,7 +46,7 @@ demo: $(STAMP) $(NODE_STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	@echo "==> ruff"
 	$(BIN)/ruff check .
-	@echo "==> the main suite (about 10 minutes on 2 cores)"
+	@echo "==> the main suite (10 to 11 minutes on 2 cores)"
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-image
 
