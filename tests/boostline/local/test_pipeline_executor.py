@@ -433,8 +433,8 @@ def test_a_local_trial_budget_above_the_definitions_is_refused(
     tmp_path: Path, dev_assembly: Assembly
 ) -> None:
     definition = dev_assembly.pipeline_definition(REGION, ACCOUNT)
-    limits = _step(definition, "Tune")["Arguments"]["HyperParameterTuningJobConfig"]
-    budget = limits["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    tuning = _step(definition, "Tune")["Arguments"]["HyperParameterTuningJobConfig"]
+    budget = tuning["ResourceLimits"]["MaxNumberOfTrainingJobs"]
     workdir = Workdir.at(tmp_path)
     assert _executor(definition, workdir, dev_assembly, max_trials=budget).max_trials == budget
     with pytest.raises(ExecutionError, match=rf"{budget + 1} tuning trials is above .* {budget}"):
