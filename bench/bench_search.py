@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_quality as bq  # noqa: E402
 
 from boostline.config import load_config  # noqa: E402
+from training_scripts.train import min_child_weight_of  # noqa: E402
 
 
 def encoded(manifest: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
@@ -71,6 +72,10 @@ def cv_and_test(
     seed: int,
 ) -> tuple[float, float, int]:
     """(CV AUC at the log-loss-best round, test AUC of the model trained for it, rounds)."""
+    params = dict(params)
+    if "min_child_rows" in params:  # as train.py converts it, at these rows' base rate
+        rows = float(params.pop("min_child_rows"))
+        params["min_child_weight"] = min_child_weight_of(rows, len(y), int(y.sum()))
     booster_params = {
         "objective": "binary:logistic",
         "eval_metric": ["auc", "logloss"],  # the last one stops

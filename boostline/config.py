@@ -650,6 +650,7 @@ def _check_hyperparameters(config: BoostlineConfig) -> None:
         problems.append(("training.hyperparameters", str(exc)))
     else:
         problems += _objective_problems(config)
+    probes: dict[str, HyperparameterValue] = {}
     for name, spec in config.tuning.ranges.items():
         probe = spec.values[0] if spec.values else spec.min
         if spec.type == "integer" and probe is not None:
@@ -658,5 +659,14 @@ def _check_hyperparameters(config: BoostlineConfig) -> None:
             validate_hyperparameters({name: probe})
         except (ValueError, TrainingError) as exc:
             problems.append((f"tuning.ranges.{name}", str(exc)))
+        else:
+            probes[name] = probe
+    if not problems:
+        # each is valid alone; a trial gets them together (min_child_rows excludes
+        # min_child_weight, for one)
+        try:
+            validate_hyperparameters({**config.training.hyperparameters, **probes})
+        except (ValueError, TrainingError) as exc:
+            problems.append(("tuning.ranges", str(exc)))
     if problems:
         raise ConfigError(source, problems)

@@ -296,3 +296,14 @@ def test_a_stage_job_size_is_checked_like_the_top_level_one(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert "stages.dev.jobs.preprocess.instance_type" in str(error.value)
+
+
+def test_a_tuned_min_child_rows_beside_a_fixed_min_child_weight_is_refused(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    fixed = "    tree_method: hist\n"
+    bad.write_text(_config_text(**{fixed: f"{fixed}    min_child_weight: 1\n"}))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert "tuning.ranges" in str(error.value) and "not both" in str(error.value)

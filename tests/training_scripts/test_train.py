@@ -164,6 +164,7 @@ def test_sm_hps_is_read_and_arguments_win() -> None:
         ("alpha", "nan", ">= 0"),
         ("objective", "reg:squarederror", "one of binary:logistic"),
         ("tree_method", "gpu_hist", "one of hist"),
+        ("min_child_rows", "0", "> 0"),
     ],
 )
 def test_bad_hyperparameter_is_named(name: str, value: str, reason: str) -> None:
@@ -271,6 +272,54 @@ def test_given_scale_pos_weight_is_used_as_is(job: Job) -> None:
     write_csv(job.train_dir / "part-0.csv", 300)
     train.main(["--num_round", "3", "--scale_pos_weight", "7.5"])
     assert job.metrics["scale_pos_weight"] == 7.5
+
+
+# -- leaf size in rows ---------------------------------------------------------------------
+
+
+def _smallest_leaf_cover(job: Job) -> float:
+    """The least Hessian sum of any leaf: XGBoost keeps it at min_child_weight or more."""
+    booster = xgb.Booster(model_file=str(job.model_dir / train.MODEL_FILE))
+    nodes = booster.trees_to_dataframe()
+    return float(nodes.loc[nodes["Feature"] == "Leaf", "Cover"].min())
+
+
+@pytest.mark.parametrize("cv_max_rows", ["1000", "0"])
+def test_min_child_rows_is_min_child_weight_at_the_base_rate_of_the_rows_trained_on(
+    job: Job, monkeypatch: pytest.MonkeyPatch, cv_max_rows: str
+) -> None:
+    negatives, positives = write_csv(job.train_dir / "part-0.csv", 600, seed=3, shift=-2.5)
+    valid_negatives, valid_positives = write_csv(job.validation_dir / "v.csv", 200, seed=4)
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(job.validation_dir))
+    argv = ["--num_round", "5", "--cv_num_round", "5", "--cv_max_rows", cv_max_rows]
+    argv += ["--max_depth", "8"]
+
+    train.main([*argv, "--min_child_rows", "20", "--linear_margin", "off"])
+
+    if cv_max_rows == "0":  # the model trains on the train channel alone
+        rate = positives / (negatives + positives)
+    else:  # on train + validation
+        rate = (positives + valid_positives) / 800
+    assert 0.05 < rate < 0.3
+    expected = 20 * rate * (1 - rate)
+    assert job.metrics["min_child_weight"] == pytest.approx(expected)
+    assert _smallest_leaf_cover(job) >= expected * (1 - 1e-6)
+
+
+def test_min_child_weight_goes_to_xgboost_as_given(job: Job) -> None:
+    write_csv(job.train_dir / "part-0.csv", 300)
+    train.main(["--num_round", "3", "--max_depth", "8", "--min_child_weight", "0"])
+    assert job.metrics["min_child_weight"] == 0
+    unbounded = _smallest_leaf_cover(job)
+    train.main(["--num_round", "3", "--max_depth", "8", "--min_child_weight", "2.5"])
+    assert job.metrics["min_child_weight"] == 2.5
+    assert unbounded < 2.5 <= _smallest_leaf_cover(job)
+
+
+def test_min_child_rows_and_min_child_weight_together_are_refused() -> None:
+    with pytest.raises(train.HyperparameterError) as raised:
+        train.parse_hyperparameters(["--min_child_rows", "10", "--min_child_weight", "1"])
+    assert raised.value.name == "min_child_rows" and "not both" in str(raised.value)
 
 
 # -- cross-validation on small data --------------------------------------------------------
