@@ -419,16 +419,6 @@ def training_files(train_dir: Path) -> list[Path]:
     return files
 
 
-def read_training_features(train_dir: Path, n_features: int) -> np.ndarray:
-    return read_training_rows(train_dir, n_features)[1]
-
-
-def read_training_rows(train_dir: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, features) of every training shard, whole (for small books and tests)."""
-    parts = [read_labelled_csv(f, n_features, "training data") for f in training_files(train_dir)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
 @dataclass(frozen=True)
 class Groups:
     """A text column as codes into its distinct values: four bytes a row, however long

@@ -588,7 +588,7 @@ def test_credit_risk_staples(good_run: dict, book: dict, scores: np.ndarray) -> 
     assert deciles[0]["lift"] > 1.5 > deciles[-1]["lift"]  # a model that ranks risk
     # PSI against the model's own scores of the training rows
     model = ev.load_model(book["good"], book["root"] / "scratch-psi")
-    train = ev.read_training_features(book["pre"] / "train", len(book["names"]))
+    train = np.concatenate([_read(f)[1] for f in ev.training_files(book["pre"] / "train")])
     expected = cr.score_psi(ev.predict(model, train, nthread=1), scores)
     assert credit["score_psi"]["value"] == pytest.approx(expected["value"])
     assert credit["score_psi"]["training_rows"] == book["train_rows"]

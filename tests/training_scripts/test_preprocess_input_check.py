@@ -15,68 +15,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tiny_loans import HEADER, make_rows, write_csv, write_schema
 
 from training_scripts import preprocess as pp
 from training_scripts import preprocess_stats as stats
 
 SCRIPT = Path(pp.__file__)
-SCHEMA = """
-name: tiny-loans
-target: {column: status, positive_value: bad, negative_value: good}
-id: {column: app_id}
-features:
-  numerical:
-    - {name: amount, min: 100, max: 50000, required: true}
-    - {name: term, min: 12, max: 60, integer: true, required: true}
-  categorical:
-    - {name: grade, values: [A, B, C, D], required: true}
-    - purpose
-pii:
-  - {column: email, action: drop}
-  - {column: ssn, action: hash}
-"""
-HEADER = ["app_id", "email", "ssn", "amount", "term", "grade", "purpose", "status"]
 HOSTS = ["algo-1", "algo-2"]
 SMALL = pp.Settings(block_bytes=1 << 16)  # several batches a file
 
 
-def make_rows(n: int, start: int = 0, seed: int = 0) -> list[list[str]]:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(start, start + n):
-        grade = "ABCD"[rng.integers(4)]
-        risk = "ABCD".index(grade) * 0.8 + rng.normal()
-        rows.append(
-            [
-                f"APP-{i:05d}",
-                f"person{i}@example.com",
-                f"123-45-{i:04d}",
-                str(rng.integers(1000, 30000)),
-                str(rng.choice([36, 60])),
-                grade,
-                str(rng.choice(["car", "home", "debt", "other"])),
-                "bad" if risk > 2.0 else "good",
-            ]
-        )
-    return rows
-
-
-def write_csv(path: Path, rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return path
-
-
 @pytest.fixture
 def schema_file(tmp_path: Path) -> Path:
-    path = tmp_path / "schema.yaml"
-    path.write_text(SCHEMA)
-    return path
+    return write_schema(tmp_path)
 
 
 def book(tmp_path: Path, files: int = 4, rows: int = 900) -> dict[str, list[list[str]]]:
@@ -85,7 +37,7 @@ def book(tmp_path: Path, files: int = 4, rows: int = 900) -> dict[str, list[list
     parts = {}
     for i in range(files):
         key = f"part-{i}.csv"
-        parts[key] = make_rows(rows, start=i * rows, seed=i)
+        parts[key] = make_rows(rows, seed=i, start=i * rows)
         write_csv(tmp_path / "in" / HOSTS[i % 2] / key, parts[key])
     return parts
 
@@ -113,7 +65,8 @@ def same_size_change(path: Path, row: int) -> list[str]:
     """Flip the grade of data row `row` (A <-> B): the same bytes count, other content."""
     lines = path.read_bytes().split(b"\n")
     cells = lines[row + 1].split(b",")
-    cells[5] = b"B" if cells[5] == b"A" else b"A"
+    grade = HEADER.index("grade")
+    cells[grade] = b"B" if cells[grade] == b"A" else b"A"
     lines[row + 1] = b",".join(cells)
     before = path.stat().st_size
     path.write_bytes(b"\n".join(lines))
