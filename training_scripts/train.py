@@ -1719,6 +1719,11 @@ def fit_linear_margin(
 
     On several hosts every host sends its rows to all (collective broadcasts in rank
     order), rank 0 fits, and its answer goes back to all: one regression, every host.
+
+    Every tuning trial fits the same regression: on Caravan (about 4,000 rows, 85
+    features) 0.67 s of a trial's 14 s of training, measured. Fitting it once would take
+    a job of its own before the tuner, whose start on SageMaker costs minutes, so each
+    trial fits its own.
     """
     parts = [(pool.features, pool.labels, fold)]
     if job.distributed:
