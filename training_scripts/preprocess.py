@@ -31,15 +31,9 @@ The split of a row is decided by the SHA-256 of `split:<id>` (the schema's id, a
 hashing), so a row lands in the same split on every run, on whichever host and in
 whichever batch it is read, however the data grows. A row without an id (no id column,
 or an empty cell) is split by the hash of its content: `split-row:` + the raw text of
-its target, feature and sensitive columns (in the schema's order, joined by U+001F). (Not
-the file name and row number: those change when the raw files are cut differently.)
-Identical rows are dealt over the splits like distinct ones: the k-th copy a host reads
-(k >= 1) hashes `split-row-copy-<k>:` + the same text instead. Copies are alike, so which
-one is the k-th does not matter, and a host's splits do not depend on how its files are
-cut or ordered; copies read by different hosts count apart. (Sending every copy to one
-split cost a book with many alike rows, Caravan in bench/bench_quality.py, 0.005-0.007
-AUC: whole groups of alike customers left the training rows at once.)
---train-shards is the number of training files per host.
+its target, feature and sensitive columns (in the schema's order, joined by U+001F), so
+identical rows share a split. (Not the file name and row number: those change when the
+raw files are cut differently.) --train-shards is the number of training files per host.
 
 Outputs under --output-dir (default /opt/ml/processing/output), with one host:
   train/train-00000.csv ...     label + features, no header
@@ -676,28 +670,14 @@ def split_units(keys: list[bytes], prefix: str) -> np.ndarray:
     return ints.astype(np.float64) / 2.0**64
 
 
-def content_units(keys: list[bytes], copies: dict[float, int]) -> np.ndarray:
-    """Per row without an id, its split number from its content key, and from how many
-    copies of that content this host has read before it (`copies`, updated)."""
-    units = split_units(keys, "split-row:")
-    for i, unit in enumerate(units.tolist()):
-        seen = copies.get(unit, 0)
-        copies[unit] = seen + 1
-        if seen:
-            units[i] = split_units([keys[i]], f"split-row-copy-{seen}:")[0]
-    return units
-
-
 def assign_splits(
     raw: pa.Table,
     masked: pa.Table,
     schema: DatasetSchema,
     validation_fraction: float,
     test_fraction: float,
-    copies: dict[float, int],
 ) -> np.ndarray:
-    """TRAIN, VALIDATION or TEST per row, from its id (see the module docstring); `copies`
-    counts the contents of the rows without an id that this host has read so far."""
+    """TRAIN, VALIDATION or TEST per row, from its id (see the module docstring)."""
     n = raw.num_rows
     unit = np.empty(n, dtype=np.float64)
     has_id = np.zeros(n, dtype=bool)
@@ -708,7 +688,7 @@ def assign_splits(
             present = ids.filter(pa.array(has_id)).cast(pa.binary()).to_pylist()
             unit[has_id] = split_units(present, "split:")
     if not has_id.all():
-        unit[~has_id] = content_units(_content_keys(raw, schema, ~has_id), copies)
+        unit[~has_id] = split_units(_content_keys(raw, schema, ~has_id), "split-row:")
     codes = np.full(n, TRAIN, dtype=np.int8)
     codes[unit < test_fraction + validation_fraction] = VALIDATION
     codes[unit < test_fraction] = TEST
@@ -828,11 +808,7 @@ def prepare(
     *,
     hash_only: set[str] | None = None,
     split: np.ndarray | None = None,
-    copies: dict[float, int] | None = None,
 ) -> Batch:
-    """The batch judged and split: by `split` when a pass in this process already decided
-    it, else by assign_splits with the host's `copies` (one dict a host and pass, over its
-    files in order, so both passes decide alike)."""
     table = raw.table.drop_columns(sorted(set(raw.table.column_names) - known_columns(schema)))
     table = apply_pii(table, schema, salt, hash_only=hash_only)
     labels, numbers, checks = check_rows(table, schema)
@@ -840,12 +816,9 @@ def prepare(
     for _, mask in checks:
         ok &= ~mask
     if split is None:
-        if copies is None:
-            raise ValueError("prepare: either the batch's split or the host's copies")
         split = assign_splits(
-            raw.table, table, schema, settings.validation_fraction, settings.test_fraction,
-            copies,
-        )  # fmt: skip
+            raw.table, table, schema, settings.validation_fraction, settings.test_fraction
+        )
     return Batch(raw, table, labels, numbers, checks, ok, split)
 
 
@@ -900,9 +873,8 @@ def fit_host(
     categories = {f.name: Counter() for f in schema.categorical}
     numerical = {f.name: NumericStats() for f in schema.numerical}
     check = InputCheck(keys, host)
-    copies: dict[float, int] = {}
     for raw in read_batches(files, settings.block_bytes, check):
-        batch = prepare(raw, schema, salt, settings, hash_only=hash_only, copies=copies)
+        batch = prepare(raw, schema, salt, settings, hash_only=hash_only)
         if splits is not None:
             splits.append(batch.split)
         partial.rows_read += raw.table.num_rows
@@ -1111,7 +1083,6 @@ def encode_host(
     check = InputCheck(keys, host, own.inputs)
     batches = read_batches(files, settings.block_bytes, check)
     outputs = [rejected, meta, *sinks.values(), *shards]
-    copies: dict[float, int] = {}  # as the fit pass counted, over the same files in order
     try:
         for number, raw in enumerate(batches):
             known = None
@@ -1120,7 +1091,7 @@ def encode_host(
                     index = files.index(raw.file)
                     raise check.changed(index, "its rows differ from those the fit pass read")
                 known = splits[number]
-            batch = prepare(raw, schema, salt, settings, split=known, copies=copies)
+            batch = prepare(raw, schema, salt, settings, split=known)
             bad = np.flatnonzero(~batch.ok)[: max(0, allowance - rejected.rows)]
             if len(bad) or rejected.writer is None:
                 rejected.write(_rejected_table(batch, bad, hide))

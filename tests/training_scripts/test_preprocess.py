@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -90,49 +89,6 @@ def test_split_without_id_is_by_content_hash_and_deterministic(tmp_path: Path) -
         before = sorted((tmp_path / "out" / name / f"{name}.csv").read_text().splitlines())
         after = sorted((tmp_path / "moved-out" / name / f"{name}.csv").read_text().splitlines())
         assert before == after
-
-
-def _alike_book(rows: int = 1200, copies: int = 600) -> list[list[str]]:
-    """Distinct rows and `copies` rows alike in every column the split reads (target,
-    features, sensitive), told apart only by their application id and PII."""
-    distinct = make_rows(rows)
-    alike = make_rows(copies, seed=7, start=rows)
-    for row in alike:
-        row[3:] = alike[0][3:]
-    return distinct + alike
-
-
-def _lines(out: Path, name: str) -> list[str]:
-    return sorted(
-        line
-        for p in sorted((out / name).glob(f"{name}*.csv"))
-        if "meta" not in p.name
-        for line in p.read_text().splitlines()
-    )
-
-
-def test_alike_rows_without_id_are_dealt_over_the_splits_however_the_files_are_cut(
-    tmp_path: Path,
-) -> None:
-    # Sending every copy of a row to one split would move whole groups of alike
-    # customers out of training at once; the k-th copy hashes with k instead.
-    schema = tmp_path / "schema.yaml"
-    schema.write_text(SCHEMA.replace("id: {column: app_id}\n", ""))
-    rows = _alike_book()
-    write_csv(tmp_path / "raw" / "part-0.csv", rows)
-    pp.preprocess(tmp_path / "raw", schema, tmp_path / "out", salt="s")
-    split_lines = {name: _lines(tmp_path / "out", name) for name in ("train", "validation", "test")}
-    (copy, total), (_, next_most) = Counter(sum(split_lines.values(), [])).most_common(2)
-    assert total == 600 and next_most < 5  # the alike rows encode to one line
-    share = {name: lines.count(copy) / 600 for name, lines in split_lines.items()}
-    assert 0.08 < share["test"] < 0.22 and 0.08 < share["validation"] < 0.22, share
-    # the same rows shuffled over two files: the same lines in every split
-    shuffled = [rows[i] for i in np.random.default_rng(3).permutation(len(rows))]
-    write_csv(tmp_path / "moved" / "a.csv", shuffled[:700])
-    write_csv(tmp_path / "moved" / "b.csv", shuffled[700:])
-    pp.preprocess(tmp_path / "moved", schema, tmp_path / "moved-out", salt="s")
-    for name, lines in split_lines.items():
-        assert _lines(tmp_path / "moved-out", name) == lines, name
 
 
 def test_split_by_id_keeps_rows_in_their_split_as_data_grows(

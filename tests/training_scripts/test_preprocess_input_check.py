@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_loans import HEADER, SCHEMA, make_rows, write_csv, write_schema
+from tiny_loans import HEADER, make_rows, write_csv, write_schema
 
 from training_scripts import preprocess as pp
 from training_scripts import preprocess_stats as stats
@@ -291,30 +291,6 @@ def test_the_one_process_mode_writes_what_two_passes_write(tmp_path: Path, schem
     for a, b in zip(one, two, strict=True):
         if a.name != "preprocess_report.json":  # its seconds differ
             assert a.read_bytes() == b.read_bytes(), a
-
-
-def test_alike_rows_without_id_split_in_the_encode_pass_as_the_fit_pass_counted(
-    tmp_path: Path,
-) -> None:
-    # Each pass counts a host's copies of a row over its files in order, so the k-th copy
-    # gets the same split in both; the fit pass's split counts are the encoded rows'.
-    schema = write_schema(tmp_path, SCHEMA.replace("id: {column: app_id}\n", ""))
-    for i in range(4):
-        rows = make_rows(300, seed=i, start=i * 300)
-        for row in rows[:150]:
-            row[3:] = rows[0][3:] if i % 2 else make_rows(1, seed=99)[0][3:]
-        write_csv(tmp_path / "in" / HOSTS[i % 2] / f"part-{i}.csv", rows)
-    fit(tmp_path, schema)
-    for host in HOSTS:
-        encode(tmp_path, schema, host)
-    merged = stats.merge(stats.read_partials(tmp_path / "fit"))
-    for name in ("validation", "test"):
-        written = sum(
-            len(p.read_text().splitlines())
-            for p in (tmp_path / "out").rglob(f"{name}*.csv")
-            if "meta" not in p.name
-        )
-        assert 0 < written == sum(merged.split_labels[name]), name
 
 
 def test_the_one_process_mode_catches_a_file_changed_between_its_passes(
