@@ -10,6 +10,12 @@ book: mean AUC, Brier, ECE (10 equal-width bins), mean predicted vs observed def
 and on the generated book the ratio to the oracle AUC (the generator's own default
 probability), then the issue's targets, checked.
 
+Inside the pipeline, Preprocess holds out a test set for the gate by a hash of each row's
+id, so that a row keeps its split on every run. Each seed therefore gives the rows ids of
+its own (`--holdout per-seed`, the default): the pipeline's hold-out is then drawn anew
+each seed, like the bench's split. `--holdout fixed` runs the book as it is, with the same
+hold-out every seed.
+
 The oracle sees what no model can: the generator's hidden creditworthiness `z` and its
 per-loan shocks (logistic regression on the features reaches about 0.95 of it). So the
 generated book also gets a large-sample ceiling: XGBoost trained on --ceiling-rows fresh
@@ -79,6 +85,7 @@ ECE_BINS = 10
 # the XGBoost-CV baseline's fixed settings (its rounds come from 5-fold CV)
 XGBOOST_CV_SETTINGS = {"eta": 0.05, "max_depth": 4, "subsample": 0.8, "colsample_bytree": 0.8}
 TEST_FRACTION = 0.2
+SPLIT_ID_COLUMN = "bench_row_id"  # the id given to a book without one (with_split_ids)
 
 
 class DataUnavailable(RuntimeError):
@@ -352,16 +359,37 @@ def ceiling_scores(book: Book, ceiling: Ceiling, test: pd.DataFrame) -> np.ndarr
     return ceiling.booster.predict(matrix, iteration_range=(0, best))
 
 
+def with_split_ids(
+    book: Book, train: pd.DataFrame, seed: int, holdout: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows and the schema the pipeline runs on.
+
+    Trap: the pipeline splits off its test set by a hash of each row's id (of its content
+    where there is none), so a row keeps its split on every run. With the book's own ids,
+    or none, every seed's run holds out the same rows of the book: one draw of the
+    pipeline's hold-out, shared by all seeds, while the bench's own 80/20 split is drawn
+    anew each seed. `per-seed` gives each row an id of its seed and position, so each
+    seed's hold-out is a draw of its own; `fixed` keeps the book as it is.
+    """
+    if holdout == "fixed":
+        return train, book.schema
+    column = str((book.schema.get("id") or {}).get("column") or SPLIT_ID_COLUMN)
+    frame = train.copy()
+    frame[column] = [f"seed-{seed}-row-{i}" for i in train.index]
+    return frame, {**book.schema, "id": {"column": column}}
+
+
 def pipeline_run(
-    book: Book, train: pd.DataFrame, run: RunSettings, root: Path
+    book: Book, train: pd.DataFrame, run: RunSettings, root: Path, seed: int
 ) -> tuple[Path, subprocess.CompletedProcess[str], float]:
     """`boostline pipeline run` on the training rows, in a workdir under `root`: the
     workdir, the finished process and its seconds."""
     data, workdir = root / "data", root / "work"
     data.mkdir()
-    train.to_csv(data / "book.csv", index=False)
+    rows, book_schema = with_split_ids(book, train, seed, run.holdout)
+    rows.to_csv(data / "book.csv", index=False)
     schema = root / "schema.yaml"
-    schema.write_text(yaml.safe_dump(book.schema, sort_keys=False))
+    schema.write_text(yaml.safe_dump(book_schema, sort_keys=False))
     cmd = [*run.boostline, "pipeline", "run", "--workdir", str(workdir)]
     cmd += ["--data", str(data), "--schema", str(schema), "--quiet"]
     if run.max_trials:
@@ -391,7 +419,7 @@ def boostline_model(
     facts about the run."""
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         root = Path(tmp)
-        workdir, done, seconds = pipeline_run(book, train, run, root)
+        workdir, done, seconds = pipeline_run(book, train, run, root, seed)
         archive, registered = _model_archive(workdir)
         if archive is None:
             raise RuntimeError(
@@ -474,6 +502,7 @@ class RunSettings:
     max_trials: int | None
     keep: str
     config: Path | None = None
+    holdout: str = "per-seed"  # or "fixed": see with_split_ids
     assemblies: dict[str, Path] = field(default_factory=dict)
 
 
@@ -658,6 +687,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--config", type=Path, default=None, help="the Boostline config (default: the shipped one)"
     )
+    p.add_argument(
+        "--holdout",
+        choices=["per-seed", "fixed"],
+        default="per-seed",
+        help="the pipeline's own test hold-out: drawn anew each seed (ids of the seed), or "
+        "the book's fixed one, the same rows every seed (its ids or its content)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return p.parse_args(argv)
 
@@ -679,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries, unavailable = [], []
     started = time.perf_counter()
     with _scratch() as keep:
-        run = RunSettings(args.boostline.split(), args.max_trials, keep, args.config)
+        run = RunSettings(args.boostline.split(), args.max_trials, keep, args.config, args.holdout)
         for name in names:
             try:
                 if name == "generator":
@@ -700,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not run: {line}")
     print(
         f"\nbench time {time.perf_counter() - started:.0f} s, seeds {seeds}, "
-        f"max trials {args.max_trials or 'config'}"
+        f"max trials {args.max_trials or 'config'}, pipeline hold-out {args.holdout}"
     )
     if args.json is not None:
         args.json.write_text(json.dumps({"summaries": summaries}, indent=2) + "\n")

@@ -105,7 +105,7 @@ def run_seed(book: bq.Book, seed: int, run: bq.RunSettings, cv: Any) -> list[dic
     train, test = book.frame.iloc[train_i], book.frame.iloc[test_i]
     labels = bq.book_labels(book)
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-        workdir, done, _ = bq.pipeline_run(book, train, run, Path(tmp))
+        workdir, done, _ = bq.pipeline_run(book, train, run, Path(tmp), seed)
         records = sorted((workdir / "runs").glob("*.json"))
         runs = sorted((workdir / "buckets" / "processed" / "runs").glob("*"))
         if not records or not runs or "Tune" not in json.loads(records[-1].read_text())["steps"]:
@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator-rows", type=int, default=10_000)
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "boostline-bench")
     p.add_argument("--config", type=Path, default=None, help="default: the shipped config")
+    p.add_argument(
+        "--holdout", choices=["per-seed", "fixed"], default="per-seed", help="as bench_quality's"
+    )
     args = p.parse_args(argv)
     names = [n.strip() for n in args.books.split(",") if n.strip()]
     unknown = sorted(set(names) - set(bq.BOOKS))
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown book(s): {', '.join(unknown)} (known: {', '.join(bq.BOOKS)})")
     cv = load_config(args.config).training.parsed_hyperparameters()
     with tempfile.TemporaryDirectory(prefix="bench-search-keep-") as keep:
-        run = bq.RunSettings([sys.executable, "-m", "boostline"], None, keep, args.config)
+        boostline = [sys.executable, "-m", "boostline"]
+        run = bq.RunSettings(boostline, None, keep, args.config, args.holdout)
         for name in names:
             if name == "generator":
                 book = bq.generator_book(args.cache, args.generator_rows, 0)
