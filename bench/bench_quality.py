@@ -86,6 +86,7 @@ ECE_BINS = 10
 XGBOOST_CV_SETTINGS = {"eta": 0.05, "max_depth": 4, "subsample": 0.8, "colsample_bytree": 0.8}
 TEST_FRACTION = 0.2
 SPLIT_ID_COLUMN = "bench_row_id"  # the id given to a book without one (with_split_ids)
+HOLDOUTS = ("per-seed", "fixed")  # the pipeline's own test hold-out (with_split_ids)
 
 
 class DataUnavailable(RuntimeError):
@@ -502,7 +503,7 @@ class RunSettings:
     max_trials: int | None
     keep: str
     config: Path | None = None
-    holdout: str = "per-seed"  # or "fixed": see with_split_ids
+    holdout: str = HOLDOUTS[0]  # see with_split_ids
     assemblies: dict[str, Path] = field(default_factory=dict)
 
 
@@ -689,8 +690,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--holdout",
-        choices=["per-seed", "fixed"],
-        default="per-seed",
+        choices=HOLDOUTS,
+        default=HOLDOUTS[0],
         help="the pipeline's own test hold-out: drawn anew each seed (ids of the seed), or "
         "the book's fixed one, the same rows every seed (its ids or its content)",
     )

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "boostline-bench")
     p.add_argument("--config", type=Path, default=None, help="default: the shipped config")
     p.add_argument(
-        "--holdout", choices=["per-seed", "fixed"], default="per-seed", help="as bench_quality's"
+        "--holdout", choices=bq.HOLDOUTS, default=bq.HOLDOUTS[0], help="as bench_quality's"
     )
     args = p.parse_args(argv)
     names = [n.strip() for n in args.books.split(",") if n.strip()]
